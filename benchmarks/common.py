@@ -1,0 +1,33 @@
+"""Shared helpers for benchmark modules."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    meaning: str
+    digits: int = 2
+
+    def formatted(self) -> str:
+        if float(self.value).is_integer() and abs(self.value) >= 1:
+            return str(int(self.value))
+        return f"{self.value:.{self.digits}f}"
+
+    def line(self) -> str:
+        return f"{self.name}={self.formatted()}"
+
+
+def best_cpu_seconds(fn: Callable[[], object], repeat: int = 5) -> float:
+    """Minimum process CPU time of `repeat` calls: the least noisy estimate on a shared machine."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best

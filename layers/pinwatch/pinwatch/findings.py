@@ -1,0 +1,68 @@
+"""What the scheduled check concludes about a proxy: the contract between diagnosis and alerting.
+
+Pure data. `pinwatch.diagnose` produces these; `pinwatch.alerts` decides what to send and
+renders it; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pinwatch.records import EngineFamily, PoolConfig, ReasonCount
+
+
+class Severity(StrEnum):
+    OK = "ok"
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Severity.OK: 0, Severity.INFO: 1, Severity.WARNING: 2, Severity.CRITICAL: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One rule's verdict on one proxy in one check run.
+
+    `rule` is a stable identifier (alert state is kept per proxy+rule). `summary` is one sentence
+    with the numbers in it. `figures` holds the numbers the rule looked at (None = no data).
+    `insufficient_data` marks a verdict the rule could not reach: it never raises a critical alert
+    and never resolves an active one.
+    """
+
+    proxy: str
+    rule: str
+    severity: Severity
+    summary: str
+    figures: Mapping[str, float | None] = field(default_factory=dict)
+    details: tuple[str, ...] = ()
+    insufficient_data: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyReport:
+    """Everything one check run knows about one proxy: what alerts are rendered from."""
+
+    proxy: str
+    engine: EngineFamily | None
+    status: str
+    findings: tuple[Finding, ...]
+    figures: Mapping[str, float | None] = field(default_factory=dict)  # latest values per metric
+    debug_logging: bool | None = None
+    pool: PoolConfig | None = None
+    exhaustion_eta_minutes: float | None = None
+    top_reasons_last_hour: tuple[ReasonCount, ...] = ()
+    top_reasons_all_time: tuple[ReasonCount, ...] = ()
+    hints: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # reason code -> hints, best first
+    checked_at_ms: int = 0
+
+    @property
+    def severity(self) -> Severity:
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=Severity.OK)

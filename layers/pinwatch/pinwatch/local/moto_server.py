@@ -1,0 +1,22 @@
+"""moto in server mode: the stack's non-DynamoDB AWS APIs over real HTTP on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pinwatch.local.dynamodb_local import free_port
+
+
+@contextmanager
+def moto_server(port: int | None = None) -> Iterator[str]:
+    """Run a threaded moto server for the duration of the block; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer  # imported lazily: moto is a dev/demo dependency
+
+    port = port or free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()

