@@ -15,6 +15,8 @@ from benchmarks.common import Figure
 
 MODULES = [
     "benchmarks.bench_parse",
+    "benchmarks.bench_cold_start",
+    "benchmarks.bench_check",
 ]
 
 

@@ -90,3 +90,32 @@ class ReasonCount:
     last_seen_ms: int | None = None
     example_digest: str | None = None
     reason_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyCount:
+    """Lines of one kind (and reason) from one proxy in one UTC hour (read back from the summary table).
+
+    `reason` is None for unparsed lines, whose `sample` holds one such line (truncated).
+    """
+
+    proxy: str
+    hour: str  # UTC hour bucket, e.g. ``2026-11-25T20`` (see pinwatch.store.keys.hour_bucket)
+    kind: Kind
+    reason: str | None
+    count: int
+    first_seen_ms: int | None = None
+    last_seen_ms: int | None = None
+    example_digest: str | None = None
+    reason_text: str | None = None
+    sample: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySeen:
+    """A proxy whose log lines reached the ingest function, with when they did (as delivered)."""
+
+    proxy: str
+    last_seen_ms: int | None
+    first_seen_ms: int | None = None
+    log_group: str | None = None

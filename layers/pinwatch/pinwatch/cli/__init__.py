@@ -18,6 +18,8 @@ from pinwatch import __version__
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("pinwatch.cli.analyze", "rank pinning reasons in exported proxy logs (no AWS needed)"),
     "reasons": ("pinwatch.cli.reasons", "list the pinning reason catalog, or show one reason in full"),
+    "report": ("pinwatch.cli.report", "top pinning reasons per proxy from the summary table, with trend and fixes"),
+    "check": ("pinwatch.cli.check", "diagnose every proxy now (the scheduled check); --dry-run previews alerts"),
 }
 
 EXIT_OK = 0

@@ -1,0 +1,93 @@
+"""Write the invocation events in events/ from their readable sources in events/src/.
+
+CloudWatch Logs delivers a subscription batch as ``{"awslogs": {"data": base64(gzip(JSON))}}``,
+which nobody can read or edit. The sources keep that JSON in the clear; this script wraps each
+``messageType`` source the way CloudWatch Logs does and copies any other event (the scheduled
+EventBridge event) as it is. Output is deterministic (gzip mtime 0), so regenerating an unchanged
+source changes no file. Standard library only.
+
+    python events/generate.py          # rewrite events/*.json
+    python events/generate.py --check  # exit 1 if a committed event differs from its source
+
+Use the results with ``sam local invoke PinIngestFunction -e events/logs-orders-db.json`` or in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EVENTS_DIR = Path(__file__).resolve().parent
+SOURCE_DIR = EVENTS_DIR / "src"
+
+
+def wrap_logs_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A CloudWatch Logs subscription payload as Lambda receives it."""
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return {"awslogs": {"data": base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")}}
+
+
+def unwrap_logs_payload(event: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`wrap_logs_payload`."""
+    decoded: dict[str, Any] = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    return decoded
+
+
+def build_event(source: dict[str, Any]) -> dict[str, Any]:
+    return wrap_logs_payload(source) if "messageType" in source else source
+
+
+def render(event: dict[str, Any]) -> str:
+    return json.dumps(event, indent=2) + "\n"
+
+
+def build_all(source_dir: Path = SOURCE_DIR) -> dict[str, str]:
+    """Event file name -> file text, for every source."""
+    return {
+        path.name: render(build_event(json.loads(path.read_text(encoding="utf-8"))))
+        for path in sorted(source_dir.glob("*.json"))
+    }
+
+
+def stale(events_dir: Path = EVENTS_DIR, source_dir: Path = SOURCE_DIR) -> list[str]:
+    """Names of events that are missing or whose content differs from their source.
+
+    Compares decoded content rather than gzip bytes: another zlib build may compress the same
+    payload differently, and that is not a stale event.
+    """
+    problems = []
+    for name, text in build_all(source_dir).items():
+        target = events_dir / name
+        if not target.exists():
+            problems.append(name)
+            continue
+        committed, expected = json.loads(target.read_text(encoding="utf-8")), json.loads(text)
+        if "awslogs" in expected:
+            committed, expected = unwrap_logs_payload(committed), unwrap_logs_payload(expected)
+        if committed != expected:
+            problems.append(name)
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="Write events/*.json from events/src/*.json.")
+    parser.add_argument("--check", action="store_true", help="only report events that differ from their source")
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = stale()
+        for name in problems:
+            print(f"events/{name} is stale: run python events/generate.py", file=sys.stderr)
+        return 1 if problems else 0
+    for name, text in build_all().items():
+        (EVENTS_DIR / name).write_text(text, encoding="utf-8")
+        print(f"wrote events/{name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,635 @@
+"""Alert messages: Slack Block Kit, plain text, and the SNS publish request. Pure.
+
+One :class:`Alert` (a proxy's report plus the rules that transitioned in this run) is turned into
+a neutral set of parts — headline, what happened, numbers, top reasons, hints, links — and each
+channel formats those parts within its own limits:
+
+- Slack: ≤ 50 blocks, header ≤ 150 characters, section text ≤ 3000, ≤ 10 fields of ≤ 2000, and a
+  top-level ``text`` fallback (what notifications and screen readers show). Text is truncated at a
+  safe point: never inside a ``<link|label>``, an ``&amp;`` entity or a code span.
+- SNS: Subject < 100 characters, ASCII only, one line. ``MessageStructure=json`` with a plain-text
+  ``default``, the same text for ``email`` and a one-line ``sms``. With chat notifications on,
+  ``default`` carries the Amazon Q Developer in chat applications custom schema instead (that
+  service only renders that schema and reads ``default``); email and SMS subscribers keep plain
+  text through their own keys; SQS, Lambda and HTTPS subscribers then receive the JSON schema.
+  Message attributes ``severity``, ``proxy`` and ``transition`` allow subscription filter policies.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pinwatch.alerts.policy import RuleDecision, Transition
+from pinwatch.findings import Finding, ProxyReport, Severity
+from pinwatch.records import ReasonCount
+
+SlackMention = Literal["here", "channel", "none"]
+
+# Slack Block Kit limits (https://api.slack.com/reference/block-kit/blocks), counted conservatively
+# in UTF-16 code units because an emoji may count as two characters.
+SLACK_MAX_BLOCKS = 50
+SLACK_HEADER_MAX = 150
+SLACK_SECTION_MAX = 3000
+SLACK_FIELD_MAX = 2000
+SLACK_MAX_FIELDS = 10
+SLACK_CONTEXT_MAX_ELEMENTS = 10
+SLACK_FALLBACK_MAX = 3000
+# SNS limits (Publish API reference).
+SNS_SUBJECT_MAX = 99  # "must be less than 100 characters"
+SNS_MESSAGE_MAX_BYTES = 256 * 1024
+SMS_MAX = 140
+
+DIGEST_MAX = 120  # statement digests are shown, never dumped
+REASON_TEXT_MAX = 110
+MAX_REASONS = 5
+MAX_HINT_REASONS = 3
+HINTS_PER_REASON = 2
+
+# Figures in ProxyReport.figures are keyed by CloudWatch metric name (see pinwatch.metrics).
+CLIENT_CONNECTIONS = "ClientConnections"
+DATABASE_CONNECTIONS = "DatabaseConnections"
+MAX_ALLOWED = "MaxDatabaseConnectionsAllowed"
+PINNED = "DatabaseConnectionsCurrentlySessionPinned"
+IN_TRANSACTION = "DatabaseConnectionsCurrentlyInTransaction"
+BORROW_LATENCY_US = "DatabaseConnectionsBorrowLatency"
+
+_EMOJI = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵", Severity.OK: "🟢"}
+_RESOLVED_EMOJI = "✅"
+
+# Short titles for the headline; the finding's summary sentence carries the detail.
+RULE_TITLES: Mapping[str, str] = {
+    "pinned_share": "connections pinned",
+    "multiplexing_lost": "multiplexing lost",
+    "pool_pressure": "connection pool nearly full",
+    "exhaustion_forecast": "pool exhaustion forecast",
+    "open_transactions": "open transactions holding connections",
+    "borrow_latency": "slow connection borrow",
+    "enhanced_logging_off": "enhanced logging off",
+    "proxy_unavailable": "proxy unavailable",
+    "proxy_not_found": "proxy not found",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RenderSettings:
+    region: str | None = None
+    dashboard_url: str | None = None
+    mention_on_critical: SlackMention = "here"
+    chat_notifications: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AlertItem:
+    """One rule in a message: what happened to it and how bad it is (was, for a resolution)."""
+
+    rule: str
+    transition: Transition
+    severity: Severity
+    previous_severity: Severity | None
+    summary: str
+    details: tuple[str, ...] = ()
+    active_since_ms: int | None = None
+    retry: bool = False
+
+    @property
+    def resolved(self) -> bool:
+        return self.transition is Transition.RESOLVED
+
+    @classmethod
+    def from_decision(cls, decision: RuleDecision) -> AlertItem:
+        transition = decision.shown_transition
+        if transition is None:
+            raise ValueError(f"rule {decision.rule} has nothing to announce")
+        before, after, finding = decision.before, decision.after, decision.finding
+        if transition is Transition.RESOLVED:
+            severity = after.last_notified_severity or before.last_notified_severity or Severity.WARNING
+            # Say how things are now; without a current finding, what was last reported.
+            last = after.summary or before.summary
+            summary = f"Now: {finding.summary}" if finding is not None else (f"Last reported: {last}" if last else "")
+        else:
+            severity = after.severity
+            summary = finding.summary if finding is not None else after.summary
+        return cls(
+            rule=decision.rule,
+            transition=transition,
+            severity=severity,
+            previous_severity=before.last_notified_severity if transition is Transition.ESCALATED else None,
+            summary=summary,
+            details=finding.details if finding is not None and transition is not Transition.RESOLVED else (),
+            active_since_ms=after.first_active_ms,
+            retry=decision.transition is None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """What one message is about: one proxy, the rules it announces (most severe first), when."""
+
+    report: ProxyReport
+    items: tuple[AlertItem, ...]
+    now_ms: int
+
+    def __post_init__(self) -> None:
+        if not self.items:
+            raise ValueError("an alert needs at least one item")
+
+    @classmethod
+    def from_decisions(cls, report: ProxyReport, decisions: Sequence[RuleDecision], now_ms: int) -> Alert:
+        return cls(report, tuple(AlertItem.from_decision(d) for d in decisions), now_ms)
+
+    @property
+    def lead(self) -> AlertItem:
+        return self.items[0]
+
+    @property
+    def resolved(self) -> bool:
+        return all(i.resolved for i in self.items)
+
+    @property
+    def severity(self) -> Severity:
+        return self.lead.severity
+
+    @property
+    def transition(self) -> Transition:
+        return self.lead.transition
+
+
+# ---------------------------------------------------------------------------------------------
+# Neutral parts shared by every format
+
+
+def rule_title(rule: str, report: ProxyReport) -> str:
+    if rule == "exhaustion_forecast" and report.exhaustion_eta_minutes is not None:
+        return f"pool exhausted in ~{_minutes(report.exhaustion_eta_minutes)}"
+    if rule == "pinned_share":
+        pct = _pct(_figure(report, PINNED), _figure(report, DATABASE_CONNECTIONS))
+        if pct is not None:
+            return f"{pct:.0f}% of DB connections pinned"
+    if rule == "pool_pressure":
+        pct = _pct(_figure(report, DATABASE_CONNECTIONS), _figure(report, MAX_ALLOWED))
+        if pct is not None:
+            return f"pool {pct:.0f}% used"
+    return RULE_TITLES.get(rule, rule.replace("_", " "))
+
+
+def headline(alert: Alert, *, emoji: bool = True, separator: str = " · ") -> str:
+    lead = alert.lead
+    label = "RESOLVED" if alert.resolved else lead.severity.value.upper()
+    mark = _RESOLVED_EMOJI if alert.resolved else _EMOJI[lead.severity]
+    title = RULE_TITLES.get(lead.rule, lead.rule.replace("_", " ")) if alert.resolved else None
+    parts = [f"{mark} {label}" if emoji else label, alert.report.proxy, title or rule_title(lead.rule, alert.report)]
+    return separator.join(parts)
+
+
+def what_happened(item: AlertItem, now_ms: int) -> str:
+    """``critical, escalated from warning``, ``warning, still active after 2 h 05 min``, ``resolved after 42 min``…"""
+    since = _duration(now_ms - item.active_since_ms) if item.active_since_ms is not None else None
+    severity = item.severity.value
+    if item.transition is Transition.NEW:
+        text = f"{severity}, new"
+    elif item.transition is Transition.ESCALATED:
+        previous = item.previous_severity.value if item.previous_severity else "a lower severity"
+        text = f"{severity}, escalated from {previous}"
+    elif item.transition is Transition.RENOTIFY:
+        text = f"{severity}, still active after {since}" if since else f"{severity}, still active"
+    else:
+        text = f"resolved after {since} active, was {severity}" if since else f"resolved, was {severity}"
+    return text + " (delivery retried)" if item.retry else text
+
+
+def item_title(rule: str) -> str:
+    """The rule's name for people: ``Pool exhaustion forecast``."""
+    title = RULE_TITLES.get(rule, rule.replace("_", " "))
+    return title[:1].upper() + title[1:]
+
+
+def numbers(report: ProxyReport) -> list[tuple[str, str]]:
+    """(label, value) pairs for the figures the report has data for, in reading order."""
+    clients = _figure(report, CLIENT_CONNECTIONS)
+    db = _figure(report, DATABASE_CONNECTIONS)
+    cap = _figure(report, MAX_ALLOWED)
+    pinned = _figure(report, PINNED)
+    in_tx = _figure(report, IN_TRANSACTION)
+    latency = _figure(report, BORROW_LATENCY_US)
+    rows: list[tuple[str, str]] = []
+    if clients is not None:
+        rows.append(("Client connections", _count(clients)))
+    if db is not None:
+        used = _pct(db, cap)
+        rows.append(
+            ("DB connections / max", f"{_count(db)} / {_count(cap)} ({used:.0f}%)" if used is not None else _count(db))
+        )
+    if pinned is not None:
+        share = _pct(pinned, db)
+        rows.append(("Pinned", f"{_count(pinned)} ({share:.0f}%)" if share is not None else _count(pinned)))
+    if in_tx is not None:
+        rows.append(("In transaction", _count(in_tx)))
+    if clients is not None and db:
+        rows.append(("Clients per DB connection", f"{clients / db:.2f}"))
+    if report.exhaustion_eta_minutes is not None:
+        rows.append(("Pool exhausted in", f"~{_minutes(report.exhaustion_eta_minutes)}"))
+    if latency is not None:
+        rows.append(("Borrow latency", f"{latency / 1000:,.1f} ms"))
+    return rows
+
+
+def top_reasons(report: ProxyReport) -> tuple[str, tuple[ReasonCount, ...]]:
+    """The reasons to show and their heading: the last hour, or all time when the hour had none."""
+    if report.top_reasons_last_hour:
+        return "Top pinning reasons, last hour", report.top_reasons_last_hour[:MAX_REASONS]
+    if report.top_reasons_all_time:
+        return "Top pinning reasons, all time (none in the last hour)", report.top_reasons_all_time[:MAX_REASONS]
+    return "", ()
+
+
+def hint_lines(report: ProxyReport) -> list[str]:
+    """The concrete advice for the leading reasons, best first, without repeats."""
+    _, reasons = top_reasons(report)
+    order = [r.reason for r in reasons[:MAX_HINT_REASONS]] or list(report.hints)[:MAX_HINT_REASONS]
+    seen: set[str] = set()
+    lines: list[str] = []
+    for reason in order:
+        for hint in report.hints.get(reason, ())[:HINTS_PER_REASON]:
+            if hint not in seen:
+                seen.add(hint)
+                lines.append(hint)
+    return lines
+
+
+def notes(alert: Alert) -> list[str]:
+    """Context that is not itself alerting: info findings and other rules still active."""
+    announced = {i.rule for i in alert.items}
+    lines = []
+    for finding in _sorted_findings(alert.report.findings):
+        if finding.rule in announced:
+            continue
+        if finding.severity is Severity.INFO:
+            lines.append(finding.summary)
+        elif finding.severity.rank >= Severity.WARNING.rank:
+            lines.append(f"Also {finding.severity.value}: {finding.summary}")
+    return lines
+
+
+def console_url(proxy: str, region: str | None) -> str | None:
+    if not region:
+        return None
+    return f"https://console.aws.amazon.com/rds/home?region={quote(region, safe='')}#proxy-details:id={quote(proxy, safe='')}"
+
+
+def links(alert: Alert, settings: RenderSettings) -> list[tuple[str, str]]:
+    found = [("Dashboard", settings.dashboard_url), ("RDS console", console_url(alert.report.proxy, settings.region))]
+    return [(label, url) for label, url in found if url]
+
+
+# ---------------------------------------------------------------------------------------------
+# Slack
+
+
+def render_slack(alert: Alert, settings: RenderSettings) -> dict[str, Any]:
+    """The webhook payload: ``{"text": fallback, "blocks": [...]}``."""
+    title = headline(alert)
+    mention = _mention(alert, settings)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _truncate(title, SLACK_HEADER_MAX), "emoji": True}}
+    ]
+
+    lines = [mention] if mention else []
+    for item in alert.items:
+        lines.append(f"*{_plain(item_title(item.rule))}* — {_escape(what_happened(item, alert.now_ms))}")
+        if item.summary:
+            lines.append(_text(item.summary))
+        lines.extend(f"• {_text(d)}" for d in item.details)
+    main: dict[str, Any] = {"type": "section", "text": _mrkdwn(_truncate_mrkdwn("\n".join(lines), SLACK_SECTION_MAX))}
+    fields = [
+        _mrkdwn(_truncate_mrkdwn(f"*{label}*\n{_escape(value)}", SLACK_FIELD_MAX))
+        for label, value in numbers(alert.report)
+    ]
+    if fields:
+        main["fields"] = fields[:SLACK_MAX_FIELDS]
+    blocks.append(main)
+
+    if not alert.resolved:
+        heading, reasons = top_reasons(alert.report)
+        if reasons:
+            blocks.append({"type": "divider"})
+            text = "\n".join([f"*{heading}*", *(_slack_reason(i, r) for i, r in enumerate(reasons, 1))])
+            blocks.append({"type": "section", "text": _mrkdwn(_truncate_mrkdwn(text, SLACK_SECTION_MAX))})
+        hints = hint_lines(alert.report)
+        if hints:
+            text = "\n".join(["*What to change*", *(f"• {_text(h)}" for h in hints)])
+            blocks.append({"type": "section", "text": _mrkdwn(_truncate_mrkdwn(text, SLACK_SECTION_MAX))})
+        extra = notes(alert)
+        if extra:
+            elements = [_mrkdwn(_truncate_mrkdwn(f"ℹ️ {_text(n)}", SLACK_SECTION_MAX)) for n in extra]
+            blocks.append({"type": "context", "elements": elements[:SLACK_CONTEXT_MAX_ELEMENTS]})
+
+    footer = [f"<{_escape(url)}|{label}>" for label, url in links(alert, settings)]
+    footer.append(f"pinwatch · checked {_clock(alert.report.checked_at_ms or alert.now_ms)}")
+    blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(footer))]})
+
+    # The fallback is what notifications show; Slack reads it as mrkdwn too, so it is escaped.
+    fallback = _escape(title + (f": {_one_line(alert.lead.summary)}" if alert.lead.summary else ""))
+    short = _cut_line(fallback, SLACK_FALLBACK_MAX - 20)
+    fallback = short if short == fallback else short + "…"
+    return {"text": f"{mention} {fallback}" if mention else fallback, "blocks": _cap_blocks(blocks)}
+
+
+def _slack_reason(index: int, reason: ReasonCount) -> str:
+    line = f"{index}. `{_code(reason.reason)}` — *{reason.count:,}* pin{'s' if reason.count != 1 else ''}"
+    if reason.reason_text:
+        line += f" · {_plain(_truncate(reason.reason_text, REASON_TEXT_MAX))}"
+    if reason.example_digest:
+        line += f"\n      e.g. `{_code(_truncate(reason.example_digest, DIGEST_MAX))}`"
+    return line
+
+
+def _mention(alert: Alert, settings: RenderSettings) -> str:
+    # Page people when something becomes critical; reminders and resolutions stay quiet.
+    if settings.mention_on_critical == "none" or alert.severity is not Severity.CRITICAL:
+        return ""
+    if alert.transition not in (Transition.NEW, Transition.ESCALATED):
+        return ""
+    return f"<!{settings.mention_on_critical}>"
+
+
+def _mrkdwn(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _escape(text: str) -> str:
+    """Slack mrkdwn control characters (the only three Slack asks to escape)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _text(text: str) -> str:
+    """Prose that may carry `code`: escaped, one line, and a stray backtick cannot open a code span."""
+    text = _escape(_one_line(text))
+    if text.count("`") % 2:
+        head, _, tail = text.rpartition("`")
+        text = f"{head}'{tail}"
+    return text
+
+
+def _plain(text: str) -> str:
+    """Text from proxy logs: shown as is, never as markup."""
+    return _escape(_one_line(text).replace("`", "'"))
+
+
+def _code(text: str) -> str:
+    """Text for inside a code span: escaped, with backticks (which would end the span) swapped."""
+    return _escape(text.replace("`", "'").replace("\n", " "))
+
+
+def _cap_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(blocks) <= SLACK_MAX_BLOCKS:
+        return blocks
+    # Keep the header and the first blocks, and always the footer with the links.
+    kept = [*blocks[: SLACK_MAX_BLOCKS - 2], blocks[-1]]
+    omitted = len(blocks) - len(kept)
+    kept.insert(-1, {"type": "context", "elements": [_mrkdwn(f"… {omitted} more blocks omitted")]})
+    return kept
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain text (SNS default / email) and the Amazon Q Developer custom notification
+
+
+def render_text(alert: Alert, settings: RenderSettings) -> str:
+    out = [headline(alert, emoji=False, separator=" - "), ""]
+    for item in alert.items:
+        out.append(f"* {item_title(item.rule)} ({what_happened(item, alert.now_ms)})")
+        if item.summary:
+            out.append(f"  {item.summary}")
+        out.extend(f"  - {d}" for d in item.details)
+    rows = numbers(alert.report)
+    if rows:
+        width = max(len(label) for label, _ in rows)
+        out += ["", "Numbers (latest minute)"]
+        out += [f"  {label.ljust(width)}  {value}" for label, value in rows]
+    if not alert.resolved:
+        heading, reasons = top_reasons(alert.report)
+        if reasons:
+            out += ["", heading]
+            for i, r in enumerate(reasons, 1):
+                line = f"  {i}. {r.reason}: {r.count:,} pin{'s' if r.count != 1 else ''}"
+                if r.reason_text:
+                    line += f" - {_truncate(r.reason_text, REASON_TEXT_MAX)}"
+                out.append(line)
+                if r.example_digest:
+                    out.append(f"     e.g. {_truncate(_one_line(r.example_digest), DIGEST_MAX)}")
+        hints = hint_lines(alert.report)
+        if hints:
+            out += ["", "What to change"]
+            out += [f"  - {h}" for h in hints]
+        extra = notes(alert)
+        if extra:
+            out += ["", "Notes"]
+            out += [f"  - {n}" for n in extra]
+    found = links(alert, settings)
+    if found:
+        out += ["", *(f"{label}: {url}" for label, url in found)]
+    out += ["", f"-- pinwatch, checked {_clock(alert.report.checked_at_ms or alert.now_ms)}"]
+    return "\n".join(out)
+
+
+def render_sms(alert: Alert) -> str:
+    text = headline(alert, emoji=False, separator=" ")
+    return _truncate(_ascii_line(text), SMS_MAX)
+
+
+def render_chat(alert: Alert, settings: RenderSettings, description_max: int = 4000) -> dict[str, Any]:
+    """The Amazon Q Developer in chat applications custom notification (version 1.0)."""
+    lines = []
+    for item in alert.items:
+        lines.append(f"*{item_title(item.rule)}* ({what_happened(item, alert.now_ms)})")
+        if item.summary:
+            lines.append(item.summary)
+    rows = numbers(alert.report)
+    if rows:
+        lines.append("")
+        lines += [f"• {label}: {value}" for label, value in rows]
+    if not alert.resolved:
+        heading, reasons = top_reasons(alert.report)
+        if reasons:
+            lines += ["", f"*{heading}*"]
+            for i, r in enumerate(reasons, 1):
+                digest = f" e.g. `{_truncate(_one_line(r.example_digest), DIGEST_MAX)}`" if r.example_digest else ""
+                lines.append(f"{i}. `{r.reason}`: {r.count:,}{digest}")
+    found = links(alert, settings)
+    if found:
+        lines += ["", " · ".join(f"<{url}|{label}>" for label, url in found)]
+    next_steps = [] if alert.resolved else [_truncate(h, 300) for h in hint_lines(alert.report)[:5]]
+    return {
+        "version": "1.0",
+        "source": "custom",
+        "id": f"pinwatch:{alert.report.proxy}:{alert.lead.rule}:{alert.transition.value}:{alert.now_ms}",
+        "content": {
+            "textType": "client-markdown",
+            "title": _truncate(headline(alert), SLACK_HEADER_MAX),
+            "description": _truncate("\n".join(lines), description_max),
+            "nextSteps": next_steps,
+            "keywords": [alert.severity.value, alert.report.proxy, *sorted({i.rule for i in alert.items})],
+        },
+        "metadata": {
+            "threadId": alert.report.proxy,
+            "summary": _truncate(headline(alert, emoji=False, separator=" - "), SLACK_HEADER_MAX),
+            "eventType": f"pinwatch.{alert.transition.value}",
+            "enableCustomActions": False,
+            "additionalContext": {
+                "proxy": alert.report.proxy,
+                "severity": alert.severity.value,
+                "transition": alert.transition.value,
+                "rules": ",".join(i.rule for i in alert.items),
+            },
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# SNS
+
+
+def render_sns(alert: Alert, settings: RenderSettings) -> dict[str, Any]:
+    """``sns.publish`` keyword arguments (without ``TopicArn``), within SNS's limits."""
+    subject = sns_subject(headline(alert, emoji=False, separator=" - "))
+    attributes = {
+        "severity": {"DataType": "String", "StringValue": alert.severity.value},
+        "proxy": {"DataType": "String", "StringValue": alert.report.proxy},
+        "transition": {"DataType": "String", "StringValue": alert.transition.value},
+    }
+    text = render_text(alert, settings)
+    budget = SNS_MESSAGE_MAX_BYTES - _attributes_size(attributes) - len(subject)
+    message = _sns_message(alert, settings, text)
+    while len(message.encode("utf-8")) > budget and len(text) > 200:
+        # Only absurd inputs get here (megabyte summaries); halve the prose until it fits.
+        text = _truncate(text, max(len(text) // 2, 200))
+        message = _sns_message(alert, settings, text, description_max=len(text))
+    return {
+        "Subject": subject,
+        "Message": message,
+        "MessageStructure": "json",
+        "MessageAttributes": attributes,
+    }
+
+
+def _sns_message(alert: Alert, settings: RenderSettings, text: str, description_max: int = 4000) -> str:
+    default = json.dumps(render_chat(alert, settings, description_max)) if settings.chat_notifications else text
+    return json.dumps({"default": default, "email": text, "sms": render_sms(alert)}, ensure_ascii=False)
+
+
+def sns_subject(text: str) -> str:
+    """An SNS Subject: ASCII, printable, one line, under 100 characters, never empty."""
+    return _truncate(_ascii_line(text), SNS_SUBJECT_MAX, ellipsis="...") or "pinwatch alert"
+
+
+def _attributes_size(attributes: Mapping[str, Mapping[str, str]]) -> int:
+    return sum(len(k) + sum(len(v.encode("utf-8")) for v in a.values()) for k, a in attributes.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# Text helpers
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _truncate(text: str, limit: int, ellipsis: str = "…") -> str:
+    if utf16_len(text) <= limit:
+        return text
+    room = limit - utf16_len(ellipsis)
+    out = text[:room]
+    while out and utf16_len(out) > room:
+        out = out[:-1]
+    return out.rstrip() + ellipsis
+
+
+def _truncate_mrkdwn(text: str, limit: int) -> str:
+    """Cut Slack mrkdwn to ``limit`` without breaking a link, an entity or a code span.
+
+    Whole lines are kept while they fit; a single overlong line is cut at a safe position.
+    """
+    if utf16_len(text) <= limit:
+        return text
+    marker = "\n…"
+    kept: list[str] = []
+    used = 0
+    for line in text.split("\n"):
+        cost = utf16_len(line) + (1 if kept else 0)
+        if used + cost + utf16_len(marker) > limit:
+            if not kept:
+                return _cut_line(line, limit - 1) + "…"
+            break
+        kept.append(line)
+        used += cost
+    return "\n".join(kept) + marker
+
+
+def _cut_line(line: str, limit: int) -> str:
+    if utf16_len(line) <= limit:
+        return line
+    cut = _truncate(line, limit, ellipsis="")
+    # Back off out of an unfinished <link|label> or &entity;, then close an unbalanced code span.
+    for opener, closer in (("<", ">"), ("&", ";")):
+        start = cut.rfind(opener)
+        if start != -1 and cut.find(closer, start) == -1:
+            cut = cut[:start]
+    if cut.count("`") % 2:
+        cut = cut[: cut.rfind("`")]
+    return cut.rstrip()
+
+
+def _ascii_line(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    printable = "".join(ch if " " <= ch <= "~" else " " for ch in folded)
+    return " ".join(printable.split())
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _figure(report: ProxyReport, name: str) -> float | None:
+    value = report.figures.get(name)
+    return None if value is None else float(value)
+
+
+def _pct(part: float | None, whole: float | None) -> float | None:
+    if part is None or not whole:
+        return None
+    return 100.0 * part / whole
+
+
+def _count(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
+
+
+def _minutes(value: float) -> str:
+    return f"{max(value, 0):.0f} min" if value < 120 else _duration(round(value * 60_000))
+
+
+def _duration(ms: int) -> str:
+    minutes = max(ms, 0) // 60_000
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _clock(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _sorted_findings(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (-f.severity.rank, f.rule))

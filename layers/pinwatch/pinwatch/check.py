@@ -1,0 +1,223 @@
+"""The connection check: discover proxies, read their metrics once, diagnose, explain, alert.
+
+Orchestration only, every dependency injected: the scheduled function and ``pinwatch check``
+wire real adapters (:func:`build_connection_check`), tests wire fakes or local services.
+
+One run costs: one ``DescribeDBProxies`` listing (or one call per configured name), one
+``DescribeDBProxyTargetGroups`` per available proxy, ceil(proxies x 7 / 500) ``GetMetricData``
+calls, and two summary-table queries per proxy that has pins or problems (healthy, unpinned
+proxies have nothing to explain, so their reasons are not read).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from pinwatch.config import CheckConfig, Thresholds
+from pinwatch.diagnose import diagnose, not_found_finding
+from pinwatch.discovery import Discovery, ProxyInfo, RdsProxyDiscovery
+from pinwatch.findings import ProxyReport, Severity
+from pinwatch.hints import hints_for
+from pinwatch.metrics import PINNED, CloudWatchMetricsReader, ProxyMetrics
+from pinwatch.records import EngineFamily, PoolConfig, ReasonCount
+from pinwatch.store.summary import SummaryStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_rds import RDSClient
+
+    from pinwatch.alerts.dispatcher import DispatchResult
+
+logger = logging.getLogger(__name__)
+
+HOUR_MS = 3_600_000
+NOT_FOUND_STATUS = "not-found"
+
+
+class ProxySource(Protocol):
+    def discover(self, names: Sequence[str] = ()) -> Discovery: ...
+
+
+class MetricSource(Protocol):
+    def read(self, proxies: Sequence[str], end_ms: int, window_minutes: int) -> Mapping[str, ProxyMetrics]: ...
+
+
+class ReasonSource(Protocol):
+    """What the check reads from the summary table (``pinwatch.store.summary.SummaryStore``)."""
+
+    def top_reasons(self, proxy: str, since_ms: int, until_ms: int, limit: int = 5) -> list[ReasonCount]: ...
+
+    def reason_totals(self, proxy: str) -> list[ReasonCount]: ...
+
+
+class Dispatcher(Protocol):
+    """Alert policy and delivery: ``pinwatch.alerts.AlertDispatcher``."""
+
+    def process(self, report: ProxyReport, now_ms: int, dry_run: bool = False) -> DispatchResult: ...
+
+
+# (reason code, engine, example digest, pool config) -> hint texts, best first.
+HintLookup = Callable[[str, EngineFamily | None, str | None, PoolConfig | None], Sequence[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyOutcome:
+    report: ProxyReport
+    dispatch: DispatchResult | None = None  # None without a dispatcher, or when it failed
+    error: str | None = None  # why this proxy's alerting failed (the rest of the run went on)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    outcomes: tuple[ProxyOutcome, ...]
+    checked_at_ms: int
+
+    @property
+    def reports(self) -> tuple[ProxyReport, ...]:
+        return tuple(o.report for o in self.outcomes)
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return {o.report.proxy: o.error for o in self.outcomes if o.error is not None}
+
+    def findings_by_severity(self) -> dict[Severity, int]:
+        counts = Counter(f.severity for r in self.reports for f in r.findings if not f.insufficient_data)
+        return {severity: counts.get(severity, 0) for severity in Severity}
+
+
+class ConnectionCheck:
+    def __init__(
+        self,
+        *,
+        proxies: ProxySource,
+        metrics: MetricSource,
+        thresholds: Thresholds,
+        window_minutes: int,
+        proxy_names: Sequence[str] = (),
+        reasons: ReasonSource | None = None,
+        hints: HintLookup | None = None,
+        dispatcher: Dispatcher | None = None,
+        reason_limit: int = 5,
+    ) -> None:
+        self._proxies = proxies
+        self._metrics = metrics
+        self._thresholds = thresholds
+        self._window_minutes = window_minutes
+        self._proxy_names = tuple(proxy_names)
+        self._reasons = reasons
+        self._hints = hints
+        self._dispatcher = dispatcher
+        self._reason_limit = reason_limit
+
+    def run(self, now_ms: int, *, dry_run: bool = False) -> CheckResult:
+        """One check of every proxy; ``dry_run`` asks the dispatcher to render without sending or saving."""
+        found = self._proxies.discover(self._proxy_names)
+        available = [p.name for p in found.proxies if p.available]
+        # One batched read for every proxy: the call count depends on proxies x metrics / 500 only.
+        series = self._metrics.read(available, now_ms, self._window_minutes) if available else {}
+        reports = [self._report(proxy, series.get(proxy.name), now_ms) for proxy in found.proxies]
+        reports += [
+            ProxyReport(
+                proxy=name,
+                engine=None,
+                status=NOT_FOUND_STATUS,
+                findings=(not_found_finding(name),),
+                checked_at_ms=now_ms,
+            )
+            for name in found.missing
+        ]
+        return CheckResult(tuple(self._dispatch(r, now_ms, dry_run) for r in reports), now_ms)
+
+    def _report(self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int) -> ProxyReport:
+        result = diagnose(proxy, metrics, self._thresholds)
+        last_hour: tuple[ReasonCount, ...] = ()
+        all_time: tuple[ReasonCount, ...] = ()
+        hints: dict[str, tuple[str, ...]] = {}
+        worst = max((f.severity.rank for f in result.findings), default=0)
+        pinned_seen = metrics is not None and any(v for v in metrics.values(PINNED))
+        if proxy.available and (pinned_seen or worst > Severity.OK.rank):
+            last_hour, all_time = self._top_reasons(proxy.name, now_ms)
+            hints = self._hints_for(proxy, last_hour + all_time)
+        return ProxyReport(
+            proxy=proxy.name,
+            engine=proxy.engine,
+            status=proxy.status,
+            findings=result.findings,
+            figures=result.figures,
+            debug_logging=proxy.debug_logging,
+            pool=proxy.pool,
+            exhaustion_eta_minutes=result.exhaustion_eta_minutes,
+            top_reasons_last_hour=last_hour,
+            top_reasons_all_time=all_time,
+            hints=hints,
+            checked_at_ms=now_ms,
+        )
+
+    def _top_reasons(self, proxy: str, now_ms: int) -> tuple[tuple[ReasonCount, ...], tuple[ReasonCount, ...]]:
+        if self._reasons is None:
+            return (), ()
+        try:
+            last_hour = self._reasons.top_reasons(proxy, now_ms - HOUR_MS, now_ms, self._reason_limit)
+            totals = self._reasons.reason_totals(proxy)
+        except Exception:
+            # Reasons make an alert more useful, they are not why it is sent: alert without them.
+            logger.warning("could not read pin reasons for %s; alerting without them", proxy, exc_info=True)
+            return (), ()
+        all_time = sorted(totals, key=lambda r: (-r.count, r.reason))[: self._reason_limit]
+        return tuple(last_hour), tuple(all_time)
+
+    def _hints_for(self, proxy: ProxyInfo, reasons: Sequence[ReasonCount]) -> dict[str, tuple[str, ...]]:
+        if self._hints is None:
+            return {}
+        digests: dict[str, str | None] = {}
+        for r in reasons:  # last hour first: its digest is the freshest example
+            if digests.get(r.reason) is None:
+                digests[r.reason] = r.example_digest
+        hints = {
+            reason: tuple(self._hints(reason, proxy.engine, digest, proxy.pool)) for reason, digest in digests.items()
+        }
+        return {reason: texts for reason, texts in hints.items() if texts}
+
+    def _dispatch(self, report: ProxyReport, now_ms: int, dry_run: bool) -> ProxyOutcome:
+        if self._dispatcher is None:
+            return ProxyOutcome(report)
+        try:
+            return ProxyOutcome(report, self._dispatcher.process(report, now_ms, dry_run=dry_run))
+        except Exception as exc:
+            # One proxy's alerting failure must not cost the other proxies their alerts.
+            logger.exception("alerting failed for %s", report.proxy)
+            return ProxyOutcome(report, error=f"{type(exc).__name__}: {exc}")
+
+
+def catalog_hints(reason: str, engine: EngineFamily | None, digest: str | None, pool: PoolConfig | None) -> list[str]:
+    """Hints from the reason catalog, for this engine family and pool configuration."""
+    return [hint.text for hint in hints_for(reason, engine, digest=digest, pool=pool)]
+
+
+def build_connection_check(
+    config: CheckConfig,
+    *,
+    rds_client: RDSClient,
+    cloudwatch_client: CloudWatchClient,
+    dynamodb_client: DynamoDBClient | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> ConnectionCheck:
+    """The check wired to AWS clients; without a table (CLI only) it runs on metrics alone."""
+    reasons: ReasonSource | None = None
+    if dynamodb_client is not None and config.summary_table_name:
+        reasons = SummaryStore(dynamodb_client, config.summary_table_name)
+    return ConnectionCheck(
+        proxies=RdsProxyDiscovery(rds_client),
+        metrics=CloudWatchMetricsReader(cloudwatch_client),
+        thresholds=config.thresholds,
+        window_minutes=config.metrics_window_minutes,
+        proxy_names=config.proxy_names,
+        reasons=reasons,
+        hints=catalog_hints,
+        dispatcher=dispatcher,
+    )

@@ -1,0 +1,321 @@
+"""``pinwatch report``: top pinning reasons per proxy from the summary table, with trend and fixes.
+
+Reads only: one Query per proxy (the window plus the previous window of equal length, for the
+trend). The endpoint comes from ``--endpoint-url`` or ``AWS_ENDPOINT_URL`` (boto3 honours it), so
+the same command reads DynamoDB Local.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from pinwatch.cli import EXIT_OK, CliError
+from pinwatch.records import EngineFamily, HourlyCount, Kind
+from pinwatch.report import (
+    HOUR_COLUMNS,
+    REASON_COLUMNS,
+    HintFn,
+    HourRow,
+    ReasonRow,
+    ReportError,
+    Window,
+    hour_iso,
+    hour_record,
+    hour_rows,
+    iso,
+    parse_time,
+    rank_reasons,
+    reason_record,
+    series,
+    sparkline,
+    to_csv,
+    to_json,
+    to_markdown,
+)
+
+if TYPE_CHECKING:
+    from pinwatch.store.summary import SummaryStore
+
+HELP = "top pinning reasons per proxy from the summary table, with trend and fixes"
+FORMATS = ("table", "json", "csv", "markdown")
+MARKDOWN_REASON_COLUMNS = (
+    "proxy",
+    "reason",
+    "count",
+    "share",
+    "trend",
+    "first_seen",
+    "last_seen",
+    "example_digest",
+    "hint",
+)
+_KINDS = {"pinned": Kind.PINNED, "would_pin": Kind.WOULD_PIN}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--table", required=True, help="summary table name (the stack's SummaryTable)")
+    parser.add_argument("--proxy", action="append", help="only this proxy (repeatable); default: every proxy seen")
+    parser.add_argument("--since", default="24h", help="window start: a duration before now (90m, 24h, 7d) or ISO 8601")
+    parser.add_argument("--until", default="now", help="window end: now (default), a duration before now, or ISO 8601")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument(
+        "--by", choices=("reason", "hour"), default="reason", help="rank reasons (default) or a time series per hour"
+    )
+    parser.add_argument(
+        "--kind",
+        choices=tuple(_KINDS),
+        default="pinned",
+        help="pins (default) or would-pin warnings (prepared statements that would pin if they ran)",
+    )
+    parser.add_argument("--limit", type=int, default=10, help="reasons per proxy with --by reason (default 10)")
+    parser.add_argument(
+        "--engine",
+        choices=[e.value.lower() for e in EngineFamily],
+        help="engine family for engine-specific fixes (default: inferred from the statement digest)",
+    )
+    parser.add_argument("--region", help="AWS region (default: the AWS CLI's configuration)")
+    parser.add_argument("--profile", help="AWS named profile")
+    parser.add_argument("--endpoint-url", help="DynamoDB endpoint, e.g. http://localhost:8000 for DynamoDB Local")
+
+
+def run(args: argparse.Namespace) -> int:
+    now_ms = int(time.time() * 1000)
+    try:
+        window = Window(parse_time(args.since, now_ms), parse_time(args.until, now_ms))
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1")
+    kind = _KINDS[args.kind]
+    store, where = _store(args)
+    proxies = args.proxy or _call(where, args.table, lambda: [p.proxy for p in store.proxies()])
+    # One query per proxy covers both the window and the previous one (the trend's baseline).
+    since_ms = window.previous.since_ms
+    counts: dict[str, list[HourlyCount]] = {}
+    for proxy in proxies:
+        counts[proxy] = _call(where, args.table, partial(store.hourly, proxy, since_ms, window.until_ms))
+
+    if args.by == "hour":
+        rows_by_proxy = {p: hour_rows(p, c, window, kind) for p, c in counts.items()}
+        if args.format == "table":
+            _print_hour_tables(rows_by_proxy, counts, window, kind)
+        else:
+            records = [hour_record(r) for rows in rows_by_proxy.values() for r in rows]
+            _print_records(records, HOUR_COLUMNS, HOUR_COLUMNS, args.format)
+        return EXIT_OK
+
+    engine = EngineFamily.parse(args.engine)
+    ranked = {
+        p: rank_reasons(p, c, window, kind, _hint_fn(engine or _guess_engine(c)), args.limit) for p, c in counts.items()
+    }
+    if args.format == "table":
+        _print_reason_tables(ranked, counts, window, kind)
+    else:
+        records = [reason_record(r) for rows in ranked.values() for r in rows]
+        _print_records(records, REASON_COLUMNS, MARKDOWN_REASON_COLUMNS, args.format)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ AWS wiring
+
+
+def _store(args: argparse.Namespace) -> tuple[SummaryStore, str]:
+    """The store, and where it points ("in region X at endpoint Y") for error messages."""
+    # Imported here: `pinwatch --help` and the offline subcommands never pay for boto3.
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
+
+    from pinwatch.store.summary import SummaryStore
+
+    try:
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        client = session.client(
+            "dynamodb",
+            endpoint_url=args.endpoint_url,
+            # A CLI should fail fast on a wrong endpoint rather than retry for a minute.
+            config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20),
+        )
+    except BotoCoreError as exc:
+        raise CliError(_describe(exc, args.table, "")) from None
+    where = f" in region {client.meta.region_name}"
+    if args.endpoint_url or client.meta.endpoint_url.startswith("http://"):
+        where += f" at {client.meta.endpoint_url}"
+    return SummaryStore(client, args.table), where
+
+
+def _call[T](where: str, table: str, fn: Callable[[], T]) -> T:
+    """Run one read, turning AWS failures into a one-line :class:`CliError`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return fn()
+    except (BotoCoreError, ClientError) as exc:
+        raise CliError(_describe(exc, table, where)) from None
+
+
+def _describe(exc: Exception, table: str, where: str) -> str:
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            return f"table {table!r} not found{where}; pass the stack's SummaryTable name with --table"
+        if code in ("UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"):
+            return f"AWS rejected the credentials ({code}); refresh them or choose another --profile"
+        if code == "AccessDeniedException":
+            return f"access denied reading table {table!r}: the caller needs dynamodb:Query on it"
+        return f"reading table {table!r} failed: {code or exc}"
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return (
+            "no AWS credentials found; configure a profile (--profile) or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        )
+    if isinstance(exc, NoRegionError):
+        return "no AWS region configured; pass --region or set AWS_DEFAULT_REGION"
+    if isinstance(exc, ProfileNotFound):
+        return str(exc)
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot reach the DynamoDB endpoint {exc.kwargs.get('endpoint_url', '')}; check --endpoint-url, AWS_ENDPOINT_URL or the network"
+    return f"reading table {table!r} failed: {exc}"
+
+
+def _guess_engine(counts: list[HourlyCount]) -> EngineFamily | None:
+    """A proxy's engine family from the placeholders of its statement digests ($1 vs ?), if any tell."""
+    from pinwatch.digest import guess_engine
+
+    for digest in sorted({h.example_digest for h in counts if h.example_digest}):
+        engine = guess_engine(digest)
+        if engine is not None:
+            return engine
+    return None
+
+
+def _hint_fn(engine: EngineFamily | None) -> HintFn:
+    from pinwatch.hints import top_hint
+
+    def hint(reason: str, digest: str | None) -> str | None:
+        return top_hint(reason, engine, digest)
+
+    return hint
+
+
+# ------------------------------------------------------------------ output
+
+
+def _print_records(
+    records: list[dict[str, object]], columns: tuple[str, ...], md_columns: tuple[str, ...], fmt: str
+) -> None:
+    if fmt == "json":
+        sys.stdout.write(to_json(records) + "\n")
+    elif fmt == "csv":
+        sys.stdout.write(to_csv(records, columns))
+    else:
+        if "share" in md_columns:
+            records = [{**r, "share": _percent(r["share"])} for r in records]
+        sys.stdout.write(to_markdown(records, md_columns))
+
+
+def _percent(share: object) -> str:
+    return f"{share * 100:.1f}%" if isinstance(share, float | int) else ""
+
+
+def _footer(counts: list[HourlyCount], window: Window) -> str:
+    would = sum(h.count for h in counts if h.kind is Kind.WOULD_PIN and window.holds(h.hour))
+    unparsed = sum(h.count for h in counts if h.kind is Kind.UNPARSED and window.holds(h.hour))
+    parts = []
+    if would:
+        parts.append(f"{would} would-pin warning{'s' if would != 1 else ''} (see --kind would_pin)")
+    if unparsed:
+        parts.append(f"{unparsed} unparsed line{'s' if unparsed != 1 else ''}")
+    return "; ".join(parts)
+
+
+def _window_text(window: Window) -> str:
+    return f"{iso(window.since_ms, 'minutes')} → {iso(window.until_ms, 'minutes')} (UTC, hour resolution)"
+
+
+def _print_reason_tables(
+    ranked: dict[str, list[ReasonRow]], counts: dict[str, list[HourlyCount]], window: Window, kind: Kind
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    noun = "pins" if kind is Kind.PINNED else "would-pin warnings"
+    if not ranked:
+        console.print(f"No proxies in the table yet: no {noun} have been ingested.")
+        return
+    for proxy, rows in ranked.items():
+        table = Table(title=f"{proxy}: {noun} by reason, {_window_text(window)}", title_justify="left")
+        table.add_column("Reason", no_wrap=True)
+        table.add_column("Count", justify="right", no_wrap=True)
+        table.add_column("Share", justify="right", no_wrap=True)
+        table.add_column("Trend", justify="right", no_wrap=True)
+        table.add_column("First seen", no_wrap=True)
+        table.add_column("Last seen", no_wrap=True)
+        table.add_column("Example digest", overflow="fold", max_width=40)
+        table.add_column("Fix", overflow="fold")
+        for r in rows:
+            table.add_row(
+                r.reason,
+                str(r.count),
+                f"{r.share * 100:.0f}%",
+                r.trend,
+                iso(r.first_seen_ms, "minutes"),
+                iso(r.last_seen_ms, "minutes"),
+                r.example_digest or "",
+                r.hint or "",
+            )
+        if not rows:
+            table.caption = f"no {noun} in this window or the previous one"
+        footer = _footer(counts[proxy], window)
+        if footer:
+            table.caption = (table.caption + "; " if table.caption else "") + footer
+        console.print(table)
+
+
+def _print_hour_tables(
+    rows_by_proxy: dict[str, list[HourRow]], counts: dict[str, list[HourlyCount]], window: Window, kind: Kind
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    noun = "pins" if kind is Kind.PINNED else "would-pin warnings"
+    if not rows_by_proxy:
+        console.print(f"No proxies in the table yet: no {noun} have been ingested.")
+        return
+    for proxy, rows in rows_by_proxy.items():
+        per_reason = series(rows, window)
+        hours = window.hours
+        table = Table(title=f"{proxy}: {noun} per hour, {_window_text(window)}", title_justify="left")
+        table.add_column("Reason", no_wrap=True)
+        table.add_column("Total", justify="right", no_wrap=True)
+        table.add_column("Peak hour", no_wrap=True)
+        table.add_column(f"{hour_iso(hours[0])} … {hour_iso(hours[-1])}", no_wrap=True)
+        totals = [0] * len(hours)
+        for reason, values in per_reason.items():
+            totals = [a + b for a, b in zip(totals, values, strict=True)]
+            peak = max(range(len(values)), key=values.__getitem__)
+            table.add_row(reason, str(sum(values)), f"{hour_iso(hours[peak])} ({values[peak]})", sparkline(values))
+        if len(per_reason) > 1:
+            peak = max(range(len(totals)), key=totals.__getitem__)
+            table.add_row("all", str(sum(totals)), f"{hour_iso(hours[peak])} ({totals[peak]})", sparkline(totals))
+        if not per_reason:
+            table.caption = f"no {noun} in this window"
+        footer = _footer(counts[proxy], window)
+        if footer:
+            table.caption = (table.caption + "; " if table.caption else "") + footer
+        console.print(table)

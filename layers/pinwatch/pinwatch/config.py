@@ -1,0 +1,284 @@
+"""Function settings, read once from environment variables at cold start.
+
+Every variable the template passes is parsed and validated here, so a bad deployment fails at
+the first invocation with a message naming the variable and what to set, instead of producing
+wrong alerts later. Pure: no I/O beyond the mapping it is given.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, cast
+from urllib.parse import urlparse
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid. The message names each variable and what to set."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid configuration: " + "; ".join(problems))
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_PROXY_NAME = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
+_ARN = "arn:aws[a-z-]*:{service}:[a-z0-9-]+:\\d{{12}}:{resource}"
+_SNS_TOPIC_ARN = re.compile(_ARN.format(service="sns", resource=r"[A-Za-z0-9_-]{1,256}(\.fifo)?") + "$")
+_SECRET_ARN = re.compile(_ARN.format(service="secretsmanager", resource=r"secret:[A-Za-z0-9/_+=.@-]+") + "$")
+
+SlackMention = Literal["here", "channel", "none"]
+
+
+class _Reader:
+    """Reads variables out of a mapping, collecting every problem so one error lists them all."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        # CloudFormation passes unset optional parameters as "": treat blank as unset.
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, pattern: re.Pattern[str], what: str, *, required: bool = False) -> str | None:
+        value = self.raw(name)
+        if value is None:
+            if required:
+                self.problems.append(f"{name} is not set; set it to {what}")
+            return None
+        if not pattern.match(value):
+            self.problems.append(f"{name}={value!r} is not valid; set it to {what}")
+            return None
+        return value
+
+    def number[N: (int, float)](self, name: str, default: N, low: N, high: N, kind: Callable[[str], N]) -> N:
+        value = self.raw(name)
+        if value is None:
+            return default
+        what = f"{'a whole number' if kind is int else 'a number'} from {low:g} to {high:g} (default {default:g})"
+        try:
+            parsed = kind(value)
+        except ValueError:
+            self.problems.append(f"{name}={value!r} is not a number; set {what}")
+            return default
+        if not low <= parsed <= high:
+            self.problems.append(f"{name}={value!r} is out of range; set {what}")
+            return default
+        return parsed
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        self.problems.append(f"{name}={value!r} is not a boolean; set true or false (default {str(default).lower()})")
+        return default
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() not in choices:
+            self.problems.append(f"{name}={value!r} is not valid; set one of {'|'.join(choices)} (default {default})")
+            return default
+        return value.lower()
+
+    def ordered(self, lower: tuple[str, float], upper: tuple[str, float]) -> None:
+        """Record a problem unless ``lower`` is strictly below ``upper`` (e.g. warning < critical)."""
+        (low_name, low), (high_name, high) = lower, upper
+        if not low < high:
+            self.problems.append(f"{low_name} ({low:g}) must be below {high_name} ({high:g}); adjust one of them")
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """What the diagnosis rules compare against (see the README's "Connection check" section)."""
+
+    pinned_warning_pct: float = 10.0
+    pinned_critical_pct: float = 50.0
+    pinned_min_connections: int = 3
+    multiplexing_max_ratio: float = 1.5
+    multiplexing_min_clients: int = 20
+    pool_warning_pct: float = 80.0
+    pool_critical_pct: float = 95.0
+    exhaustion_warning_minutes: float = 60.0
+    exhaustion_critical_minutes: float = 15.0
+    borrow_latency_warning_ms: float = 100.0
+    # Not deployment settings: guards that keep the trend maths from reading noise as a trend.
+    forecast_min_points: int = 5
+    forecast_min_slope_per_minute: float = 0.1
+    forecast_min_r_squared: float = 0.5
+    open_transactions_min_correlation: float = 0.7
+
+
+_T = Thresholds()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckConfig:
+    """Settings of the scheduled connection check (and of ``pinwatch check``).
+
+    ``summary_table_name`` is empty only when built with ``require_table=False`` (the CLI without
+    a table: diagnosis from metrics alone, no top reasons, no alert state).
+    """
+
+    summary_table_name: str
+    alert_topic_arn: str | None = None
+    slack_webhook_secret_arn: str | None = None
+    proxy_names: tuple[str, ...] = ()  # empty = every proxy in the region
+    pinned_warning_pct: float = _T.pinned_warning_pct
+    pinned_critical_pct: float = _T.pinned_critical_pct
+    pinned_min_connections: int = _T.pinned_min_connections
+    multiplexing_max_ratio: float = _T.multiplexing_max_ratio
+    multiplexing_min_clients: int = _T.multiplexing_min_clients
+    pool_warning_pct: float = _T.pool_warning_pct
+    pool_critical_pct: float = _T.pool_critical_pct
+    exhaustion_warning_minutes: float = _T.exhaustion_warning_minutes
+    exhaustion_critical_minutes: float = _T.exhaustion_critical_minutes
+    borrow_latency_warning_ms: float = _T.borrow_latency_warning_ms
+    renotify_minutes: int = 60
+    resolve_after_checks: int = 3
+    metrics_window_minutes: int = 30
+    slack_mention_on_critical: SlackMention = "here"
+    slack_allow_loopback: bool = False
+    chat_notifications: bool = False
+    dashboard_url: str | None = None
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            pinned_warning_pct=self.pinned_warning_pct,
+            pinned_critical_pct=self.pinned_critical_pct,
+            pinned_min_connections=self.pinned_min_connections,
+            multiplexing_max_ratio=self.multiplexing_max_ratio,
+            multiplexing_min_clients=self.multiplexing_min_clients,
+            pool_warning_pct=self.pool_warning_pct,
+            pool_critical_pct=self.pool_critical_pct,
+            exhaustion_warning_minutes=self.exhaustion_warning_minutes,
+            exhaustion_critical_minutes=self.exhaustion_critical_minutes,
+            borrow_latency_warning_ms=self.borrow_latency_warning_ms,
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, require_table: bool = True) -> CheckConfig:
+        """Parse and validate every variable; raise :class:`ConfigError` listing all problems."""
+        r = _Reader(environ)
+        table = r.text(
+            "SUMMARY_TABLE_NAME",
+            _TABLE_NAME,
+            "the summary table's name (3-255 characters: letters, digits, _ . -)",
+            required=require_table,
+        )
+        topic = r.text("ALERT_TOPIC_ARN", _SNS_TOPIC_ARN, "an SNS topic ARN, or leave it empty for no SNS alerts")
+        secret = r.text(
+            "SLACK_WEBHOOK_SECRET_ARN",
+            _SECRET_ARN,
+            "a Secrets Manager secret ARN holding the webhook URL, or leave it empty for no Slack alerts",
+        )
+        proxies = _proxy_names(r)
+        config = cls(
+            summary_table_name=table or "",
+            alert_topic_arn=topic,
+            slack_webhook_secret_arn=secret,
+            proxy_names=proxies,
+            pinned_warning_pct=r.number("PINNED_WARNING_PCT", _T.pinned_warning_pct, 0.1, 100.0, float),
+            pinned_critical_pct=r.number("PINNED_CRITICAL_PCT", _T.pinned_critical_pct, 0.1, 100.0, float),
+            pinned_min_connections=r.number("PINNED_MIN_CONNECTIONS", _T.pinned_min_connections, 1, 100_000, int),
+            multiplexing_max_ratio=r.number("MULTIPLEXING_MAX_RATIO", _T.multiplexing_max_ratio, 0.1, 1000.0, float),
+            multiplexing_min_clients=r.number(
+                "MULTIPLEXING_MIN_CLIENTS", _T.multiplexing_min_clients, 1, 1_000_000, int
+            ),
+            pool_warning_pct=r.number("POOL_WARNING_PCT", _T.pool_warning_pct, 1.0, 100.0, float),
+            pool_critical_pct=r.number("POOL_CRITICAL_PCT", _T.pool_critical_pct, 1.0, 100.0, float),
+            exhaustion_warning_minutes=r.number(
+                "EXHAUSTION_WARNING_MINUTES", _T.exhaustion_warning_minutes, 1.0, 1440.0, float
+            ),
+            exhaustion_critical_minutes=r.number(
+                "EXHAUSTION_CRITICAL_MINUTES", _T.exhaustion_critical_minutes, 1.0, 1440.0, float
+            ),
+            borrow_latency_warning_ms=r.number(
+                "BORROW_LATENCY_WARNING_MS", _T.borrow_latency_warning_ms, 0.1, 600_000.0, float
+            ),
+            renotify_minutes=r.number("RENOTIFY_MINUTES", 60, 1, 10_080, int),
+            resolve_after_checks=r.number("RESOLVE_AFTER_CHECKS", 3, 1, 1000, int),
+            # A trend needs several points; 60 s data is kept 15 days, but a day is plenty.
+            metrics_window_minutes=r.number("METRICS_WINDOW_MINUTES", 30, 5, 1440, int),
+            slack_mention_on_critical=cast(
+                SlackMention, r.choice("SLACK_MENTION_ON_CRITICAL", "here", ("here", "channel", "none"))
+            ),
+            slack_allow_loopback=r.boolean("SLACK_ALLOW_LOOPBACK", False),
+            chat_notifications=r.boolean("CHAT_NOTIFICATIONS", False),
+            dashboard_url=_dashboard_url(r),
+        )
+        r.ordered(
+            ("PINNED_WARNING_PCT", config.pinned_warning_pct), ("PINNED_CRITICAL_PCT", config.pinned_critical_pct)
+        )
+        r.ordered(("POOL_WARNING_PCT", config.pool_warning_pct), ("POOL_CRITICAL_PCT", config.pool_critical_pct))
+        # Minutes count down to exhaustion: the critical horizon is the shorter one.
+        r.ordered(
+            ("EXHAUSTION_CRITICAL_MINUTES", config.exhaustion_critical_minutes),
+            ("EXHAUSTION_WARNING_MINUTES", config.exhaustion_warning_minutes),
+        )
+        if r.problems:
+            raise ConfigError(r.problems)
+        return config
+
+
+def _proxy_names(r: _Reader) -> tuple[str, ...]:
+    value = r.raw("PROXY_NAMES")
+    if value is None:
+        return ()
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))  # dedupe, keep order
+    bad = [n for n in names if not _PROXY_NAME.match(n)]
+    if bad:
+        r.problems.append(
+            f"PROXY_NAMES contains invalid proxy names {', '.join(map(repr, bad))}; set comma-separated RDS Proxy "
+            "names (a letter, then letters, digits or single hyphens), or leave it empty to check every proxy"
+        )
+        return ()
+    return names
+
+
+def _dashboard_url(r: _Reader) -> str | None:
+    value = r.raw("DASHBOARD_URL")
+    if value is None:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in ("https", "http") or not parsed.netloc:
+        r.problems.append(f"DASHBOARD_URL={value!r} is not a URL; set an https:// link or leave it empty")
+        return None
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Settings of the ingest function (subscription batches -> summary table + EMF metrics)."""
+
+    summary_table_name: str
+    ttl_days: int = 90  # hourly items expire this many days after their hour ends
+    metrics_namespace: str = "Pinwatch"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> IngestConfig:
+        """Parse and validate every variable; raise :class:`ConfigError` listing all problems."""
+        r = _Reader(environ)
+        table = r.text(
+            "SUMMARY_TABLE_NAME",
+            _TABLE_NAME,
+            "the summary table's name (3-255 characters: letters, digits, _ . -)",
+            required=True,
+        )
+        # DynamoDB TTL takes up to 10 years of epoch seconds comfortably; a day is the useful minimum.
+        ttl_days = r.number("SUMMARY_TTL_DAYS", 90, 1, 3650, int)
+        namespace = r.raw("POWERTOOLS_METRICS_NAMESPACE") or "Pinwatch"
+        if r.problems:
+            raise ConfigError(r.problems)
+        return cls(summary_table_name=table or "", ttl_days=ttl_days, metrics_namespace=namespace)

@@ -1,0 +1,469 @@
+"""Diagnosis rules: a proxy's metric series in, one :class:`Finding` per rule out.
+
+Pure: no I/O, no clock. Each rule has a minimum-traffic guard (a low client:connection ratio is
+normal on a quiet proxy) and returns ``insufficient_data`` when it cannot reach a verdict, which
+the alert policy treats as "no news" (never escalates to critical, never resolves).
+
+Figures are taken from one minute, the newest one with a database-connections value, so every
+ratio compares numbers published together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from pinwatch.config import Thresholds
+from pinwatch.discovery import ProxyInfo
+from pinwatch.findings import Finding, Severity
+from pinwatch.metrics import (
+    BORROW_LATENCY,
+    BORROWED,
+    CLIENT_CONNECTIONS,
+    DATABASE_CONNECTIONS,
+    IN_TRANSACTION,
+    MAX_ALLOWED,
+    METRICS,
+    MINUTE_MS,
+    PINNED,
+    ProxyMetrics,
+)
+
+PINNED_SHARE = "pinned_share"
+MULTIPLEXING_LOST = "multiplexing_lost"
+POOL_PRESSURE = "pool_pressure"
+EXHAUSTION_FORECAST = "exhaustion_forecast"
+OPEN_TRANSACTIONS = "open_transactions"
+BORROW_LATENCY_RULE = "borrow_latency"
+ENHANCED_LOGGING_OFF = "enhanced_logging_off"
+PROXY_UNAVAILABLE = "proxy_unavailable"
+PROXY_NOT_FOUND = "proxy_not_found"
+
+METRIC_RULES = (
+    PINNED_SHARE,
+    MULTIPLEXING_LOST,
+    POOL_PRESSURE,
+    EXHAUSTION_FORECAST,
+    OPEN_TRANSACTIONS,
+    BORROW_LATENCY_RULE,
+    ENHANCED_LOGGING_OFF,
+)
+
+# Statuses that need someone to act; the rest (creating, modifying, enabling, …) pass on their own.
+_BROKEN_STATUSES = frozenset({"incompatible-network", "insufficient-resource-limits", "suspended", "suspending"})
+
+# Finding.figures names for the latest values; each rule reports the ones it looked at (_INPUTS)
+# next to what it derived from them. ProxyReport.figures is keyed by CloudWatch metric name.
+LATEST_FIGURES: Mapping[str, str] = {
+    "client_connections": CLIENT_CONNECTIONS,
+    "database_connections": DATABASE_CONNECTIONS,
+    "pinned_connections": PINNED,
+    "in_transaction_connections": IN_TRANSACTION,
+    "borrowed_connections": BORROWED,
+    "max_connections_allowed": MAX_ALLOWED,
+}
+
+
+_INPUTS: Mapping[str, tuple[str, ...]] = {
+    PINNED_SHARE: ("pinned_connections", "database_connections"),
+    MULTIPLEXING_LOST: ("client_connections", "database_connections", "pinned_connections"),
+    POOL_PRESSURE: ("database_connections", "max_connections_allowed"),
+    EXHAUSTION_FORECAST: ("database_connections", "pinned_connections", "max_connections_allowed"),
+    OPEN_TRANSACTIONS: ("pinned_connections", "in_transaction_connections"),
+    BORROW_LATENCY_RULE: ("borrow_latency_ms",),
+    ENHANCED_LOGGING_OFF: ("pinned_connections",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """Least-squares line through a series: ``now`` is the fitted value at the newest point."""
+
+    slope_per_minute: float
+    now: float
+    r_squared: float
+    points: int
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """When the pool runs out at the current trend, and which series gets there first."""
+
+    eta_minutes: float
+    slope_per_minute: float
+    driver: str  # "database connections" or "pinned connections"
+    current: float
+    limit: float
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    findings: tuple[Finding, ...]
+    figures: Mapping[str, float | None]  # latest value per CloudWatch metric name (latency in µs)
+    exhaustion_eta_minutes: float | None = None
+
+
+def fit_trend(points: Sequence[tuple[int, float]]) -> Trend | None:
+    """Fit ``value = a + b * minutes`` to (timestamp ms, value) points; None below 2 distinct times."""
+    if len(points) < 2:
+        return None
+    t_last = points[-1][0]
+    xs = [(t - t_last) / MINUTE_MS for t, _ in points]
+    ys = [v for _, v in points]
+    n = len(points)
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    if sxx == 0:
+        return None
+    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
+    syy = sum((y - mean_y) ** 2 for y in ys)
+    slope = sxy / sxx
+    # A flat series has no trend to explain: r² = 0 rather than undefined.
+    r_squared = (sxy * sxy) / (sxx * syy) if syy > 0 else 0.0
+    return Trend(slope_per_minute=slope, now=mean_y - slope * mean_x, r_squared=r_squared, points=n)
+
+
+def correlation(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """Pearson correlation; None when either series is constant or shorter than 2."""
+    n = len(xs)
+    if n < 2 or n != len(ys):
+        return None
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    syy = sum((y - mean_y) ** 2 for y in ys)
+    if sxx == 0 or syy == 0:
+        return None
+    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
+    return sxy / math.sqrt(sxx * syy)
+
+
+def forecast_exhaustion(
+    db_points: Sequence[tuple[int, float]],
+    pinned_points: Sequence[tuple[int, float]],
+    limit: float,
+    thresholds: Thresholds,
+) -> tuple[Forecast | None, dict[str, float | None]]:
+    """The sooner of two exhaustion forecasts, or None when neither series is clearly rising.
+
+    The limit caps database connections, so their trend is the direct forecast. Pinned
+    connections are a subset of them that never return to the pool; when pins grow faster than
+    the total (pinned sessions taking over connections that were being shared), pinned reaching
+    the limit is the earlier, binding exhaustion, and the database-connection trend alone would
+    miss it. Each series must have enough points, a slope above the noise floor and a line that
+    explains it (r²); a flat or falling series gives no forecast.
+    """
+    figures: dict[str, float | None] = {}
+    candidates: list[Forecast] = []
+    for label, key, points in (
+        ("database connections", "db", db_points),
+        ("pinned connections", "pinned", pinned_points),
+    ):
+        trend = fit_trend(points) if len(points) >= thresholds.forecast_min_points else None
+        figures[f"{key}_slope_per_minute"] = None if trend is None else round(trend.slope_per_minute, 3)
+        if (
+            trend is None
+            or trend.slope_per_minute < thresholds.forecast_min_slope_per_minute
+            or trend.r_squared < thresholds.forecast_min_r_squared
+        ):
+            continue
+        current = points[-1][1]
+        eta = max(0.0, limit - current) / trend.slope_per_minute
+        candidates.append(Forecast(eta, trend.slope_per_minute, label, current, limit))
+    best = min(candidates, key=lambda f: f.eta_minutes, default=None)
+    figures["eta_minutes"] = None if best is None else round(best.eta_minutes, 1)
+    return best, figures
+
+
+def diagnose(proxy: ProxyInfo, metrics: ProxyMetrics | None, thresholds: Thresholds) -> Diagnosis:
+    """Every rule's verdict on one proxy; an unavailable proxy is reported, not diagnosed."""
+    if not proxy.available:
+        return Diagnosis(findings=unavailable_findings(proxy.name, proxy.status), figures={})
+    if metrics is None:
+        metrics = ProxyMetrics(proxy.name, (), {})
+    ctx = _Context(proxy, metrics, thresholds)
+    # No explicit ok for proxy_unavailable/proxy_not_found: a diagnosed proxy's absent rule is healthy.
+    findings = [rule(ctx) for rule in _RULES]
+    figures = {spec.name: metrics.latest(spec.name) for spec in METRICS}
+    return Diagnosis(tuple(findings), figures, ctx.forecast.eta_minutes if ctx.forecast else None)
+
+
+def unavailable_findings(proxy: str, status: str) -> tuple[Finding, ...]:
+    """A proxy that is not ``available``: one finding saying so, every metric rule left undecided."""
+    severity = Severity.WARNING if status in _BROKEN_STATUSES else Severity.INFO
+    summary = f"proxy status is {status}: not diagnosed until it is available"
+    undecided = tuple(
+        Finding(proxy, rule, Severity.OK, f"not checked: proxy status is {status}", insufficient_data=True)
+        for rule in METRIC_RULES
+    )
+    return (Finding(proxy, PROXY_UNAVAILABLE, severity, summary), *undecided)
+
+
+def not_found_finding(proxy: str) -> Finding:
+    return Finding(
+        proxy,
+        PROXY_NOT_FOUND,
+        Severity.WARNING,
+        f"{proxy} is listed in PROXY_NAMES but no such proxy exists in this account and region",
+        details=("Fix the name in PROXY_NAMES, or remove it if the proxy was deleted.",),
+    )
+
+
+class _Context:
+    """What every rule reads: the proxy, its series, the latest figures and the forecast."""
+
+    def __init__(self, proxy: ProxyInfo, metrics: ProxyMetrics, thresholds: Thresholds) -> None:
+        self.proxy = proxy
+        self.metrics = metrics
+        self.t = thresholds
+        self.window_minutes = len(metrics.timestamps_ms)
+        self.latest: dict[str, float | None] = {key: metrics.latest(m) for key, m in LATEST_FIGURES.items()}
+        latency_us = metrics.latest(BORROW_LATENCY)
+        self.latest["borrow_latency_ms"] = None if latency_us is None else round(latency_us / 1000, 3)
+        limit = self.latest["max_connections_allowed"]
+        self.forecast: Forecast | None = None
+        self.forecast_figures: dict[str, float | None] = {}
+        if limit and len(metrics.points(DATABASE_CONNECTIONS)) >= thresholds.forecast_min_points:
+            self.forecast, self.forecast_figures = forecast_exhaustion(
+                metrics.points(DATABASE_CONNECTIONS), metrics.points(PINNED), limit, thresholds
+            )
+
+    def finding(
+        self,
+        rule: str,
+        severity: Severity,
+        summary: str,
+        figures: Mapping[str, float | None] | None = None,
+        details: tuple[str, ...] = (),
+    ) -> Finding:
+        return Finding(self.proxy.name, rule, severity, summary, self._figures(rule, figures), details)
+
+    def insufficient(self, rule: str, summary: str) -> Finding:
+        return Finding(self.proxy.name, rule, Severity.OK, summary, self._figures(rule), insufficient_data=True)
+
+    def _figures(self, rule: str, derived: Mapping[str, float | None] | None = None) -> dict[str, float | None]:
+        return {key: self.latest[key] for key in _INPUTS[rule]} | dict(derived or {})
+
+    @property
+    def no_data(self) -> str:
+        return f"no data: no {DATABASE_CONNECTIONS} datapoints in the last {self.window_minutes} min"
+
+
+def _n(value: float) -> str:
+    """A connection count as people write it: 12, not 12.0."""
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def _pinned_share(ctx: _Context) -> Finding:
+    pinned, db = ctx.latest["pinned_connections"], ctx.latest["database_connections"]
+    if pinned is None or db is None:
+        return ctx.insufficient(PINNED_SHARE, ctx.no_data)
+    if db <= 0:
+        return ctx.finding(PINNED_SHARE, Severity.OK, "no database connections open", {"pinned_pct": None})
+    pct = pinned / db * 100
+    figures = {"pinned_pct": round(pct, 1)}
+    text = f"{_n(pinned)} of {_n(db)} database connections pinned ({pct:.0f}%)"
+    if pinned < ctx.t.pinned_min_connections:
+        return ctx.finding(PINNED_SHARE, Severity.OK, text, figures)
+    if pct >= ctx.t.pinned_critical_pct:
+        return ctx.finding(
+            PINNED_SHARE,
+            Severity.CRITICAL,
+            f"{text}: multiplexing is essentially gone (critical at {ctx.t.pinned_critical_pct:g}%)",
+            figures,
+        )
+    if pct >= ctx.t.pinned_warning_pct:
+        return ctx.finding(
+            PINNED_SHARE,
+            Severity.WARNING,
+            f"{text}: pinned connections cannot be shared (warning at {ctx.t.pinned_warning_pct:g}%)",
+            figures,
+        )
+    return ctx.finding(PINNED_SHARE, Severity.OK, text, figures)
+
+
+def _multiplexing_lost(ctx: _Context) -> Finding:
+    clients, db = ctx.latest["client_connections"], ctx.latest["database_connections"]
+    if clients is None or db is None:
+        return ctx.insufficient(MULTIPLEXING_LOST, ctx.no_data)
+    if db <= 0:
+        return ctx.finding(MULTIPLEXING_LOST, Severity.OK, f"{_n(clients)} clients, no database connections open")
+    ratio = clients / db
+    figures = {"clients_per_db_connection": round(ratio, 2)}
+    counts = f"{_n(clients)} clients on {_n(db)} connections"
+    text = f"{ratio:.1f} clients per database connection ({counts})"
+    if clients < ctx.t.multiplexing_min_clients:
+        return ctx.finding(
+            MULTIPLEXING_LOST,
+            Severity.OK,
+            f"{text}; too few clients to judge multiplexing (needs {ctx.t.multiplexing_min_clients})",
+            figures,
+        )
+    if ratio <= ctx.t.multiplexing_max_ratio:
+        pinned = ctx.latest["pinned_connections"]
+        if pinned:
+            counts += f", {_n(pinned)} pinned"
+        return ctx.finding(
+            MULTIPLEXING_LOST,
+            Severity.WARNING,
+            f"only {ratio:.1f} clients per database connection ({counts}): multiplexing is lost "
+            f"(warning at {ctx.t.multiplexing_max_ratio:g} or below)",
+            figures,
+        )
+    return ctx.finding(MULTIPLEXING_LOST, Severity.OK, text, figures)
+
+
+def _pool_pressure(ctx: _Context) -> Finding:
+    db, limit = ctx.latest["database_connections"], ctx.latest["max_connections_allowed"]
+    if db is None or limit is None or limit <= 0:
+        return ctx.insufficient(POOL_PRESSURE, ctx.no_data if db is None else f"no data: no {MAX_ALLOWED} datapoint")
+    pct = db / limit * 100
+    figures = {"pool_used_pct": round(pct, 1)}
+    text = f"{_n(db)} of {_n(limit)} allowed database connections in use ({pct:.0f}%)"
+    if pct >= ctx.t.pool_critical_pct:
+        return ctx.finding(
+            POOL_PRESSURE,
+            Severity.CRITICAL,
+            f"{text}: the pool is full (critical at {ctx.t.pool_critical_pct:g}%)",
+            figures,
+        )
+    if pct >= ctx.t.pool_warning_pct:
+        return ctx.finding(
+            POOL_PRESSURE,
+            Severity.WARNING,
+            f"{text}: the pool is nearly full (warning at {ctx.t.pool_warning_pct:g}%)",
+            figures,
+        )
+    return ctx.finding(POOL_PRESSURE, Severity.OK, text, figures)
+
+
+def _exhaustion_forecast(ctx: _Context) -> Finding:
+    points = len(ctx.metrics.points(DATABASE_CONNECTIONS))
+    if points < ctx.t.forecast_min_points:
+        return ctx.insufficient(
+            EXHAUSTION_FORECAST,
+            f"not enough data for a trend: {points} of the {ctx.t.forecast_min_points} minutes needed",
+        )
+    if not ctx.latest["max_connections_allowed"]:
+        return ctx.insufficient(EXHAUSTION_FORECAST, f"no data: no {MAX_ALLOWED} datapoint")
+    figures = ctx.forecast_figures
+    f = ctx.forecast
+    if f is None:
+        slope = figures.get("db_slope_per_minute")
+        trend = f" ({slope:+.1f} connections/min)" if slope is not None else ""
+        return ctx.finding(
+            EXHAUSTION_FORECAST,
+            Severity.OK,
+            f"no rising trend in the last {ctx.window_minutes} min{trend}",
+            figures,
+        )
+    rate = f"{f.slope_per_minute:+.1f} {'pinned ' if f.driver.startswith('pinned') else ''}connections/min"
+    where = f"({_n(f.current)} {f.driver} of {_n(f.limit)} allowed)"
+    if f.eta_minutes <= 0:
+        text = f"pool exhausted now and still rising at {rate} {where}"
+    else:
+        text = f"pool exhausted in ~{max(1, round(f.eta_minutes))} min at {rate} {where}"
+    if f.eta_minutes <= ctx.t.exhaustion_critical_minutes:
+        severity = Severity.CRITICAL
+    elif f.eta_minutes <= ctx.t.exhaustion_warning_minutes:
+        severity = Severity.WARNING
+    else:
+        severity = Severity.OK
+    return ctx.finding(EXHAUSTION_FORECAST, severity, text, figures)
+
+
+def _open_transactions(ctx: _Context) -> Finding:
+    pinned = ctx.latest["pinned_connections"]
+    if pinned is None:
+        return ctx.insufficient(OPEN_TRANSACTIONS, ctx.no_data)
+    if pinned < ctx.t.pinned_min_connections:
+        return ctx.finding(OPEN_TRANSACTIONS, Severity.OK, f"{_n(pinned)} pinned: no pins to explain")
+    in_tx = dict(ctx.metrics.points(IN_TRANSACTION))
+    paired = [(t, p, in_tx[t]) for t, p in ctx.metrics.points(PINNED) if t in in_tx]
+    if len(paired) < ctx.t.forecast_min_points:
+        return ctx.insufficient(
+            OPEN_TRANSACTIONS,
+            f"not enough data: {len(paired)} minutes with both pinned and {IN_TRANSACTION} values",
+        )
+    pinned_trend = fit_trend([(t, p) for t, p, _ in paired])
+    tx_trend = fit_trend([(t, x) for t, _, x in paired])
+    r = correlation([p for _, p, _ in paired], [x for _, _, x in paired])
+    figures = {
+        "pinned_slope_per_minute": None if pinned_trend is None else round(pinned_trend.slope_per_minute, 3),
+        "in_transaction_slope_per_minute": None if tx_trend is None else round(tx_trend.slope_per_minute, 3),
+        "pinned_in_transaction_correlation": None if r is None else round(r, 3),
+    }
+    floor = ctx.t.forecast_min_slope_per_minute
+    if (
+        pinned_trend is None
+        or tx_trend is None
+        or r is None
+        or pinned_trend.slope_per_minute < floor
+        or tx_trend.slope_per_minute < floor
+        or r < ctx.t.open_transactions_min_correlation
+    ):
+        return ctx.finding(OPEN_TRANSACTIONS, Severity.OK, "pins do not rise with open transactions", figures)
+    in_tx_now = paired[-1][2]
+    return ctx.finding(
+        OPEN_TRANSACTIONS,
+        Severity.WARNING,
+        f"pinned connections ({pinned_trend.slope_per_minute:+.1f}/min) rise with connections in a transaction "
+        f"({_n(in_tx_now)}, {tx_trend.slope_per_minute:+.1f}/min, r={r:.2f}): likely open transactions "
+        "(autocommit off, request-wide transactions), not SET",
+        figures,
+        details=(
+            "Look for sessions that stay in a transaction between requests: autocommit turned off in the driver or "
+            "ORM, a transaction opened per request or per job, or a missing commit/rollback on an error path.",
+            "Keep transactions short and scoped to the statements that need them.",
+        ),
+    )
+
+
+def _borrow_latency(ctx: _Context) -> Finding:
+    latency = ctx.latest["borrow_latency_ms"]
+    if latency is None:
+        return ctx.insufficient(BORROW_LATENCY_RULE, f"no data: no {BORROW_LATENCY} datapoint in the latest minute")
+    text = f"borrowing a database connection takes {latency:.0f} ms on average"
+    if latency > ctx.t.borrow_latency_warning_ms:
+        return ctx.finding(
+            BORROW_LATENCY_RULE,
+            Severity.WARNING,
+            f"{text}: clients wait for the pool (warning above {ctx.t.borrow_latency_warning_ms:g} ms)",
+        )
+    return ctx.finding(BORROW_LATENCY_RULE, Severity.OK, text)
+
+
+def _enhanced_logging_off(ctx: _Context) -> Finding:
+    values = [v for v in ctx.metrics.values(PINNED) if v is not None]
+    if not values:
+        return ctx.insufficient(ENHANCED_LOGGING_OFF, ctx.no_data)
+    peak = max(values)
+    if peak <= 0:
+        return ctx.finding(
+            ENHANCED_LOGGING_OFF, Severity.OK, f"no pinned connections in the last {ctx.window_minutes} min"
+        )
+    if ctx.proxy.debug_logging is not False:
+        state = "on" if ctx.proxy.debug_logging else "unknown"
+        return ctx.finding(ENHANCED_LOGGING_OFF, Severity.OK, f"enhanced logging is {state}")
+    return ctx.finding(
+        ENHANCED_LOGGING_OFF,
+        Severity.INFO,
+        f"up to {_n(peak)} pinned connections in the last {ctx.window_minutes} min but enhanced logging is off: "
+        "pin reasons and statement digests may be missing from the proxy's log",
+        {"pinned_peak": peak},
+        details=(
+            f"Enable it while investigating: aws rds modify-db-proxy --db-proxy-name {ctx.proxy.name} --debug-logging",
+            "It switches itself off after 24 hours. It logs SQL statement text, so leave it off otherwise.",
+        ),
+    )
+
+
+_RULES: tuple[Callable[[_Context], Finding], ...] = (
+    _pinned_share,
+    _multiplexing_lost,
+    _pool_pressure,
+    _exhaustion_forecast,
+    _open_transactions,
+    _borrow_latency,
+    _enhanced_logging_off,
+)

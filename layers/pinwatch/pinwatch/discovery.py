@@ -1,0 +1,124 @@
+"""Find the proxies to check and what the advice depends on: engine, status, logging, pool config.
+
+The RDS client is injected; this module never imports boto3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from pinwatch.records import EngineFamily, PoolConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
+
+AVAILABLE = "available"
+DEFAULT_TARGET_GROUP = "default"  # the only target group a proxy has
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyInfo:
+    name: str
+    engine: EngineFamily | None
+    status: str
+    debug_logging: bool | None = None
+    idle_client_timeout_s: int | None = None
+    pool: PoolConfig | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.status == AVAILABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """The proxies found, in a stable order, and configured names that do not exist."""
+
+    proxies: tuple[ProxyInfo, ...]
+    missing: tuple[str, ...] = ()
+
+
+def proxy_from_api(item: Any) -> ProxyInfo:
+    """A ``DescribeDBProxies`` entry as a :class:`ProxyInfo` (without pool config)."""
+    debug = item.get("DebugLogging")
+    idle = item.get("IdleClientTimeout")
+    return ProxyInfo(
+        name=item["DBProxyName"],
+        engine=EngineFamily.parse(item.get("EngineFamily")),
+        status=str(item.get("Status", "unknown")),
+        debug_logging=None if debug is None else bool(debug),
+        idle_client_timeout_s=None if idle is None else int(idle),
+    )
+
+
+def pool_from_api(config: Any) -> PoolConfig:
+    """A target group's ``ConnectionPoolConfig`` as a :class:`PoolConfig`."""
+    max_pct = config.get("MaxConnectionsPercent")
+    borrow = config.get("ConnectionBorrowTimeout")
+    return PoolConfig(
+        session_pinning_filters=tuple(config.get("SessionPinningFilters") or ()),
+        init_query=config.get("InitQuery") or None,
+        max_connections_percent=None if max_pct is None else int(max_pct),
+        connection_borrow_timeout_s=None if borrow is None else int(borrow),
+    )
+
+
+class RdsProxyDiscovery:
+    """Lists proxies with ``DescribeDBProxies`` and reads each available one's default target group."""
+
+    def __init__(self, client: RDSClient, max_workers: int = 8) -> None:
+        self._client = client
+        # Target groups can only be read one proxy at a time: a few threads keep a region with
+        # hundreds of proxies within the schedule (boto3 clients are thread-safe).
+        self._max_workers = max_workers
+
+    def discover(self, names: Sequence[str] = ()) -> Discovery:
+        """Every proxy in the region, or only ``names`` (a name that does not exist goes to ``missing``)."""
+        missing: list[str] = []
+        if names:
+            proxies = []
+            for name in dict.fromkeys(names):
+                found = self._describe_one(name)
+                if found is None:
+                    missing.append(name)
+                else:
+                    proxies.append(found)
+        else:
+            proxies = self._describe_all()
+        proxies.sort(key=lambda p: p.name)
+        with ThreadPoolExecutor(max_workers=self._max_workers) as pool:
+            completed = list(pool.map(self._with_pool, proxies))
+        return Discovery(tuple(completed), tuple(missing))
+
+    def _describe_all(self) -> list[ProxyInfo]:
+        paginator = self._client.get_paginator("describe_db_proxies")
+        return [proxy_from_api(item) for page in paginator.paginate() for item in page.get("DBProxies", [])]
+
+    def _describe_one(self, name: str) -> ProxyInfo | None:
+        try:
+            response = self._client.describe_db_proxies(DBProxyName=name)
+        except self._client.exceptions.DBProxyNotFoundFault:
+            return None
+        items = response.get("DBProxies", [])
+        return proxy_from_api(items[0]) if items else None
+
+    def _with_pool(self, proxy: ProxyInfo) -> ProxyInfo:
+        if not proxy.available:
+            return proxy  # not diagnosed, so its pool settings change nothing
+        try:
+            response = self._client.describe_db_proxy_target_groups(
+                DBProxyName=proxy.name, TargetGroupName=DEFAULT_TARGET_GROUP
+            )
+        except (
+            self._client.exceptions.DBProxyNotFoundFault,  # deleted since it was listed
+            self._client.exceptions.DBProxyTargetGroupNotFoundFault,
+        ):
+            return proxy
+        groups = response.get("TargetGroups", [])
+        group = next((g for g in groups if g.get("TargetGroupName") == DEFAULT_TARGET_GROUP), None)
+        if group is None or "ConnectionPoolConfig" not in group:
+            return proxy
+        return replace(proxy, pool=pool_from_api(group["ConnectionPoolConfig"]))

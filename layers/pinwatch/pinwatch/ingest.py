@@ -1,0 +1,284 @@
+"""Subscription batch -> per-key counts: decode, parse, tally, hand to a store.
+
+CloudWatch Logs invokes the ingest function with ``{"awslogs": {"data": base64(gzip(JSON))}}``.
+This module decodes that with Powertools' ``CloudWatchLogsEvent`` data class, acknowledges
+``CONTROL_MESSAGE`` reachability checks without writing anything, parses every message (the
+CloudWatch event timestamp is the authority for its time), folds the records into a
+:class:`~pinwatch.tally.Tally` and gives it to a store (injected: anything with ``apply_batch``).
+
+An undecodable payload raises :class:`InvalidPayload` naming what was wrong, before anything
+is written, so the invocation fails and the payload lands in the function's on-failure
+destination. A malformed *line* inside a good payload is counted as unparsed and sampled.
+
+No boto3 here; the store is an adapter the handler wires in.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import zlib
+from bisect import bisect_left
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
+
+from pinwatch.parse import PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
+from pinwatch.records import Kind, LogRecord
+from pinwatch.tally import HOUR_MS, Tally
+
+if TYPE_CHECKING:
+    from pinwatch.store.summary import ApplyResult
+
+DATA_MESSAGE = "DATA_MESSAGE"
+CONTROL_MESSAGE = "CONTROL_MESSAGE"
+PROXY_LOG_GROUP_PREFIX = "/aws/rds/proxy/"
+REASON_MARK = "Reason:"  # where the reason text starts in a pin line (after the pin phrase)
+_MEMO_MAX = 4096  # distinct reason tails remembered per batch; more is a pathological batch, parsed in full
+_MEMO_KEY_MAX_CHARS = 2048
+_PIN_LEN = len(PIN_PHRASE)
+_WOULD_LEN = len(WOULD_PIN_PHRASE)
+
+
+class InvalidPayload(ValueError):
+    """The invocation event is not a CloudWatch Logs subscription payload we can read."""
+
+
+class BatchStore(Protocol):
+    """Where a tallied batch goes (:class:`pinwatch.store.summary.SummaryStore`, or a fake)."""
+
+    def apply_batch(self, batch_id: str, tally: Tally, now_ms: int) -> ApplyResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A decoded subscription payload. `events` are the raw ``logEvents`` entries (checked when folded)."""
+
+    message_type: str
+    log_group: str
+    log_stream: str
+    owner: str | None
+    events: list[Any]
+
+    @property
+    def is_control(self) -> bool:
+        return self.message_type == CONTROL_MESSAGE
+
+    @property
+    def proxy(self) -> str:
+        return proxy_name(self.log_group)[0]
+
+    @property
+    def foreign(self) -> bool:
+        """The log group is not an RDS Proxy's (``/aws/rds/proxy/<name>``)."""
+        return not proxy_name(self.log_group)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one invocation did; the handler turns it into log keys and metrics."""
+
+    delivery: Delivery
+    batch_id: str | None = None  # None for a control message
+    tally: Tally | None = None
+    applied: ApplyResult | None = None  # None when there was nothing to write
+
+
+def proxy_name(log_group: str) -> tuple[str, bool]:
+    """(proxy name, is an RDS Proxy log group). Other groups: their last path segment."""
+    if log_group.startswith(PROXY_LOG_GROUP_PREFIX) and len(log_group) > len(PROXY_LOG_GROUP_PREFIX):
+        return log_group[len(PROXY_LOG_GROUP_PREFIX) :].strip("/"), True
+    segments = [s for s in log_group.split("/") if s]
+    return (segments[-1] if segments else log_group), False
+
+
+def decode(event: Mapping[str, Any]) -> Delivery:
+    """Decode a subscription invocation event; raise :class:`InvalidPayload` saying what is wrong."""
+    if not isinstance(event, Mapping):
+        raise InvalidPayload(f"event is a {type(event).__name__}, not an object with an 'awslogs' key")
+    awslogs = event.get("awslogs")
+    if not isinstance(awslogs, Mapping) or not isinstance(awslogs.get("data"), str):
+        raise InvalidPayload("event has no 'awslogs.data' string: not a CloudWatch Logs subscription event")
+    wrapped = CloudWatchLogsEvent(dict(event))
+    try:
+        data = wrapped.parse_logs_data().raw_event
+    except binascii.Error as exc:
+        raise InvalidPayload(f"awslogs.data is not valid base64: {exc}") from None
+    except zlib.error as exc:
+        raise InvalidPayload(f"awslogs.data is not gzip data: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload(f"awslogs.data does not decompress to UTF-8 text: {exc.reason}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidPayload(f"awslogs.data does not hold JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidPayload(f"awslogs.data holds a JSON {type(data).__name__}, not an object")
+    message_type = data.get("messageType")
+    if message_type == CONTROL_MESSAGE:
+        return Delivery(CONTROL_MESSAGE, str(data.get("logGroup") or ""), str(data.get("logStream") or ""), None, [])
+    if message_type != DATA_MESSAGE:
+        raise InvalidPayload(f"messageType is {message_type!r}; expected {DATA_MESSAGE!r} or {CONTROL_MESSAGE!r}")
+    log_group, log_stream, events = data.get("logGroup"), data.get("logStream"), data.get("logEvents")
+    if not isinstance(log_group, str) or not log_group:
+        raise InvalidPayload("logGroup is missing or not a non-empty string")
+    if not isinstance(log_stream, str):
+        raise InvalidPayload("logStream is missing or not a string")
+    if not isinstance(events, list):
+        raise InvalidPayload("logEvents is missing or not a list")
+    owner = data.get("owner")
+    return Delivery(DATA_MESSAGE, log_group, log_stream, owner if isinstance(owner, str) else None, events)
+
+
+def fold(delivery: Delivery) -> tuple[str, Tally]:
+    """Check, parse and tally every event; returns (batch id, tally).
+
+    The batch id is sha256 over the log group, the log stream and the ordered event ids: the
+    same delivery always gets the same id (see :mod:`pinwatch.store.summary` for what that covers).
+
+    Hot path. A pin line's reason code, reason text and digest depend only on which pin phrase it
+    holds and on the text from ``Reason:`` on; the rest (timestamp, tags, connection ids) differs on
+    every line and is not needed for counting. So :func:`~pinwatch.parse.parse_message` runs once
+    per distinct (phrase, reason tail) in the batch and its answer is reused for the others; lines
+    without a pin phrase are parsed in full. Equivalence with the parser is a tested property.
+    """
+    proxy, _ = proxy_name(delivery.log_group)
+    tally = Tally()
+    ids: list[str] = []
+    add_id = ids.append
+    # Per pin phrase: reason tail -> the timestamps of the lines that share it (one parse for all of them).
+    pin_times: dict[str, list[int]] = {}
+    would_times: dict[str, list[int]] = {}
+    groups: dict[tuple[Kind, str], _Group] = {}
+    unmemoised: list[int] = []  # timestamps of lines counted on their own
+    try:
+        for entry in delivery.events:
+            event_id = entry["id"]
+            ts = entry["timestamp"]
+            message = entry["message"]
+            # Only the timestamp is checked here (it feeds arithmetic); a message that is not a string
+            # fails on find() and an id that is not one fails the join below, both caught and explained.
+            if type(ts) is not int:
+                raise TypeError
+            add_id(event_id)
+            memo = pin_times
+            phrase_at = message.find(PIN_PHRASE)
+            if phrase_at >= 0:
+                phrase_at += _PIN_LEN
+            else:
+                memo = would_times
+                phrase_at = message.find(WOULD_PIN_PHRASE)
+                if phrase_at < 0:
+                    unmemoised.append(ts)
+                    _add_record(tally, proxy, parse_message(message, ts), ts)
+                    continue
+                phrase_at += _WOULD_LEN
+            # The reason starts at the first "Reason:" after the phrase (neither phrase contains one).
+            reason_at = message.find(REASON_MARK, phrase_at)
+            tail = message[reason_at:] if reason_at >= 0 else ""
+            times = memo.get(tail)
+            if times is not None:
+                times.append(ts)
+                continue
+            kind = Kind.PINNED if memo is pin_times else Kind.WOULD_PIN
+            record = parse_message(message, ts)
+            if record.kind is not kind or len(groups) >= _MEMO_MAX or len(tail) > _MEMO_KEY_MAX_CHARS:
+                unmemoised.append(ts)
+                _add_record(tally, proxy, record, ts)  # not memoisable: count it on its own
+                continue
+            memo[tail] = [ts]
+            groups[(kind, tail)] = _Group(record.reason or "unknown", record.reason_text, record.digest)
+        joined_ids = "\n".join(ids)
+    except (KeyError, TypeError, AttributeError):
+        _raise_for_bad_event(delivery.events)
+        raise  # not caused by the payload: a bug, let it surface as it is
+    first_ms = min(unmemoised, default=None)
+    last_ms = max(unmemoised, default=None)
+    for kind, memo in ((Kind.PINNED, pin_times), (Kind.WOULD_PIN, would_times)):
+        for tail, times in memo.items():
+            group = groups[(kind, tail)]
+            times.sort()  # already in order for a normal stream: linear
+            first_ms = times[0] if first_ms is None else min(first_ms, times[0])
+            last_ms = times[-1] if last_ms is None else max(last_ms, times[-1])
+            for count, first, last in _per_hour(times):
+                tally.add_reasons(proxy, kind, group.reason, count, first, last, group.reason_text, group.digest)
+    if first_ms is not None and last_ms is not None:
+        tally.seen(proxy, first_ms, last_ms, len(ids), delivery.log_group)
+    digest = hashlib.sha256(f"{delivery.log_group}\n{delivery.log_stream}\n".encode())
+    digest.update(joined_ids.encode())
+    return digest.hexdigest(), tally
+
+
+def _raise_for_bad_event(events: list[Any]) -> None:
+    """Raise :class:`InvalidPayload` for the first malformed log event (the slow path of :func:`fold`)."""
+    for index, entry in enumerate(events):
+        if not isinstance(entry, Mapping) or not {"id", "timestamp", "message"} <= entry.keys():
+            raise InvalidPayload(f"logEvents[{index}] lacks one of 'id', 'timestamp', 'message'")
+        if type(entry["id"]) is not str or type(entry["timestamp"]) is not int or type(entry["message"]) is not str:
+            raise InvalidPayload(
+                f"logEvents[{index}] has the wrong types: id must be a string, timestamp an integer (epoch ms) "
+                "and message a string"
+            )
+
+
+def _per_hour(times: list[int]) -> list[tuple[int, int, int]]:
+    """(count, first, last) per UTC hour of sorted timestamps, found by bisection at hour boundaries."""
+    out = []
+    start = 0
+    while start < len(times):
+        boundary = (times[start] // HOUR_MS + 1) * HOUR_MS
+        end = bisect_left(times, boundary, start)
+        out.append((end - start, times[start], times[end - 1]))
+        start = end
+    return out
+
+
+class _Group:
+    """The parse result shared by lines with one pin phrase and one reason tail."""
+
+    __slots__ = ("digest", "reason", "reason_text")
+
+    def __init__(self, reason: str, reason_text: str | None, digest: str | None) -> None:
+        self.reason = reason
+        self.reason_text = reason_text
+        self.digest = digest
+
+
+def _add_record(tally: Tally, proxy: str, record: LogRecord, ts: int) -> None:
+    kind = record.kind
+    if kind is Kind.OTHER:
+        tally.other_lines += 1
+    elif kind is Kind.UNPARSED:
+        tally.add_unparsed(proxy, ts, record.raw)
+    else:
+        tally.add_reason(proxy, kind, record.reason or "unknown", ts, record.reason_text, record.digest)
+
+
+def batch_id(delivery: Delivery) -> str:
+    """The deterministic id of a delivery (same as :func:`fold` computes)."""
+    digest = hashlib.sha256(f"{delivery.log_group}\n{delivery.log_stream}\n".encode())
+    digest.update("\n".join(str(e.get("id", "")) if isinstance(e, Mapping) else "" for e in delivery.events).encode())
+    return digest.hexdigest()
+
+
+def ingest_delivery(delivery: Delivery, store: BatchStore, now_ms: int) -> IngestResult:
+    """Fold a decoded delivery and apply it to `store` exactly once. Control messages write nothing."""
+    if delivery.is_control:
+        return IngestResult(delivery)
+    batch, tally = fold(delivery)
+    if tally.is_empty():
+        return IngestResult(delivery, batch, tally)
+    return IngestResult(delivery, batch, tally, store.apply_batch(batch, tally, now_ms))
+
+
+def ingest(event: Mapping[str, Any], store: BatchStore, now_ms: int) -> IngestResult:
+    """Decode, fold and apply one subscription invocation event."""
+    return ingest_delivery(decode(event), store, now_ms)
+
+
+def line_counts(result: IngestResult) -> dict[Kind, int]:
+    """Lines per kind in the delivery (for logging; metrics use what was applied)."""
+    if result.tally is None:
+        return {}
+    return {kind: result.tally.count(kind) for kind in Kind}

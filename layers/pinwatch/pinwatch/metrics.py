@@ -1,0 +1,192 @@
+"""Read every proxy's connection metrics in as few ``GetMetricData`` calls as possible.
+
+One ``MetricStat`` query per (proxy, metric), packed 500 to a call, so a check costs
+ceil(proxies x metrics / 500) calls instead of one ``GetMetricStatistics`` per metric and proxy.
+No metric math: ratios are computed in Python from the raw series, which also keeps the reader
+testable on moto. The CloudWatch client is injected; this module never imports boto3.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
+
+NAMESPACE = "AWS/RDS"
+DIMENSION = "ProxyName"
+PERIOD_S = 60
+MINUTE_MS = 60_000
+MAX_QUERIES_PER_CALL = 500  # GetMetricData's limit
+
+CLIENT_CONNECTIONS = "ClientConnections"
+DATABASE_CONNECTIONS = "DatabaseConnections"
+PINNED = "DatabaseConnectionsCurrentlySessionPinned"
+IN_TRANSACTION = "DatabaseConnectionsCurrentlyInTransaction"
+BORROWED = "DatabaseConnectionsCurrentlyBorrowed"
+MAX_ALLOWED = "MaxDatabaseConnectionsAllowed"
+BORROW_LATENCY = "DatabaseConnectionsBorrowLatency"  # microseconds
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    stat: str
+
+
+# Each proxy runs on several instances that each publish the gauges: Sum adds them up.
+# Latency is a per-borrow figure, so it is averaged instead.
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec(CLIENT_CONNECTIONS, "Sum"),
+    MetricSpec(DATABASE_CONNECTIONS, "Sum"),
+    MetricSpec(PINNED, "Sum"),
+    MetricSpec(IN_TRANSACTION, "Sum"),
+    MetricSpec(BORROWED, "Sum"),
+    MetricSpec(MAX_ALLOWED, "Sum"),
+    MetricSpec(BORROW_LATENCY, "Average"),
+)
+
+# A minute counts as published when any of these has a datapoint for it.
+_PRESENCE = (CLIENT_CONNECTIONS, DATABASE_CONNECTIONS, MAX_ALLOWED)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyMetrics:
+    """One proxy's series over the check window, one slot per minute (oldest first).
+
+    ``None`` means CloudWatch had no datapoint for that minute. The pinned series is the
+    exception: the proxy publishes nothing while nothing is pinned, so a minute in which the proxy
+    published its other gauges but no pinned value reads as 0. A minute with no data at all (not
+    yet published, or no proxy instance running) stays ``None`` for every metric.
+    """
+
+    proxy: str
+    timestamps_ms: tuple[int, ...]
+    series: Mapping[str, tuple[float | None, ...]]
+
+    def values(self, metric: str) -> tuple[float | None, ...]:
+        return self.series.get(metric, (None,) * len(self.timestamps_ms))
+
+    def points(self, metric: str) -> list[tuple[int, float]]:
+        """(timestamp ms, value) pairs of the minutes that have a value."""
+        return [(t, v) for t, v in zip(self.timestamps_ms, self.values(metric), strict=True) if v is not None]
+
+    def latest_index(self) -> int | None:
+        """The newest minute with a database-connections value: all "latest" figures come from it."""
+        values = self.values(DATABASE_CONNECTIONS)
+        return next((i for i in range(len(values) - 1, -1, -1) if values[i] is not None), None)
+
+    def latest(self, metric: str) -> float | None:
+        index = self.latest_index()
+        return None if index is None else self.values(metric)[index]
+
+
+def window_end_ms(now_ms: int) -> int:
+    """End of the check window: the start of the current minute, so the last minute is complete."""
+    return now_ms - now_ms % MINUTE_MS
+
+
+def query_id(proxy_index: int, metric_index: int) -> str:
+    # Ids must start with a lowercase letter and be unique per call; indexes keep them short.
+    return f"p{proxy_index}m{metric_index}"
+
+
+def build_queries(proxies: Sequence[str]) -> tuple[list[MetricDataQueryTypeDef], dict[str, tuple[str, str]]]:
+    """Every (proxy, metric) ``MetricStat`` query, and the map from query id back to (proxy, metric)."""
+    queries: list[MetricDataQueryTypeDef] = []
+    index: dict[str, tuple[str, str]] = {}
+    for p, proxy in enumerate(proxies):
+        for m, spec in enumerate(METRICS):
+            qid = query_id(p, m)
+            index[qid] = (proxy, spec.name)
+            # No Unit: a unit that differs from the published one makes CloudWatch return nothing.
+            queries.append(
+                {
+                    "Id": qid,
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": NAMESPACE,
+                            "MetricName": spec.name,
+                            "Dimensions": [{"Name": DIMENSION, "Value": proxy}],
+                        },
+                        "Period": PERIOD_S,
+                        "Stat": spec.stat,
+                    },
+                    "ReturnData": True,
+                }
+            )
+    return queries, index
+
+
+def calls_needed(proxies: int, max_queries_per_call: int = MAX_QUERIES_PER_CALL) -> int:
+    """GetMetricData calls for one check (before any NextToken continuation)."""
+    return math.ceil(proxies * len(METRICS) / max_queries_per_call)
+
+
+def _chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class CloudWatchMetricsReader:
+    """Reads :data:`METRICS` for many proxies with batched ``GetMetricData`` calls."""
+
+    def __init__(self, client: CloudWatchClient, max_queries_per_call: int = MAX_QUERIES_PER_CALL) -> None:
+        if not 1 <= max_queries_per_call <= MAX_QUERIES_PER_CALL:
+            raise ValueError(f"max_queries_per_call must be 1..{MAX_QUERIES_PER_CALL}")
+        self._client = client
+        self._max_queries = max_queries_per_call
+
+    def read(self, proxies: Sequence[str], end_ms: int, window_minutes: int) -> dict[str, ProxyMetrics]:
+        """Series for every proxy over the ``window_minutes`` minutes before ``end_ms`` (a minute boundary)."""
+        if not proxies:
+            return {}
+        end_ms = window_end_ms(end_ms)
+        start_ms = end_ms - window_minutes * MINUTE_MS
+        proxies = list(dict.fromkeys(proxies))
+        empty: list[float | None] = [None] * window_minutes
+        raw = {proxy: {spec.name: list(empty) for spec in METRICS} for proxy in proxies}
+        queries, index = build_queries(proxies)
+        for chunk in _chunks(queries, self._max_queries):
+            for result in self._fetch(list(chunk), start_ms, end_ms):
+                proxy, metric = index[result["Id"]]
+                target = raw[proxy][metric]
+                for ts, value in zip(result.get("Timestamps", []), result.get("Values", []), strict=False):
+                    slot = (_epoch_ms(ts) - start_ms) // MINUTE_MS
+                    if 0 <= slot < window_minutes:
+                        target[slot] = float(value)
+        timestamps = tuple(start_ms + i * MINUTE_MS for i in range(window_minutes))
+        return {proxy: _assemble(proxy, timestamps, series) for proxy, series in raw.items()}
+
+    def _fetch(self, queries: list[MetricDataQueryTypeDef], start_ms: int, end_ms: int) -> Iterator[Any]:
+        kwargs: dict[str, Any] = {
+            "MetricDataQueries": queries,
+            "StartTime": datetime.fromtimestamp(start_ms / 1000, tz=UTC),
+            "EndTime": datetime.fromtimestamp(end_ms / 1000, tz=UTC),
+            "ScanBy": "TimestampAscending",
+        }
+        while True:
+            response = self._client.get_metric_data(**kwargs)
+            yield from response.get("MetricDataResults", [])
+            token = response.get("NextToken")
+            if not token:
+                return
+            kwargs["NextToken"] = token
+
+
+def _epoch_ms(ts: datetime | int | float) -> int:
+    if isinstance(ts, datetime):
+        return int(ts.timestamp() * 1000)
+    return int(ts * 1000)
+
+
+def _assemble(proxy: str, timestamps: tuple[int, ...], series: dict[str, list[float | None]]) -> ProxyMetrics:
+    presence = [any(series[m][i] is not None for m in _PRESENCE) for i in range(len(timestamps))]
+    pinned = series[PINNED]
+    series[PINNED] = [0.0 if v is None and present else v for v, present in zip(pinned, presence, strict=True)]
+    return ProxyMetrics(proxy, timestamps, {metric: tuple(values) for metric, values in series.items()})

@@ -1,0 +1,169 @@
+"""Alert state per proxy+rule in the summary table (``pk=PROXY#<proxy>``, ``sk=ALERT#<rule>``).
+
+One strongly consistent Query reads every rule's state for a proxy. Writes are conditional on the
+``version`` that was read (optimistic concurrency): when two check runs overlap, the second one's
+write fails as a whole and that run skips the proxy instead of notifying a second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from pinwatch.alerts.policy import AlertState, AlertStatus, Transition
+from pinwatch.findings import Severity
+from pinwatch.store import keys
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
+
+logger = logging.getLogger(__name__)
+
+MAX_ITEMS_PER_SAVE = 100  # TransactWriteItems' limit; a proxy has a handful of rules
+_LOST_RACE_CODES = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
+
+
+class AlertStateStore:
+    """Reads and writes :class:`AlertState` items. The DynamoDB client is injected."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def load(self, proxy: str) -> dict[str, AlertState]:
+        """Every stored rule state of one proxy, by rule (one Query, paginated if ever needed)."""
+        states: dict[str, AlertState] = {}
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="#pk = :pk AND begins_with(#sk, :prefix)",
+            ExpressionAttributeNames={"#pk": keys.PK, "#sk": keys.SK},
+            ExpressionAttributeValues={":pk": {"S": keys.proxy_pk(proxy)}, ":prefix": {"S": keys.ALERT_PREFIX}},
+            ConsistentRead=True,  # a run must see the previous run's write, or it notifies twice
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                state = _from_item(item)
+                states[state.rule] = state
+        return states
+
+    def save(self, states: Sequence[AlertState]) -> tuple[AlertState, ...] | None:
+        """Write all states atomically, each only if its stored version is still the one read.
+
+        Returns the states as stored (version + 1), or None when another run changed any of them
+        first — the caller lost the race and must not act on its decision.
+        """
+        if not states:
+            return ()
+        if len(states) > MAX_ITEMS_PER_SAVE:
+            raise ValueError(f"at most {MAX_ITEMS_PER_SAVE} alert states can be saved at once, got {len(states)}")
+        stored = tuple(replace(s, version=s.version + 1) for s in states)
+        items: list[TransactWriteItemTypeDef] = []
+        for old, new in zip(states, stored, strict=True):
+            put: dict[str, Any] = {"TableName": self._table, "Item": _to_item(new)}
+            if old.version == 0:
+                put["ConditionExpression"] = "attribute_not_exists(#pk)"
+                put["ExpressionAttributeNames"] = {"#pk": keys.PK}
+            else:
+                put["ConditionExpression"] = "#version = :version"
+                put["ExpressionAttributeNames"] = {"#version": "version"}
+                put["ExpressionAttributeValues"] = {":version": {"N": str(old.version)}}
+            items.append({"Put": put})  # type: ignore[typeddict-item]
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if _lost_race(exc):
+                logger.info(
+                    "alert state changed by another check run; skipping",
+                    extra={"proxy": states[0].proxy, "rules": [s.rule for s in states]},
+                )
+                return None
+            raise
+        return stored
+
+
+def _lost_race(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    if error.get("Code") != "TransactionCanceledException":
+        return False
+    reasons = exc.response.get("CancellationReasons") or []
+    codes = {r.get("Code") for r in reasons if r.get("Code") not in (None, "None")}
+    if not codes:
+        # Some SDK versions only put the reasons into the message: "[ConditionalCheckFailed, None]".
+        message = error.get("Message", "")
+        codes = {code for code in _LOST_RACE_CODES if code in message}
+    return bool(codes) and codes <= _LOST_RACE_CODES
+
+
+def _to_item(state: AlertState) -> dict[str, AttributeValueTypeDef]:
+    item: dict[str, AttributeValueTypeDef] = {
+        keys.PK: {"S": keys.proxy_pk(state.proxy)},
+        keys.SK: {"S": keys.alert_sk(state.rule)},
+        "proxy": {"S": state.proxy},
+        "rule": {"S": state.rule},
+        "status": {"S": state.status.value},
+        "severity": {"S": state.severity.value},
+        "healthy_streak": {"N": str(state.healthy_streak)},
+        "version": {"N": str(state.version)},
+        # Lists, not string sets: a string set cannot be empty.
+        "accepted_channels": {"L": [{"S": c} for c in sorted(state.accepted_channels)]},
+        "pending_channels": {"L": [{"S": c} for c in sorted(state.pending_channels)]},
+    }
+    if state.summary:
+        item["summary"] = {"S": state.summary}
+    for name, number in (
+        ("first_active_ms", state.first_active_ms),
+        ("last_notified_ms", state.last_notified_ms),
+        ("resolved_ms", state.resolved_ms),
+        ("lease_until_ms", state.lease_until_ms),
+    ):
+        if number is not None:
+            item[name] = {"N": str(number)}
+    for name, text in (
+        ("last_notified_severity", state.last_notified_severity),
+        ("last_transition", state.last_transition),
+        ("lease_owner", state.lease_owner),
+    ):
+        if text is not None:
+            item[name] = {"S": str(text)}
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> AlertState:
+    def text(name: str) -> str | None:
+        value = item.get(name)
+        return value["S"] if value and "S" in value else None
+
+    def number(name: str) -> int | None:
+        value = item.get(name)
+        return int(value["N"]) if value and "N" in value else None
+
+    def channels(name: str) -> frozenset[str]:
+        value = item.get(name) or {}
+        return frozenset(v["S"] for v in value.get("L", []) if "S" in v)
+
+    notified_severity = text("last_notified_severity")
+    transition = text("last_transition")
+    return AlertState(
+        proxy=text("proxy") or item[keys.PK]["S"].removeprefix("PROXY#"),
+        rule=text("rule") or item[keys.SK]["S"].removeprefix(keys.ALERT_PREFIX),
+        status=AlertStatus(text("status") or AlertStatus.OK),
+        severity=Severity(text("severity") or Severity.OK),
+        first_active_ms=number("first_active_ms"),
+        last_notified_ms=number("last_notified_ms"),
+        last_notified_severity=Severity(notified_severity) if notified_severity else None,
+        last_transition=Transition(transition) if transition else None,
+        healthy_streak=number("healthy_streak") or 0,
+        accepted_channels=channels("accepted_channels"),
+        pending_channels=channels("pending_channels"),
+        summary=text("summary") or "",
+        resolved_ms=number("resolved_ms"),
+        version=number("version") or 0,
+        lease_owner=text("lease_owner"),
+        lease_until_ms=number("lease_until_ms"),
+    )

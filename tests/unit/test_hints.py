@@ -1,0 +1,177 @@
+"""hints_for: most specific first, engine-correct, driver-aware and aware of the pool configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from pinwatch.catalog import CATALOG, EXCLUDE_VARIABLE_SETS, INIT_QUERY
+from pinwatch.hints import GENERAL, Hint, hints_for, top_hint
+from pinwatch.records import EngineFamily, PoolConfig
+
+MYSQL = EngineFamily.MYSQL
+PG = EngineFamily.POSTGRESQL
+
+
+def texts(hints: list[Hint]) -> str:
+    return "\n".join(h.text for h in hints)
+
+
+def test_given_a_search_path_digest_when_hinted_then_the_first_hint_names_search_path_and_initquery() -> None:
+    hints = hints_for("session_settings", PG, "set search_path = $1; set names $2;")
+
+    assert "SET search_path" in hints[0].text
+    assert INIT_QUERY in hints[0].text and "ALTER ROLE" in hints[0].text
+    assert hints[0].scope == PG.value
+    assert any("SET NAMES" in h.text for h in hints[1:3])
+
+
+def test_given_hints_when_listed_then_digest_engine_driver_general_is_the_order() -> None:
+    hints = hints_for("session_settings", PG, "set client_encoding to $1", drivers=["rails"])
+    scopes = [h.scope for h in hints]
+    general = CATALOG["session_settings"].hints
+
+    assert "client_encoding" in hints[0].text  # digest-specific first
+    assert scopes.index("rails") < scopes.index(GENERAL)
+    assert max(i for i, s in enumerate(scopes) if s == PG.value) < scopes.index("rails")
+    assert [h.text for h in hints if h.scope == GENERAL] == list(general)
+
+
+@pytest.mark.parametrize("code", list(CATALOG))
+@pytest.mark.parametrize("digest", [None, "set search_path = $1", "SET sql_mode = ?, foo = ?"])
+def test_given_postgresql_when_hinted_then_exclude_variable_sets_is_never_suggested(code: str, digest: str | None) -> None:
+    assert EXCLUDE_VARIABLE_SETS not in texts(hints_for(code, PG, digest))
+
+
+def test_given_mysql_session_settings_when_hinted_then_exclude_variable_sets_is_offered() -> None:
+    assert EXCLUDE_VARIABLE_SETS in texts(hints_for("session_settings", MYSQL))
+
+
+def test_given_a_mysql_set_with_one_untracked_variable_when_hinted_then_the_culprit_is_named_not_the_tracked_ones() -> (
+    None
+):
+    first = hints_for("session_settings", MYSQL, "SET sql_mode = ?, names ?, @@session.optimizer_search_depth = ?")[0]
+
+    assert "culprit is `optimizer_search_depth`" in first.text
+    assert "`sql_mode`, `names` are tracked" in first.text
+    assert first.scope == MYSQL.value
+
+
+def test_given_a_mysql_set_of_tracked_variables_only_when_hinted_then_it_says_they_do_not_pin() -> None:
+    first = hints_for("session_settings", MYSQL, "SET NAMES ?, time_zone = ?")[0]
+
+    assert "tracked by the proxy and should not pin" in first.text
+    assert "culprit" not in first.text
+
+
+def test_given_a_mysql_user_variable_when_hinted_then_the_variable_is_named() -> None:
+    first = hints_for("user_variable", None, "SET @row_number := ?")[0]
+
+    assert "`@row_number`" in first.text and "user variable" in first.text
+
+
+def test_given_set_transaction_for_the_next_transaction_when_hinted_then_session_scope_is_suggested() -> None:
+    assert "SET SESSION TRANSACTION" in hints_for("session_settings", MYSQL, "SET TRANSACTION READ ONLY")[0].text
+
+
+@pytest.mark.parametrize(
+    ("code", "digest", "needle"),
+    [
+        ("lock", "select pg_advisory_lock($1)", "pg_advisory_xact_lock"),
+        ("lock", "SELECT GET_LOCK(?, ?)", "GET_LOCK()"),
+        ("lock", "LOCK TABLES t WRITE", "LOCK TABLES"),
+        ("session_reset", "DISCARD ALL", "No Reset On Close=true"),
+        ("listen", "LISTEN jobs", "database endpoint"),
+        ("sequence_function", "select nextval($1)", "RETURNING"),
+        ("library_load", "LOAD 'auto_explain'", "shared_preload_libraries"),
+        ("temporary_table", "CREATE TEMP TABLE t (id int)", "CTE"),
+        ("cursor", "DECLARE c CURSOR FOR select 1", "keyset"),
+    ],
+)
+def test_given_a_telling_digest_when_hinted_then_the_first_hint_is_about_that_statement(
+    code: str, digest: str, needle: str
+) -> None:
+    assert needle in hints_for(code, None, digest)[0].text
+
+
+def test_given_no_engine_when_the_digest_uses_dollar_placeholders_then_postgresql_hints_are_chosen() -> None:
+    hints = hints_for("session_settings", None, "set statement_timeout = $1")
+
+    assert {h.scope for h in hints} <= {PG.value, GENERAL} | {"prisma", "rails", "django", "sqlalchemy", "pdo"}
+    assert EXCLUDE_VARIABLE_SETS not in texts(hints)
+
+
+def test_given_no_engine_and_no_digest_when_the_reason_has_one_engine_then_its_hints_apply() -> None:
+    hints = hints_for("user_variable", None)
+
+    assert any(h.scope == MYSQL.value for h in hints)
+
+
+def test_given_no_engine_and_no_digest_when_the_reason_spans_engines_then_each_engine_hint_is_labelled() -> None:
+    scopes = {h.scope for h in hints_for("session_settings", None)}
+
+    assert {MYSQL.value, PG.value, EngineFamily.SQLSERVER.value} <= scopes
+
+
+def test_given_a_driver_when_hinted_then_only_that_drivers_hints_are_included() -> None:
+    hints = hints_for("prepared_statement", PG, drivers=["pgjdbc"])
+    driver_scopes = {h.scope for h in hints} - {GENERAL, PG.value}
+
+    assert driver_scopes == {"pgjdbc"}
+    assert any("prepareThreshold=0" in h.text for h in hints)
+
+
+def test_given_no_driver_when_the_engine_is_known_then_only_compatible_drivers_are_included() -> None:
+    scopes = {h.scope for h in hints_for("prepared_statement", MYSQL)}
+
+    assert "mysql-connector-j" in scopes and "mysql2" in scopes
+    assert not scopes & {"pgjdbc", "asyncpg", "npgsql", "pgx", "psycopg"}
+
+
+def test_given_an_engine_scoped_driver_hint_when_on_another_engine_then_it_is_left_out() -> None:
+    assert "Django (PostgreSQL)" not in texts(hints_for("session_settings", MYSQL, drivers=["django"]))
+    assert "Django (PostgreSQL)" in texts(hints_for("session_settings", PG, drivers=["django"]))
+
+
+def test_given_exclude_variable_sets_already_enabled_when_hinted_then_it_is_reported_not_suggested() -> None:
+    pool = PoolConfig(session_pinning_filters=("EXCLUDE_VARIABLE_SETS",))
+
+    hints = hints_for("session_settings", MYSQL, "SET @x := ?, sql_mode = ?", pool=pool)
+
+    mentions = [h for h in hints if EXCLUDE_VARIABLE_SETS in h.text]
+    assert len(mentions) == 1
+    assert "already enabled" in mentions[0].text
+
+
+def test_given_an_init_query_that_sets_the_same_variable_when_hinted_then_it_says_to_drop_the_client_set() -> None:
+    pool = PoolConfig(init_query="SET search_path = app, public")
+
+    hints = hints_for("session_settings", PG, "set search_path = $1", pool=pool)
+
+    assert "already sets `search_path`" in hints[0].text
+    assert "remove it from the client" in hints[0].text
+    assert not any("set it in the proxy's initialization query" in h.text for h in hints)
+
+
+def test_given_an_unrelated_init_query_when_hinted_then_it_suggests_adding_to_the_existing_one() -> None:
+    pool = PoolConfig(init_query="SET statement_timeout = 5000")
+
+    hints = hints_for("session_settings", PG, "set search_path = $1", pool=pool)
+
+    assert "already has an InitQuery" in hints[0].text
+    assert sum(INIT_QUERY in h.text for h in hints) == 1
+
+
+def test_given_hints_when_listed_then_no_text_repeats() -> None:
+    for code in CATALOG:
+        for engine in (None, MYSQL, PG, EngineFamily.SQLSERVER):
+            found = [h.text for h in hints_for(code, engine)]
+            assert len(found) == len(set(found)), (code, engine)
+
+
+@pytest.mark.parametrize("code", list(CATALOG))
+def test_given_any_code_when_asked_for_the_top_hint_then_it_is_the_first_hint(code: str) -> None:
+    assert top_hint(code, PG) == hints_for(code, PG)[0].text
+
+
+def test_given_an_unknown_code_when_hinted_then_the_unknown_entry_advice_is_returned() -> None:
+    assert texts(hints_for("made_up", None)) == texts(hints_for("unknown", None))
