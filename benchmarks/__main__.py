@@ -16,6 +16,7 @@ from benchmarks.common import Figure
 MODULES = [
     "benchmarks.bench_parse",
     "benchmarks.bench_cold_start",
+    "benchmarks.bench_ingest",
     "benchmarks.bench_check",
 ]
 

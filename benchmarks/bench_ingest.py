@@ -33,9 +33,12 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from benchmarks.common import Figure, best_cpu_seconds
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLER = ROOT / "functions" / "pin_ingest" / "app.py"
@@ -69,9 +72,10 @@ class Context:
     aws_request_id = "bench"
 
 
-def load_handler() -> ModuleType:
+def load_handler() -> Any:  # the handler module; Any: its globals (STORE) are swapped below
     spec = importlib.util.spec_from_file_location(f"pin_ingest_bench_{uuid.uuid4().hex}", HANDLER)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -166,7 +170,7 @@ def run() -> list[Figure]:
 
     app = load_handler()
     recorder = RecordingDynamoDB()
-    app.STORE = SummaryStore(recorder, ENV["SUMMARY_TABLE_NAME"])
+    app.STORE = SummaryStore(cast("DynamoDBClient", recorder), ENV["SUMMARY_TABLE_NAME"])
     results: list[dict[str, Any]] = []
     with quiet(app):
         # Interleaved, so load from other processes on a shared machine hits both sides alike.

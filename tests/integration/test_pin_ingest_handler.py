@@ -39,7 +39,8 @@ class FakeContext:
 def load_handler() -> ModuleType:
     """Import the handler module afresh: a cold start, reading the environment as it is now."""
     spec = importlib.util.spec_from_file_location(f"pin_ingest_app_{uuid.uuid4().hex}", HANDLER)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -106,7 +107,8 @@ def metric_values(emf: list[dict[str, Any]], name: str) -> list[tuple[dict[str, 
 
 
 def table_items(dynamodb_client: Any, table: str) -> list[dict[str, Any]]:
-    return dynamodb_client.scan(TableName=table)["Items"]
+    found: list[dict[str, Any]] = dynamodb_client.scan(TableName=table)["Items"]
+    return found
 
 
 def test_given_one_payload_delivered_three_times_when_handled_then_the_table_and_metrics_count_it_once(

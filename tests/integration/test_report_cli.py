@@ -79,7 +79,16 @@ def test_given_known_counts_when_reported_as_csv_then_the_rows_round_trip(
     table: str, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = report(
-        capsys, "--table", table, "--endpoint-url", dynamodb_endpoint, *WINDOW, "--format", "csv", "--proxy", "orders-db"
+        capsys,
+        "--table",
+        table,
+        "--endpoint-url",
+        dynamodb_endpoint,
+        *WINDOW,
+        "--format",
+        "csv",
+        "--proxy",
+        "orders-db",
     )
 
     assert code == 0
@@ -111,7 +120,9 @@ def test_given_known_counts_when_reported_as_a_table_then_it_shows_counts_trend_
 ) -> None:
     monkeypatch.setenv("COLUMNS", "240")
 
-    code, out, _ = report(capsys, "--table", table, "--endpoint-url", dynamodb_endpoint, *WINDOW, "--proxy", "orders-db")
+    code, out, _ = report(
+        capsys, "--table", table, "--endpoint-url", dynamodb_endpoint, *WINDOW, "--proxy", "orders-db"
+    )
 
     assert code == 0
     assert "orders-db: pins by reason" in out

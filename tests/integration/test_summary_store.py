@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -48,7 +47,9 @@ def store(client: Any, summary_table: str) -> SummaryStore:
 
 
 def pin(ts: int, reason: str, digest: str | None = None) -> LogRecord:
-    return LogRecord(kind=Kind.PINNED, raw="", timestamp_ms=ts, reason=reason, reason_text=f"text {reason}", digest=digest)
+    return LogRecord(
+        kind=Kind.PINNED, raw="", timestamp_ms=ts, reason=reason, reason_text=f"text {reason}", digest=digest
+    )
 
 
 def items(client: Any, table: str) -> list[dict[str, Any]]:
@@ -83,10 +84,10 @@ def expected_counts(events: list[dict[str, Any]], proxy: str) -> Counter[tuple[s
 
 
 @pytest.fixture(scope="module")
-def big_delivery() -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def big_delivery() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """~1 MB invocation event spread over 60 hours: hundreds of distinct keys, so several chunks."""
     event, _ = max_size_event(hours=60)
-    yield event, json.loads(json.dumps(decode(event).events))
+    return event, json.loads(json.dumps(decode(event).events))
 
 
 def crash_after(client: Any, calls: int) -> None:
@@ -182,13 +183,18 @@ def test_given_a_lost_response_that_botocore_retries_when_applied_then_the_chunk
     assert state["forced"]
     assert (result.applied_chunks, result.duplicate_chunks) == (1, 0)
     assert result.applied_counts == {("orders-db", Kind.PINNED, "lock"): 1}
-    assert hourly_counts(client, summary_table)[(keys.proxy_pk("orders-db"), keys.pin_hour_sk(keys.hour_bucket(T0), "lock"))] == 1
+    assert (
+        hourly_counts(client, summary_table)[
+            (keys.proxy_pk("orders-db"), keys.pin_hour_sk(keys.hour_bucket(T0), "lock"))
+        ]
+        == 1
+    )
 
 
 def _fake_cancellation(codes: list[str]) -> tuple[Any, dict[str, Any]]:
     class Http:
         status_code = 400
-        headers: dict[str, str] = {}
+        headers: ClassVar[dict[str, str]] = {}
 
     body = {
         "Error": {"Code": "TransactionCanceledException", "Message": f"Transaction cancelled [{', '.join(codes)}]"},

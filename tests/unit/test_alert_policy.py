@@ -289,13 +289,10 @@ class Record:
     after: AlertState  # as stored after delivery
 
     @property
-    def advanced(self) -> bool:
-        return self.after.content() != self.before.content()
-
-    @property
     def notified(self) -> Transition | None:
         """A transition that took effect (delivered, or given up as permanently undeliverable)."""
-        if self.decision.transition is not None and self.advanced:
+        took_effect = self.after.last_notified_ms != self.before.last_notified_ms
+        if self.decision.transition is not None and took_effect:
             return self.decision.transition
         return None
 

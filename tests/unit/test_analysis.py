@@ -162,5 +162,6 @@ def test_given_an_analysis_when_serialised_then_the_dict_has_totals_pins_and_unp
     d = a.to_dict()
 
     assert d["totals"] == {"pinned": 1, "would_pin": 0, "other": 0, "unparsed": 1}
-    assert d["pins"][0]["reason"] == "lock" and d["pins"][0]["share"] == 1.0
+    assert d["pins"][0]["reason"] == "lock"
+    assert d["pins"][0]["share"] == 1.0
     assert d["unparsed"] == {"count": 1, "samples": [{"line": 3, "source": "-", "text": "junk"}]}

@@ -33,11 +33,14 @@ def test_given_the_catalog_when_listed_then_it_has_exactly_the_agreed_codes() ->
 
 @pytest.mark.parametrize("item", list(CATALOG.values()), ids=list(CATALOG))
 def test_given_a_catalog_entry_when_inspected_then_it_is_complete(item: ReasonEntry) -> None:
-    assert item.code in CATALOG and CATALOG[item.code] is item
+    assert item.code in CATALOG
+    assert CATALOG[item.code] is item
     assert item.title.strip()
-    assert item.engines and item.engines <= set(EngineFamily)
+    assert item.engines
+    assert item.engines <= set(EngineFamily)
     assert len(item.why) > 20
-    assert len(item.hints) >= 1 and all(h.strip() for h in item.hints)
+    assert len(item.hints) >= 1
+    assert all(h.strip() for h in item.hints)
     assert item.doc_url.startswith("https://")
     assert set(item.engine_hints) <= item.engines, "engine hints only for engines the reason applies to"
     assert set(item.driver_hints) <= set(DRIVERS), "driver hints only for known drivers"

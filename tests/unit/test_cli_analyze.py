@@ -37,7 +37,16 @@ PARSE_PIN = (
 CONNECT = "2024-05-01T10:01:00.000Z [INFO] [proxyEndpoint=default] [clientConnection=5] A new client connected from 10.0.0.1:5000."
 CLOSED = "2024-05-01T10:02:00.000Z [INFO] [clientConnection=5] The client connection closed. Reason: The TCP channel was closed."
 JUNK = "this is not a proxy line"
-LINES = [pin("set search_path = $1"), CONNECT, pin("set search_path = $1"), JUNK, CLOSED, PARSE_PIN, "", pin("set names $1")]
+LINES = [
+    pin("set search_path = $1"),
+    CONNECT,
+    pin("set search_path = $1"),
+    JUNK,
+    CLOSED,
+    PARSE_PIN,
+    "",
+    pin("set names $1"),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -106,10 +115,12 @@ def test_given_a_plain_log_when_analyzed_as_a_table_then_reasons_hints_and_total
 ) -> None:
     code, out, err = run([str(log_file), "--proxy", "orders-proxy"], capsys)
 
-    assert code == 0 and err == ""
+    assert code == 0
+    assert err == ""
     assert "Pinning reasons: orders-proxy" in out
     assert out.index("session_settings") < out.index("prepared_statement")  # ranked by count
-    assert "75%" in out and "25%" in out
+    assert "75%" in out
+    assert "25%" in out
     assert "SET search_path" in out
     assert "pins 4 · would-pins 0 · other 2 · unparsed 2 · lines 8" in out
 
@@ -144,7 +155,8 @@ def test_given_a_plain_log_when_analyzed_as_jsonl_then_there_is_one_object_per_i
     assert first["timestamp"] == "2024-05-01T10:00:00.000Z"
     assert (first["endpoint"], first["client_connection"], first["db_connection"]) == ("default", "1", "2")
     assert first["proxy"] == "orders-proxy"
-    assert objects[4]["reason"] is None and objects[4]["reason_text"] == "The TCP channel was closed."
+    assert objects[4]["reason"] is None
+    assert objects[4]["reason_text"] == "The TCP channel was closed."
     assert objects[6]["timestamp"] is None
 
 
@@ -434,7 +446,8 @@ def test_given_an_unreadable_file_when_analyzed_then_exit_2_with_a_one_line_mess
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1
-    assert err.startswith("pinwatch analyze: error: ") and str(path) in err
+    assert err.startswith("pinwatch analyze: error: ")
+    assert str(path) in err
 
 
 def test_given_a_missing_file_after_a_good_one_when_analyzed_then_nothing_is_printed_before_the_error(
@@ -457,7 +470,8 @@ def test_given_a_terminal_on_stdin_and_no_files_when_analyzed_then_exit_2_instea
 
     code, _, err = run([], capsys)
 
-    assert code == 2 and "no input" in err
+    assert code == 2
+    assert "no input" in err
 
 
 @pytest.mark.parametrize(

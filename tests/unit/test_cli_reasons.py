@@ -15,7 +15,9 @@ def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
 
 
-def test_given_no_code_when_listing_then_every_catalog_code_and_title_is_shown(capsys: pytest.CaptureFixture[str]) -> None:
+def test_given_no_code_when_listing_then_every_catalog_code_and_title_is_shown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["reasons"]) == 0
     out = capsys.readouterr().out
 
@@ -24,7 +26,9 @@ def test_given_no_code_when_listing_then_every_catalog_code_and_title_is_shown(c
         assert item.title in out
 
 
-def test_given_json_when_listing_then_each_entry_has_why_hints_by_scope_and_doc(capsys: pytest.CaptureFixture[str]) -> None:
+def test_given_json_when_listing_then_each_entry_has_why_hints_by_scope_and_doc(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["reasons", "--format", "json"]) == 0
     entries = json.loads(capsys.readouterr().out)
 
@@ -74,12 +78,15 @@ def test_given_an_engine_when_listing_then_only_reasons_for_that_engine_are_list
     assert "listen" not in codes
 
 
-def test_given_an_unknown_code_when_shown_then_exit_2_with_a_one_line_message(capsys: pytest.CaptureFixture[str]) -> None:
+def test_given_an_unknown_code_when_shown_then_exit_2_with_a_one_line_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["reasons", "no_such_reason"]) == 2
     captured = capsys.readouterr()
 
     assert captured.out == ""
-    assert captured.err.count("\n") == 1 and "no_such_reason" in captured.err
+    assert captured.err.count("\n") == 1
+    assert "no_such_reason" in captured.err
 
 
 def test_given_a_code_in_other_case_when_shown_then_it_is_found(capsys: pytest.CaptureFixture[str]) -> None:

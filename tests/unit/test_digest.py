@@ -36,7 +36,9 @@ PG = EngineFamily.POSTGRESQL
         ("/* app=orders */ SET statement_timeout = $1", ("statement_timeout",)),
     ],
 )
-def test_given_a_set_digest_when_analyzed_then_the_variables_it_touches_are_listed(sql: str, names: tuple[str, ...]) -> None:
+def test_given_a_set_digest_when_analyzed_then_the_variables_it_touches_are_listed(
+    sql: str, names: tuple[str, ...]
+) -> None:
     info = analyze_digest(sql, None)
 
     assert info.set_names == names
@@ -47,7 +49,8 @@ def test_given_a_multi_statement_digest_when_analyzed_then_each_statement_has_a_
     info = analyze_digest("set search_path = $1; set names $2;", PG)
 
     assert info.kinds == (dg.SET, dg.SET)
-    assert info.engine is PG and not info.engine_guessed
+    assert info.engine is PG
+    assert not info.engine_guessed
 
 
 @pytest.mark.parametrize(
@@ -88,12 +91,21 @@ def test_given_a_mysql_set_of_tracked_and_untracked_variables_when_analyzed_then
 
 @pytest.mark.parametrize(
     "name",
-    ["autocommit", "sql_mode", "time_zone", "transaction_isolation", "tx_read_only", "wait_timeout", "character_set_client"],
+    [
+        "autocommit",
+        "sql_mode",
+        "time_zone",
+        "transaction_isolation",
+        "tx_read_only",
+        "wait_timeout",
+        "character_set_client",
+    ],
 )
 def test_given_a_mysql_tracked_variable_when_set_per_session_then_it_does_not_pin(name: str) -> None:
     (variable,) = analyze_digest(f"SET {name} = ?", MYSQL).variables
 
-    assert variable.tracked and not variable.pins
+    assert variable.tracked
+    assert not variable.pins
 
 
 def test_given_mysql_set_local_when_analyzed_then_it_does_not_pin() -> None:

@@ -20,7 +20,8 @@ def test_given_a_search_path_digest_when_hinted_then_the_first_hint_names_search
     hints = hints_for("session_settings", PG, "set search_path = $1; set names $2;")
 
     assert "SET search_path" in hints[0].text
-    assert INIT_QUERY in hints[0].text and "ALTER ROLE" in hints[0].text
+    assert INIT_QUERY in hints[0].text
+    assert "ALTER ROLE" in hints[0].text
     assert hints[0].scope == PG.value
     assert any("SET NAMES" in h.text for h in hints[1:3])
 
@@ -38,7 +39,9 @@ def test_given_hints_when_listed_then_digest_engine_driver_general_is_the_order(
 
 @pytest.mark.parametrize("code", list(CATALOG))
 @pytest.mark.parametrize("digest", [None, "set search_path = $1", "SET sql_mode = ?, foo = ?"])
-def test_given_postgresql_when_hinted_then_exclude_variable_sets_is_never_suggested(code: str, digest: str | None) -> None:
+def test_given_postgresql_when_hinted_then_exclude_variable_sets_is_never_suggested(
+    code: str, digest: str | None
+) -> None:
     assert EXCLUDE_VARIABLE_SETS not in texts(hints_for(code, PG, digest))
 
 
@@ -66,7 +69,8 @@ def test_given_a_mysql_set_of_tracked_variables_only_when_hinted_then_it_says_th
 def test_given_a_mysql_user_variable_when_hinted_then_the_variable_is_named() -> None:
     first = hints_for("user_variable", None, "SET @row_number := ?")[0]
 
-    assert "`@row_number`" in first.text and "user variable" in first.text
+    assert "`@row_number`" in first.text
+    assert "user variable" in first.text
 
 
 def test_given_set_transaction_for_the_next_transaction_when_hinted_then_session_scope_is_suggested() -> None:
@@ -123,7 +127,8 @@ def test_given_a_driver_when_hinted_then_only_that_drivers_hints_are_included() 
 def test_given_no_driver_when_the_engine_is_known_then_only_compatible_drivers_are_included() -> None:
     scopes = {h.scope for h in hints_for("prepared_statement", MYSQL)}
 
-    assert "mysql-connector-j" in scopes and "mysql2" in scopes
+    assert "mysql-connector-j" in scopes
+    assert "mysql2" in scopes
     assert not scopes & {"pgjdbc", "asyncpg", "npgsql", "pgx", "psycopg"}
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError, fields
 from datetime import UTC, datetime
 
 import pytest
 
 from pinwatch.parse import PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
-from pinwatch.records import Kind
+from pinwatch.records import Kind, LogRecord
 
-PIN_TAIL = (
-    "for the remainder of the session. The proxy can't reuse this connection until the session ends. Reason: "
-)
+PIN_TAIL = "for the remainder of the session. The proxy can't reuse this connection until the session ends. Reason: "
 SETTINGS_REASON = (
     "SQL changed session settings that the proxy doesn't track. Consider moving session configuration to the "
     "proxy's initialization query."
@@ -110,8 +109,7 @@ def test_given_a_would_pin_info_line_when_parsed_then_it_is_a_would_pin_not_a_pi
     [
         ("A new client connected from 10.0.10.240:56779.", None),
         (
-            "A TCP connection was established from the proxy at 10.0.11.38:15569 to the database at "
-            "10.0.10.246:5432.",
+            "A TCP connection was established from the proxy at 10.0.11.38:15569 to the database at 10.0.10.246:5432.",
             None,
         ),
         (
@@ -191,7 +189,9 @@ def test_given_reordered_tags_when_parsed_then_each_tag_is_found_by_name() -> No
         ("2023-09-06 08:28:13.685Z", "2023-09-06T08:28:13.685"),
     ],
 )
-def test_given_timestamp_variants_when_no_event_timestamp_then_the_text_is_read_as_utc(stamp: str, expected: str) -> None:
+def test_given_timestamp_variants_when_no_event_timestamp_then_the_text_is_read_as_utc(
+    stamp: str, expected: str
+) -> None:
     record = parse_message(pin_line("A parse message was detected.", prefix=f"{stamp} [WARN] "))
 
     assert record.timestamp_ms == ms(expected)
@@ -257,7 +257,7 @@ def test_given_a_pin_line_without_reason_when_parsed_then_it_is_an_unknown_pin()
         ('Digest: "SET `sql_mode` = ?; SET @x := ?".', "SET `sql_mode` = ?; SET @x := ?"),
         ('Digest: "set search_path = $1"', "set search_path = $1"),  # no final period
         ('Digest: "set search_path = $1".  ', "set search_path = $1"),  # trailing spaces
-        ('Digest: "Digest: "nested".', 'nested'),  # the last marker is the digest
+        ('Digest: "Digest: "nested".', "nested"),  # the last marker is the digest
         ('Digest: "cut off by the 256 KB event limit', "cut off by the 256 KB event limit"),
     ],
 )
@@ -297,7 +297,7 @@ def test_given_bad_input_when_parsed_then_it_is_unparsed_and_never_a_pin(message
 
 
 def test_given_a_256_kb_pin_line_when_parsed_then_the_whole_digest_is_kept() -> None:
-    digest = "select * from t where id in (" + ", ".join(["?"] * 60_000) + ")"
+    digest = "select * from t where id in (" + ", ".join(["?"] * 60_000) + ")"  # noqa: S608 - test data
 
     record = parse_message(pin_line(f'{SETTINGS_REASON} Digest: "{digest}".'))
 
@@ -312,4 +312,16 @@ def test_given_the_filter_phrases_when_matched_against_verbatim_lines_then_each_
     assert WOULD_PIN_PHRASE not in PARSE_MESSAGE_LINE
     assert WOULD_PIN_PHRASE in would_pin
     assert PIN_PHRASE not in would_pin
-    assert '"' not in PIN_PHRASE and '"' not in WOULD_PIN_PHRASE  # can be quoted in a filter pattern
+    assert '"' not in PIN_PHRASE
+    assert '"' not in WOULD_PIN_PHRASE
+
+
+def test_given_a_parsed_record_when_compared_with_the_dataclass_constructor_then_it_is_equal_and_frozen() -> None:
+    # parse builds records without the dataclass __init__ (hot path); they must be indistinguishable.
+    record = parse_message(LARGE_STATEMENT_LINE, timestamp_ms=7)
+    rebuilt = LogRecord(**{f.name: getattr(record, f.name) for f in fields(LogRecord)})
+
+    assert record == rebuilt
+    assert hash(record) == hash(rebuilt)
+    with pytest.raises(FrozenInstanceError):
+        record.reason = "lock"  # type: ignore[misc]

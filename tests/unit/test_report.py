@@ -31,7 +31,9 @@ NOW = 1_795_636_800_000  # 2026-11-25T20:00:00Z
 HOUR = 3_600_000
 
 
-def hc(offset_hours: int, reason: str | None, count: int, kind: Kind = Kind.PINNED, digest: str | None = None) -> HourlyCount:
+def hc(
+    offset_hours: int, reason: str | None, count: int, kind: Kind = Kind.PINNED, digest: str | None = None
+) -> HourlyCount:
     start = NOW + offset_hours * HOUR
     return HourlyCount(
         proxy="orders-db",

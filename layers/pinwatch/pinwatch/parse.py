@@ -9,7 +9,6 @@ else — and memoises the only non-trivial work, splitting and classifying the r
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ UNKNOWN_REASON = "unknown"
 
 _REASON_MARK = "Reason:"
 _DIGEST_MARK = 'Digest: "'
+_DB_TAG = "[dbConnection="
 _LEVELS = frozenset({"INFO", "WARN", "WARNING", "ERROR", "DEBUG", "TRACE", "FATAL", "NOTICE"})
 # Non-pin proxy messages (reference §1); used only to tell "other" from "unparsed" when a line has no prefix.
 _PROXY_PHRASES = (
@@ -65,17 +65,19 @@ def parse_message(message: str, timestamp_ms: int | None = None) -> LogRecord:
 
     reason_at = message.find(_REASON_MARK, pin_at)
     if reason_at < 0:
-        head = message
+        reason_at = len(message)
         reason_text = digest = None
         reason = UNKNOWN_REASON
     else:
-        head = message[:reason_at]
         tail = message[reason_at:]
         reason_text, digest, reason = _pin_reason(tail) if len(tail) <= _MEMO_TAIL_CHARS else _classified(tail)
     prefix = message[:pin_at]
     level, endpoint, client, db = _fields(prefix)
     if db is None:  # usually right after the phrase: "… to the database connection [dbConnection=<id>] …"
-        db = _fields_lenient(head[pin_at:])[3]
+        db_at = message.find(_DB_TAG, pin_at, reason_at)
+        if db_at >= 0:
+            db_end = message.find("]", db_at, reason_at)
+            db = message[db_at + len(_DB_TAG) : db_end if db_end >= 0 else reason_at].strip() or None
     if timestamp_ms is None:
         timestamp_ms = _text_timestamp_ms(prefix)
     return _record(kind, message, timestamp_ms, level, endpoint, client, db, reason_text, digest, reason)
@@ -134,30 +136,8 @@ _pin_reason = lru_cache(maxsize=1024)(_classified)
 _split_reason_memo = lru_cache(maxsize=256)(_split_reason)
 
 
-def _fields(text: str) -> tuple[str | None, str | None, str | None, str | None]:
-    """``[LEVEL]`` and the ``[key=value]`` tags: (level, endpoint, client, db).
-
-    One regex match reads the usual layout (``<time> [LEVEL] [proxyEndpoint=…] [clientConnection=…]``)
-    at a third of the cost of the general scan, which handles everything else (reordered tags,
-    missing level, tags after the message).
-    """
-    match = _USUAL_PREFIX.match(text)
-    if match is not None and text.find("[", match.end()) < 0 and match.group(1) in _LEVELS:
-        found: tuple[str, ...] = match.groups()
-        if "" in found:
-            return _fields_lenient(text)
-        return found  # type: ignore[return-value]  # (level, endpoint, client, db); absent groups are None
-    return _fields_lenient(text)
-
-
-_USUAL_PREFIX = re.compile(
-    r"[^\[]*\[([A-Z]+)\] ?(?:\[proxyEndpoint=([^\]\[]*)\] ?)?(?:\[clientConnection=([^\]\[]*)\] ?)?"
-    r"(?:\[dbConnection=([^\]\[]*)\] ?)?"
-)
-
-
-def _fields_lenient(head: str) -> tuple[str | None, str | None, str | None, str | None]:
-    """``[LEVEL]`` and the ``[key=value]`` tags, in any order; ids may be non-numeric."""
+def _fields(head: str) -> tuple[str | None, str | None, str | None, str | None]:
+    """``[LEVEL]`` and the ``[key=value]`` tags, in any order: (level, endpoint, client, db); ids may be non-numeric."""
     level = endpoint = client = db = None
     for part in head.split("[")[1:]:
         end = part.find("]")

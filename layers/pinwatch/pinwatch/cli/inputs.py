@@ -91,7 +91,9 @@ def read_messages(path: str, stdin: IO[Any] | None = None) -> Iterator[InputLine
             raise InputError(f"{path}: {exc.strerror or exc}") from exc
 
 
-def _stdin_binary(stdin: IO[Any]) -> BinaryIO:
+def _stdin_binary(stdin: IO[Any] | None) -> BinaryIO:
+    if stdin is None:
+        raise InputError("-: no standard input")
     buffer = getattr(stdin, "buffer", None)
     if buffer is not None:
         return buffer  # type: ignore[no-any-return]
