@@ -64,10 +64,10 @@ def run() -> list[Figure]:
             continue
         seconds = _best_seconds(_HANDLER_BODY.format(path=str(path)), HANDLER_ENV)
         figures.append(Figure(f"cold_{short}_init_ms", seconds * 1000, f"{name} handler import + init"))
-        figures.append(
-            Figure(f"cold_{short}_vs_boto3", seconds / boto3_s, f"{name} import + init / bare import boto3")
-        )
+        figures.append(Figure(f"cold_{short}_vs_boto3", seconds / boto3_s, f"{name} import + init / bare import boto3"))
     ingest = next((f for f in figures if f.name == "cold_ingest_vs_boto3"), None)
     if ingest is not None:
-        figures.append(Figure("cold_import_vs_boto3", ingest.value, "headline: ingest handler cold init / import boto3"))
+        figures.append(
+            Figure("cold_import_vs_boto3", ingest.value, "headline: ingest handler cold init / import boto3")
+        )
     return figures

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -228,3 +230,19 @@ def test_given_an_invalid_ttl_when_the_function_cold_starts_then_it_fails_naming
 
     with pytest.raises(ConfigError, match="SUMMARY_TTL_DAYS"):
         load_handler()
+
+
+def test_given_a_cold_start_when_the_handler_is_imported_then_no_cli_or_local_tooling_is_loaded() -> None:
+    # A fresh interpreter: this test process has the CLI and the local emulators loaded already.
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(HANDLER)!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'yaml', 'moto')"
+        " or m.startswith(('pinwatch.cli', 'pinwatch.local'))))\n"
+    )
+    env = {**os.environ, "SUMMARY_TABLE_NAME": "pinwatch-summary", "AWS_DEFAULT_REGION": "us-east-1"}
+
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, env=env)
+
+    assert out.stdout.strip() == "[]"

@@ -101,6 +101,7 @@ def _valid_doc() -> dict[str, Any]:
         ({"Records": []}, "awslogs.data"),
         ({"awslogs": {"data": 42}}, "awslogs.data"),
         ({"awslogs": {"data": "abc"}}, "base64"),
+        ({"awslogs": {"data": "H4sIé"}}, "base64"),
         (b64(b"plain text, not gzip"), "gzip"),
         (b64(gzip.compress(b"\xff\xfe\xfa not utf-8")), "UTF-8"),
         (b64(gzip.compress(b"{not json")), "JSON"),

@@ -113,6 +113,8 @@ def decode(event: Mapping[str, Any]) -> Delivery:
         raise InvalidPayload(f"awslogs.data does not decompress to UTF-8 text: {exc.reason}") from None
     except json.JSONDecodeError as exc:
         raise InvalidPayload(f"awslogs.data does not hold JSON: {exc}") from None
+    except ValueError as exc:  # e.g. non-ASCII characters, which base64 decoding rejects outright
+        raise InvalidPayload(f"awslogs.data is not valid base64: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidPayload(f"awslogs.data holds a JSON {type(data).__name__}, not an object")
     message_type = data.get("messageType")
@@ -205,9 +207,7 @@ def fold(delivery: Delivery) -> tuple[str, Tally]:
                 tally.add_reasons(proxy, kind, group.reason, count, first, last, group.reason_text, group.digest)
     if first_ms is not None and last_ms is not None:
         tally.seen(proxy, first_ms, last_ms, len(ids), delivery.log_group)
-    digest = hashlib.sha256(f"{delivery.log_group}\n{delivery.log_stream}\n".encode())
-    digest.update(joined_ids.encode())
-    return digest.hexdigest(), tally
+    return _batch_id(delivery.log_group, delivery.log_stream, joined_ids), tally
 
 
 def _raise_for_bad_event(events: list[Any]) -> None:
@@ -256,10 +256,13 @@ def _add_record(tally: Tally, proxy: str, record: LogRecord, ts: int) -> None:
 
 
 def batch_id(delivery: Delivery) -> str:
-    """The deterministic id of a delivery (same as :func:`fold` computes)."""
-    digest = hashlib.sha256(f"{delivery.log_group}\n{delivery.log_stream}\n".encode())
-    digest.update("\n".join(str(e.get("id", "")) if isinstance(e, Mapping) else "" for e in delivery.events).encode())
-    return digest.hexdigest()
+    """The deterministic id of a delivery, as :func:`fold` computes it (e.g. to find its markers)."""
+    ids = "\n".join(str(e.get("id", "")) if isinstance(e, Mapping) else "" for e in delivery.events)
+    return _batch_id(delivery.log_group, delivery.log_stream, ids)
+
+
+def _batch_id(log_group: str, log_stream: str, joined_ids: str) -> str:
+    return hashlib.sha256(f"{log_group}\n{log_stream}\n{joined_ids}".encode()).hexdigest()
 
 
 def ingest_delivery(delivery: Delivery, store: BatchStore, now_ms: int) -> IngestResult:
@@ -275,10 +278,3 @@ def ingest_delivery(delivery: Delivery, store: BatchStore, now_ms: int) -> Inges
 def ingest(event: Mapping[str, Any], store: BatchStore, now_ms: int) -> IngestResult:
     """Decode, fold and apply one subscription invocation event."""
     return ingest_delivery(decode(event), store, now_ms)
-
-
-def line_counts(result: IngestResult) -> dict[Kind, int]:
-    """Lines per kind in the delivery (for logging; metrics use what was applied)."""
-    if result.tally is None:
-        return {}
-    return {kind: result.tally.count(kind) for kind in Kind}

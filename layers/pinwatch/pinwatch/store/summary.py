@@ -47,7 +47,7 @@ from botocore.exceptions import ClientError
 
 from pinwatch.records import HourlyCount, Kind, ProxySeen, ReasonCount
 from pinwatch.store import keys
-from pinwatch.tally import ProxyActivity, ReasonAggregate, Tally, UnparsedAggregate
+from pinwatch.tally import DIGESTS_PER_KEY, ProxyActivity, ReasonAggregate, Tally, UnparsedAggregate
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -66,7 +66,6 @@ A_PROXY, A_HOUR, A_KIND, A_REASON, A_COUNT = "proxy", "hour", "kind", "reason", 
 A_FIRST, A_LAST, A_DIGEST, A_DIGESTS = "first_seen_ms", "last_seen_ms", "example_digest", "latest_digests"
 A_TEXT, A_SAMPLE, A_UPDATED, A_LOG_GROUP = "reason_text", "sample", "updated_ms", "log_group"
 
-_KIND_PART = {Kind.PINNED: "PIN", Kind.WOULD_PIN: "WOULD"}
 _PART_KIND = {"PIN": Kind.PINNED, "WOULD": Kind.WOULD_PIN, "UNPARSED": Kind.UNPARSED}
 
 
@@ -94,7 +93,9 @@ class ApplyResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Update:
+class PlannedUpdate:
+    """One update of the batch: its key, the transaction action, and what it counts (for metrics)."""
+
     pk: str
     sk: str
     action: TransactWriteItemTypeDef
@@ -130,9 +131,9 @@ class SummaryStore:
 
     # ------------------------------------------------------------------ writes
 
-    def plan(self, tally: Tally, now_ms: int) -> list[_Update]:
+    def plan(self, tally: Tally, now_ms: int) -> list[PlannedUpdate]:
         """One update per distinct key of `tally`, sorted by (pk, sk): the chunking is deterministic."""
-        updates: list[_Update] = []
+        updates: list[PlannedUpdate] = []
         totals: dict[tuple[str, Kind, str], list[ReasonAggregate]] = defaultdict(list)
         for agg in tally.reasons:
             updates.append(self._hourly_update(agg))
@@ -254,7 +255,7 @@ class SummaryStore:
     def _hour_expiry(self, hour: str) -> int:
         return (keys.hour_start_ms(hour) + 3_600_000) // 1000 + self._ttl_s
 
-    def _hourly_update(self, agg: ReasonAggregate) -> _Update:
+    def _hourly_update(self, agg: ReasonAggregate) -> PlannedUpdate:
         pk = keys.proxy_pk(agg.proxy)
         sk = (keys.pin_hour_sk if agg.kind is Kind.PINNED else keys.would_pin_hour_sk)(agg.hour, agg.reason)
         put: dict[str, Any] = {
@@ -270,9 +271,9 @@ class SummaryStore:
         if agg.reason_text is not None:
             put[A_TEXT] = _s(agg.reason_text)
         action = self._update(pk, sk, {A_COUNT: agg.count}, {A_FIRST: _n(agg.first_ms)}, put)
-        return _Update(pk, sk, action, counts=(agg.proxy, agg.kind, agg.reason, agg.count))
+        return PlannedUpdate(pk, sk, action, counts=(agg.proxy, agg.kind, agg.reason, agg.count))
 
-    def _total_update(self, aggs: list[ReasonAggregate], now_ms: int) -> _Update:
+    def _total_update(self, aggs: list[ReasonAggregate], now_ms: int) -> PlannedUpdate:
         first = aggs[0]
         pk = keys.proxy_pk(first.proxy)
         sk = (keys.pin_total_sk if first.kind is Kind.PINNED else keys.would_pin_total_sk)(first.reason)
@@ -292,14 +293,14 @@ class SummaryStore:
                 digests.append(digest)
         if digests:
             put[A_DIGEST] = _s(digests[-1])
-            put[A_DIGESTS] = {"L": [_s(d) for d in digests[-3:]]}
+            put[A_DIGESTS] = {"L": [_s(d) for d in digests[-DIGESTS_PER_KEY:]]}
         if latest.reason_text is not None:
             put[A_TEXT] = _s(latest.reason_text)
         count = sum(a.count for a in aggs)
         first_ms = min(a.first_ms for a in aggs)
-        return _Update(pk, sk, self._update(pk, sk, {A_COUNT: count}, {A_FIRST: _n(first_ms)}, put))
+        return PlannedUpdate(pk, sk, self._update(pk, sk, {A_COUNT: count}, {A_FIRST: _n(first_ms)}, put))
 
-    def _unparsed_update(self, agg: UnparsedAggregate) -> _Update:
+    def _unparsed_update(self, agg: UnparsedAggregate) -> PlannedUpdate:
         pk, sk = keys.proxy_pk(agg.proxy), keys.unparsed_hour_sk(agg.hour)
         put: dict[str, Any] = {
             A_PROXY: _s(agg.proxy),
@@ -310,14 +311,14 @@ class SummaryStore:
             keys.TTL_ATTRIBUTE: _n(self._hour_expiry(agg.hour)),
         }
         action = self._update(pk, sk, {A_COUNT: agg.count}, {A_FIRST: _n(agg.first_ms)}, put)
-        return _Update(pk, sk, action, unparsed=(agg.proxy, agg.count))
+        return PlannedUpdate(pk, sk, action, unparsed=(agg.proxy, agg.count))
 
-    def _proxy_update(self, activity: ProxyActivity, now_ms: int) -> _Update:
+    def _proxy_update(self, activity: ProxyActivity, now_ms: int) -> PlannedUpdate:
         pk, sk = keys.PROXIES_PK, keys.proxies_sk(activity.proxy)
         put: dict[str, Any] = {A_PROXY: _s(activity.proxy), A_LAST: _n(activity.last_ms), A_UPDATED: _n(now_ms)}
         if activity.log_group:
             put[A_LOG_GROUP] = _s(activity.log_group)
-        return _Update(pk, sk, self._update(pk, sk, {}, {A_FIRST: _n(activity.first_ms)}, put))
+        return PlannedUpdate(pk, sk, self._update(pk, sk, {}, {A_FIRST: _n(activity.first_ms)}, put))
 
     # ------------------------------------------------------------------- reads
 
