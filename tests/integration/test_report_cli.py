@@ -240,7 +240,7 @@ def test_given_an_unreachable_endpoint_when_reported_then_one_line_error_and_exi
 
     assert code == 2
     assert err.count("\n") == 1
-    assert f"cannot reach the DynamoDB endpoint {endpoint}" in err
+    assert f"cannot reach the AWS endpoint {endpoint}" in err
 
 
 def test_given_no_credentials_when_reported_then_one_line_error_and_exit_2(

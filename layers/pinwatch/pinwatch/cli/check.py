@@ -19,10 +19,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pinwatch.cli import EXIT_FINDINGS, EXIT_OK, CliError
+from pinwatch.cli.aws import AwsClients, add_aws_arguments
 from pinwatch.config import CheckConfig, ConfigError
 from pinwatch.findings import Finding, ProxyReport, Severity
 
@@ -61,14 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("info", "warning", "critical"),
         help="exit 1 when any finding is at or above this severity (for scripts and CI)",
     )
-    parser.add_argument("--region", help="AWS region (default: the AWS CLI's configuration)")
-    parser.add_argument("--profile", help="AWS named profile")
-    parser.add_argument("--endpoint-url", help="endpoint for every AWS call, e.g. a local emulator")
+    add_aws_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     config = _config(args)
-    clients = _Clients(args)
+    clients = AwsClients(args)
     dispatcher = _dispatcher(config, clients, args.dry_run)
     from pinwatch.check import build_connection_check
 
@@ -112,68 +111,7 @@ def _config(args: argparse.Namespace) -> CheckConfig:
     return dataclasses.replace(config, summary_table_name=args.table or "", proxy_names=names)
 
 
-class _Clients:
-    """boto3 clients for one run, created on first use, and AWS errors as one-line CLI errors."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        # Imported here: `pinwatch --help` and the offline subcommands never pay for boto3.
-        import boto3
-        from botocore.config import Config
-
-        self._endpoint_url: str | None = args.endpoint_url
-        # A CLI should fail fast on a wrong endpoint rather than retry for a minute.
-        self._config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20)
-        # Any: services are named at run time, which boto3's per-service overloads cannot type.
-        self._session: Any = self.call(lambda: boto3.Session(profile_name=args.profile, region_name=args.region))
-        self._clients: dict[str, Any] = {}
-
-    def get(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self.call(
-                lambda: self._session.client(service, endpoint_url=self._endpoint_url, config=self._config)
-            )
-        return self._clients[service]
-
-    def call[T](self, fn: Callable[[], T]) -> T:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return fn()
-        except (BotoCoreError, ClientError) as exc:
-            raise CliError(_describe(exc)) from None
-
-
-def _describe(exc: Exception) -> str:
-    from botocore.exceptions import (
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-        PartialCredentialsError,
-        ProfileNotFound,
-    )
-
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return (
-            "no AWS credentials found; configure a profile (--profile) or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-        )
-    if isinstance(exc, NoRegionError):
-        return "no AWS region configured; pass --region or set AWS_DEFAULT_REGION"
-    if isinstance(exc, ProfileNotFound):
-        return str(exc)
-    if isinstance(exc, EndpointConnectionError):
-        return (
-            f"cannot reach the AWS endpoint {exc.kwargs.get('endpoint_url', '')}; "
-            "check --endpoint-url, AWS_ENDPOINT_URL or the network"
-        )
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        operation = getattr(exc, "operation_name", "an AWS call")
-        return f"{operation} failed: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
-    return " ".join(str(exc).split())
-
-
-def _dispatcher(config: CheckConfig, clients: _Clients, dry_run: bool) -> Dispatcher | None:
+def _dispatcher(config: CheckConfig, clients: AwsClients, dry_run: bool) -> Dispatcher | None:
     channels = bool(config.alert_topic_arn or config.slack_webhook_secret_arn)
     # Sending without a table would re-alert every run; a table without channels would record
     # alerts as handled that nobody received. Only a dry run works with either missing.

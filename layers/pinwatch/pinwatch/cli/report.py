@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
 from pinwatch.cli import EXIT_OK, CliError
+from pinwatch.cli.aws import AwsClients, add_aws_arguments
 from pinwatch.records import EngineFamily, HourlyCount, Kind
 from pinwatch.report import (
     HOUR_COLUMNS,
@@ -78,9 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=[e.value.lower() for e in EngineFamily],
         help="engine family for engine-specific fixes (default: inferred from the statement digest)",
     )
-    parser.add_argument("--region", help="AWS region (default: the AWS CLI's configuration)")
-    parser.add_argument("--profile", help="AWS named profile")
-    parser.add_argument("--endpoint-url", help="DynamoDB endpoint, e.g. http://localhost:8000 for DynamoDB Local")
+    add_aws_arguments(parser, "DynamoDB endpoint, e.g. http://localhost:8000 for DynamoDB Local")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,13 +90,13 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise CliError("--limit must be at least 1")
     kind = _KINDS[args.kind]
-    store, where = _store(args)
-    proxies = args.proxy or _call(where, args.table, lambda: [p.proxy for p in store.proxies()])
+    store, clients, where = _store(args)
+    proxies = args.proxy or clients.call(lambda: [p.proxy for p in store.proxies()], where)
     # One query per proxy covers both the window and the previous one (the trend's baseline).
     since_ms = window.previous.since_ms
     counts: dict[str, list[HourlyCount]] = {}
     for proxy in proxies:
-        counts[proxy] = _call(where, args.table, partial(store.hourly, proxy, since_ms, window.until_ms))
+        counts[proxy] = clients.call(partial(store.hourly, proxy, since_ms, window.until_ms), where)
 
     if args.by == "hour":
         rows_by_proxy = {p: hour_rows(p, c, window, kind) for p, c in counts.items()}
@@ -124,71 +122,12 @@ def run(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ AWS wiring
 
 
-def _store(args: argparse.Namespace) -> tuple[SummaryStore, str]:
-    """The store, and where it points ("in region X at endpoint Y") for error messages."""
-    # Imported here: `pinwatch --help` and the offline subcommands never pay for boto3.
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError
-
+def _store(args: argparse.Namespace) -> tuple[SummaryStore, AwsClients, str]:
+    """The store, the clients (whose `call` turns AWS failures into one-line errors), and where it points."""
     from pinwatch.store.summary import SummaryStore
 
-    try:
-        session = boto3.Session(profile_name=args.profile, region_name=args.region)
-        client = session.client(
-            "dynamodb",
-            endpoint_url=args.endpoint_url,
-            # A CLI should fail fast on a wrong endpoint rather than retry for a minute.
-            config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20),
-        )
-    except BotoCoreError as exc:
-        raise CliError(_describe(exc, args.table, "")) from None
-    where = f" in region {client.meta.region_name}"
-    if args.endpoint_url or client.meta.endpoint_url.startswith("http://"):
-        where += f" at {client.meta.endpoint_url}"
-    return SummaryStore(client, args.table), where
-
-
-def _call[T](where: str, table: str, fn: Callable[[], T]) -> T:
-    """Run one read, turning AWS failures into a one-line :class:`CliError`."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return fn()
-    except (BotoCoreError, ClientError) as exc:
-        raise CliError(_describe(exc, table, where)) from None
-
-
-def _describe(exc: Exception, table: str, where: str) -> str:
-    from botocore.exceptions import (
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        NoRegionError,
-        PartialCredentialsError,
-        ProfileNotFound,
-    )
-
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code == "ResourceNotFoundException":
-            return f"table {table!r} not found{where}; pass the stack's SummaryTable name with --table"
-        if code in ("UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"):
-            return f"AWS rejected the credentials ({code}); refresh them or choose another --profile"
-        if code == "AccessDeniedException":
-            return f"access denied reading table {table!r}: the caller needs dynamodb:Query on it"
-        return f"reading table {table!r} failed: {code or exc}"
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return (
-            "no AWS credentials found; configure a profile (--profile) or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-        )
-    if isinstance(exc, NoRegionError):
-        return "no AWS region configured; pass --region or set AWS_DEFAULT_REGION"
-    if isinstance(exc, ProfileNotFound):
-        return str(exc)
-    if isinstance(exc, EndpointConnectionError):
-        return f"cannot reach the DynamoDB endpoint {exc.kwargs.get('endpoint_url', '')}; check --endpoint-url, AWS_ENDPOINT_URL or the network"
-    return f"reading table {table!r} failed: {exc}"
+    clients = AwsClients(args, table=args.table)
+    return SummaryStore(clients.get("dynamodb"), args.table), clients, clients.where("dynamodb")
 
 
 def _guess_engine(counts: list[HourlyCount]) -> EngineFamily | None:
