@@ -176,3 +176,16 @@ def test_given_malformed_sql_when_analyzed_then_it_never_raises(sql: str) -> Non
     info = analyze_digest(sql, MYSQL)
 
     assert info.digest == sql
+
+
+def test_given_a_parse_message_pin_without_digest_when_guessing_the_engine_then_it_is_postgresql() -> None:
+    from pinwatch.digest import guess_engine_from
+
+    assert guess_engine_from("A parse message was detected.", None) is EngineFamily.POSTGRESQL
+
+
+def test_given_a_mysql_digest_when_guessing_the_engine_then_the_digest_wins_over_the_wording() -> None:
+    from pinwatch.digest import guess_engine_from
+
+    assert guess_engine_from("SQL changed session settings.", "SET sql_mode = ?") is EngineFamily.MYSQL
+    assert guess_engine_from("The connection ran a SQL query which exceeded the 16384 byte limit.", None) is None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pinwatch.catalog import entry
-from pinwatch.digest import guess_engine
+from pinwatch.digest import guess_engine_from
 from pinwatch.hints import top_hint
 from pinwatch.records import EngineFamily, Kind, LogRecord, PoolConfig
 
@@ -22,9 +22,6 @@ from pinwatch.records import EngineFamily, Kind, LogRecord, PoolConfig
 MAX_DISTINCT_EXAMPLES = 64
 EXAMPLE_CHARS = 1000
 SAMPLE_CHARS = 200
-
-# Reason wordings that only one engine family produces (a PostgreSQL protocol message).
-_REASON_ENGINE_WORDS = (("parse message", EngineFamily.POSTGRESQL),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +85,11 @@ class _Tally:
             self.last_ms = ts if self.last_ms is None else max(self.last_ms, ts)
         if record.digest:
             _bounded_add(self.digests, record.digest[:EXAMPLE_CHARS])
-            engine = guess_engine(record.digest)
-            if engine is not None:
-                self.engines[engine] += 1
         if record.reason_text:
             _bounded_add(self.texts, record.reason_text[:EXAMPLE_CHARS])
-            lowered = record.reason_text.lower()
-            for words, family in _REASON_ENGINE_WORDS:
-                if words in lowered:
-                    self.engines[family] += 1
+        engine = guess_engine_from(record.reason_text, record.digest)
+        if engine is not None:
+            self.engines[engine] += 1
         if proxy:
             _bounded_add(self.proxies, proxy)
 

@@ -130,6 +130,24 @@ def guess_engine(digest: str) -> EngineFamily | None:
     return None
 
 
+# Reason wordings that only one engine family produces (the PostgreSQL extended protocol's Parse).
+_REASON_ENGINE_WORDS = (("parse message", EngineFamily.POSTGRESQL),)
+
+
+def guess_engine_from(reason_text: str | None, digest: str | None) -> EngineFamily | None:
+    """The engine family a pin line points to: its digest's spelling first, then its reason's wording."""
+    if digest:
+        engine = guess_engine(digest)
+        if engine is not None:
+            return engine
+    if reason_text:
+        lowered = reason_text.lower()
+        for words, family in _REASON_ENGINE_WORDS:
+            if words in lowered:
+                return family
+    return None
+
+
 def analyze_digest(digest: str, engine: EngineFamily | None) -> DigestInfo:
     """Statement kinds and SET variables of a digest; `engine` None means guess it from the text."""
     guessed = engine is None

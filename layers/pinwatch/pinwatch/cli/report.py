@@ -131,11 +131,11 @@ def _store(args: argparse.Namespace) -> tuple[SummaryStore, AwsClients, str]:
 
 
 def _guess_engine(counts: list[HourlyCount]) -> EngineFamily | None:
-    """A proxy's engine family from the placeholders of its statement digests ($1 vs ?), if any tell."""
-    from pinwatch.digest import guess_engine
+    """A proxy's engine family from its digests' placeholders ($1 vs ?) or its reasons' wording, if any tell."""
+    from pinwatch.digest import guess_engine_from
 
-    for digest in sorted({h.example_digest for h in counts if h.example_digest}):
-        engine = guess_engine(digest)
+    for text, digest in sorted({(h.reason_text or "", h.example_digest or "") for h in counts}):
+        engine = guess_engine_from(text, digest)
         if engine is not None:
             return engine
     return None
