@@ -72,8 +72,9 @@ build: $(SAM_VENV)/.installed ## sam build (python3.13, arm64, no container)
 test: setup lint template-check ## everything CI runs: lint, template gates, the test suite
 	$(BIN)/pytest
 
-demo: $(VENV)/.installed node_modules/.installed ## the whole pipeline on local emulated AWS
-	$(BIN)/pinwatch analyze events/sample-proxy.log
+# DEMO_ARGS passes options through, e.g. `make demo DEMO_ARGS=--keep` (see `pinwatch demo --help`).
+demo: $(VENV)/.installed node_modules/.installed ## the whole pipeline on local emulated AWS: an incident replayed through both functions
+	$(BIN)/pinwatch demo $(DEMO_ARGS)
 
 bench: $(VENV)/.installed node_modules/.installed ## performance figures as name=value lines
 	$(BIN)/python -m benchmarks

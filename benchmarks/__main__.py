@@ -8,6 +8,7 @@ printed next to them for context.
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import sys
 
@@ -18,6 +19,7 @@ MODULES = [
     "benchmarks.bench_cold_start",
     "benchmarks.bench_ingest",
     "benchmarks.bench_check",
+    "benchmarks.bench_demo",
 ]
 
 
@@ -37,7 +39,9 @@ def _print_table(figures: list[Figure]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"pinwatch bench: {platform.machine()}, {platform.python_version()}, {_cpu()}")
+    cores = os.cpu_count() or 0
+    title = f"pinwatch bench: {_cpu()}, {cores} cores, {platform.machine()}, Python {platform.python_version()}"
+    table = Table(title=title)
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("meaning")

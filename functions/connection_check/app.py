@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -68,6 +69,11 @@ CHECK = build_connection_check(
 )
 
 
+# Where "now" comes from: the wall clock in Lambda. `pinwatch demo` replays an incident on a
+# simulated clock and swaps this for it, so every run diagnoses the minute it simulates.
+clock: Callable[[], float] = time.time
+
+
 class CheckFailed(RuntimeError):
     """Alerting failed for at least one proxy (the others were checked and alerted)."""
 
@@ -75,7 +81,7 @@ class CheckFailed(RuntimeError):
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = CHECK.run(int(time.time() * 1000))
+    result = CHECK.run(int(clock() * 1000))
     summary = _emit_metrics(result)
     logger.info("Check complete", **summary)
     if result.failures:

@@ -108,6 +108,29 @@ class _Tally:
                 _bounded_add(mine, key, n)
         self.engines.update(other.engines)
 
+    def state(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "first_ms": self.first_ms,
+            "last_ms": self.last_ms,
+            "digests": list(self.digests.items()),
+            "texts": list(self.texts.items()),
+            "engines": [(e.value, n) for e, n in self.engines.items()],
+            "proxies": list(self.proxies.items()),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Tally:
+        return cls(
+            count=int(state["count"]),
+            first_ms=state.get("first_ms"),
+            last_ms=state.get("last_ms"),
+            digests=Counter(dict(state.get("digests", []))),
+            texts=Counter(dict(state.get("texts", []))),
+            engines=Counter({EngineFamily(e): n for e, n in state.get("engines", [])}),
+            proxies=Counter(dict(state.get("proxies", []))),
+        )
+
 
 def _bounded_add(counter: Counter[str], key: str, n: int = 1) -> None:
     if key in counter or len(counter) < MAX_DISTINCT_EXAMPLES:
@@ -223,6 +246,42 @@ class Analysis:
                 "samples": [{"line": s.line, "source": s.source, "text": s.text} for s in self.unparsed_samples],
             },
         }
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything counted so far as plain JSON data (bounded like the analysis itself), for :meth:`from_state`.
+
+        Lets a long-running reader (``pinwatch backfill --checkpoint``) stop and resume without re-reading.
+        The hint settings (`engine`, `pool`, `drivers`) are not part of it.
+        """
+        return {
+            "totals": {kind.value: n for kind, n in self.totals.items()},
+            "first_seen_ms": self.first_seen_ms,
+            "last_seen_ms": self.last_seen_ms,
+            "unparsed_samples": [[s.text, s.line, s.source] for s in self.unparsed_samples],
+            "pins": {reason: tally.state() for reason, tally in self._pins.items()},
+            "would_pins": {reason: tally.state() for reason, tally in self._would.items()},
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        engine: EngineFamily | None = None,
+        pool: PoolConfig | None = None,
+        drivers: Sequence[str] = (),
+        sample_limit: int = 5,
+    ) -> Analysis:
+        """An analysis that continues from :meth:`to_state`'s output."""
+        analysis = cls(engine, pool, drivers, sample_limit)
+        analysis.totals.update({Kind(kind): int(n) for kind, n in state.get("totals", {}).items()})
+        analysis.first_seen_ms = state.get("first_seen_ms")
+        analysis.last_seen_ms = state.get("last_seen_ms")
+        analysis.unparsed_samples = [
+            UnparsedSample(text, line, source) for text, line, source in state.get("unparsed_samples", [])
+        ][:sample_limit]
+        analysis._pins = {reason: _Tally.from_state(t) for reason, t in state.get("pins", {}).items()}
+        analysis._would = {reason: _Tally.from_state(t) for reason, t in state.get("would_pins", {}).items()}
+        return analysis
 
     def _summaries(self, tallies: dict[str, _Tally], total: int, top: int | None) -> list[ReasonSummary]:
         ranked = sorted(tallies.items(), key=lambda item: (-item[1].count, item[0]))

@@ -20,6 +20,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "reasons": ("pinwatch.cli.reasons", "list the pinning reason catalog, or show one reason in full"),
     "report": ("pinwatch.cli.report", "top pinning reasons per proxy from the summary table, with trend and fixes"),
     "check": ("pinwatch.cli.check", "diagnose every proxy now (the scheduled check); --dry-run previews alerts"),
+    "backfill": ("pinwatch.cli.backfill", "count pins in a proxy's log history; --write adds them to the table"),
+    "demo": ("pinwatch.cli.demo", "replay a pinning incident through the real functions on local emulated AWS"),
 }
 
 EXIT_OK = 0

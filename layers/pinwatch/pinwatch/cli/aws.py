@@ -8,7 +8,7 @@ boto3 is imported on first use, so ``pinwatch --help`` and the offline subcomman
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pinwatch.cli import CliError
@@ -29,14 +29,18 @@ class AwsClients:
     `table` names the DynamoDB table the command reads, so a missing table says which one.
     """
 
-    def __init__(self, args: argparse.Namespace, table: str | None = None) -> None:
+    def __init__(
+        self, args: argparse.Namespace, table: str | None = None, retries: Mapping[str, Any] | None = None
+    ) -> None:
         import boto3
         from botocore.config import Config
 
         self._endpoint_url: str | None = getattr(args, "endpoint_url", None)
         self._table = table
-        # A CLI should fail fast on a wrong endpoint rather than retry for a minute.
-        self._config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=20)
+        # A CLI should fail fast on a wrong endpoint rather than retry for a minute; a long scan
+        # (backfill) passes `retries` to ride out throttling instead.
+        retry_config = dict(retries) if retries is not None else {"mode": "standard", "max_attempts": 3}
+        self._config = Config(retries=retry_config, connect_timeout=5, read_timeout=20)  # type: ignore[arg-type]
         # Any: services are named at run time, which boto3's per-service overloads cannot type.
         self._session: Any = self.call(
             lambda: boto3.Session(

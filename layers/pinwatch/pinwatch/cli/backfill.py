@@ -1,0 +1,245 @@
+"""``pinwatch backfill --proxy P --since 7d``: pinning in a proxy's CloudWatch Logs history.
+
+Reads ``/aws/rds/proxy/<P>`` with ``FilterLogEvents`` (see :mod:`pinwatch.backfill`), prints the
+same ranking as ``pinwatch analyze``, and with ``--write --table T`` adds the lines to the summary
+table through the ingest's exactly-once path, so the history shows up in ``pinwatch report`` and in
+alerts' all-time reasons. ``--checkpoint FILE`` makes an interrupted run resumable. The progress
+bar goes to stderr, so ``--format json`` and ``markdown`` stay clean on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pinwatch.cli import EXIT_OK, CliError
+from pinwatch.cli.analyze import _driver, _engine, _markdown, _positive, _print_table, _summary_object
+from pinwatch.cli.aws import AwsClients, add_aws_arguments, describe_aws_error
+
+if TYPE_CHECKING:
+    from pinwatch.backfill import BackfillResult, Span
+
+HELP = "count pins in a proxy's log history; --write adds them to the table"
+FORMATS = ("table", "json", "markdown")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--proxy", required=True, help="the RDS Proxy whose log group /aws/rds/proxy/<proxy> is read")
+    parser.add_argument(
+        "--since", required=True, help="window start: a duration before now (90m, 24h, 7d) or ISO 8601 (UTC)"
+    )
+    parser.add_argument("--until", default="now", help="window end: now (default), a duration before now, or ISO 8601")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="add the lines to the summary table (--table), exactly once: whole UTC hours that have ended; "
+        "lines the ingest function already counted would count again, so stop at the stack's deployment (--until)",
+    )
+    parser.add_argument("--table", help="summary table to write with --write (the stack's SummaryTable)")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="record progress in FILE after every page; a rerun with the same FILE resumes where it stopped",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    parser.add_argument(
+        "--engine", type=_engine, metavar="{mysql,postgresql,sqlserver}", help="proxy engine family, for hints"
+    )
+    parser.add_argument(
+        "--driver", action="append", default=[], type=_driver, metavar="NAME", help="driver/ORM, for hints"
+    )
+    parser.add_argument("--top", type=_positive, metavar="N", help="show only the N most frequent reasons")
+    parser.add_argument(
+        "--page-size",
+        type=_page_size,
+        default=10_000,
+        metavar="N",
+        help="events per FilterLogEvents page, 1-10000 (default 10000)",
+    )
+    add_aws_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pinwatch.backfill import LOGS_RETRIES, Backfill, BackfillError, LogPages, Span, whole_hours
+    from pinwatch.report import ReportError, parse_time
+
+    if args.write and not args.table:
+        raise CliError("--write needs --table (the stack's SummaryTable)")
+    if args.table and not args.write:
+        raise CliError("--table is only used with --write; add --write to write the lines into it")
+    now_ms = int(time.time() * 1000)
+    try:
+        since_ms, until_ms = parse_time(args.since, now_ms), parse_time(args.until, now_ms)
+        window = whole_hours(since_ms, until_ms, now_ms) if args.write else Span(since_ms, min(until_ms, now_ms))
+    except (ReportError, BackfillError) as exc:
+        raise CliError(str(exc)) from None
+
+    clients = AwsClients(args, table=args.table, retries=LOGS_RETRIES)
+    store = None
+    if args.write:
+        from pinwatch.store.summary import SummaryStore
+
+        store = SummaryStore(clients.get("dynamodb"), args.table)
+    progress = _ProgressBar()
+    backfill = Backfill(
+        LogPages(clients.get("logs"), page_size=args.page_size),
+        args.proxy,
+        store=store,
+        table=args.table,
+        engine=args.engine,
+        drivers=args.driver,
+        checkpoint=args.checkpoint,
+        on_page=progress.update,
+    )
+    try:
+        resumed = backfill.resume_point()
+        if resumed is not None:
+            window = Span(resumed.since_ms, resumed.until_ms)
+            _note(f"resuming from {args.checkpoint}: {resumed.pages} page(s) of {_span(window)} already read")
+        elif args.write:
+            _note(f"writing whole UTC hours: {_span(window)}")
+        with progress.running(window):
+            result = backfill.run(window)
+    except BackfillError as exc:
+        raise CliError(_explain(exc, clients)) from None
+    except KeyboardInterrupt:
+        if args.checkpoint:
+            _note(f"interrupted; run the same command again to resume from {args.checkpoint}")
+        raise
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not isinstance(exc, BotoCoreError | ClientError):
+            raise
+        message = describe_aws_error(exc, table=args.table, where=clients.where("logs"))
+        if args.checkpoint:
+            message += f"; rerun to resume from {args.checkpoint}"
+        raise CliError(message) from None
+    _print(args, result)
+    return EXIT_OK
+
+
+def _explain(exc: Exception, clients: AwsClients) -> str:
+    from pinwatch.backfill import LogGroupNotFound
+
+    if isinstance(exc, LogGroupNotFound):
+        return (
+            f"log group {exc.log_group} not found{clients.where('logs')}; check --proxy and --region "
+            "(a proxy creates its log group when it first logs)"
+        )
+    return str(exc)
+
+
+def _print(args: argparse.Namespace, result: BackfillResult) -> None:
+    # The analyze renderers label the output with the proxy and read --top/--driver from args.
+    view = argparse.Namespace(proxy=args.proxy, top=args.top, driver=args.driver, engine=args.engine)
+    sources = [result.log_group]
+    if args.format == "json":
+        summary = _summary_object(result.analysis, view, sources)
+        summary["backfill"] = _backfill_object(args, result)
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    if args.format == "markdown":
+        sys.stdout.write(f"## Backfill of `{result.log_group}`, {_span(result.window)}\n\n")
+        sys.stdout.write(_markdown(result.analysis, view))
+        sys.stdout.write("\n" + _written_line(args, result) + "\n")
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    console.print(
+        f"[bold]{result.log_group}[/], {_span(result.window)}: {result.pages} page(s), "
+        f"{result.events:,} events read, {result.matched:,} pin or would-pin lines",
+    )
+    _print_table(result.analysis, view, sources)
+    console.print(_written_line(args, result))
+
+
+def _written_line(args: argparse.Namespace, result: BackfillResult) -> str:
+    if not args.write:
+        return "Nothing written (read only). Add --write --table T to add these lines to the summary table."
+    if not result.written:
+        return f"Nothing to write to {args.table}: no pin lines in the window."
+    return (
+        f"Summary table {args.table}: {result.applied_chunks} chunk(s) applied ({result.writes} item writes), "
+        f"{result.duplicate_chunks} already applied by an earlier run (skipped, counted once)."
+    )
+
+
+def _backfill_object(args: argparse.Namespace, result: BackfillResult) -> dict[str, Any]:
+    return {
+        "log_group": result.log_group,
+        "since": _iso(result.window.since_ms),
+        "until": _iso(result.window.until_ms),
+        "pages": result.pages,
+        "events_read": result.events,
+        "matched": result.matched,
+        "resumed_pages": result.resumed_pages,
+        "table": args.table if args.write else None,
+        "applied_chunks": result.applied_chunks,
+        "duplicate_chunks": result.duplicate_chunks,
+        "writes": result.writes,
+    }
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr over the window's time span; silent when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+
+    def running(self, window: Span) -> Any:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        self._progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        self._task = self._progress.add_task("reading", total=window.until_ms - window.since_ms)
+        return self._progress
+
+    def update(self, progress: Any) -> None:
+        if self._progress is None:
+            return
+        self._progress.update(
+            self._task,
+            completed=max(0, progress.position_ms - progress.window.since_ms),
+            description=f"{_iso(progress.position_ms)} · {progress.pages} pages · {progress.matched:,} pin lines",
+        )
+
+
+def _note(text: str) -> None:
+    print(f"pinwatch backfill: {text}", file=sys.stderr)
+
+
+def _span(window: Span) -> str:
+    return f"{_iso(window.since_ms)} → {_iso(window.until_ms)} (UTC)"
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _page_size(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 10_000:
+        raise argparse.ArgumentTypeError(f"expected 1-10000 events per page, got {value!r}")
+    return number

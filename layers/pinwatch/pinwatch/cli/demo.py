@@ -1,0 +1,538 @@
+"""``pinwatch demo``: replay a pinning incident through the real functions on local emulated AWS.
+
+Starts moto (server mode) and DynamoDB Local on free loopback ports, creates the stack's resources
+from ``template.yaml``, replays ~30 simulated minutes (metrics, subscription payloads through the
+ingest handler, the check handler every minute) and prints the alert timeline, every Slack message
+as the local receiver got it, the SNS message as its SQS subscriber got it, the exactly-once
+evidence and the final ``pinwatch report``. Exits 1 if any stage failed, 2 if it cannot start.
+See :mod:`pinwatch.local.demo` for what runs where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pinwatch.cli import EXIT_FINDINGS, EXIT_OK, CliError
+from pinwatch.metrics import CLIENT_CONNECTIONS, DATABASE_CONNECTIONS, MAX_ALLOWED, MINUTE_MS, PINNED
+from pinwatch.records import Kind
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.text import Text
+
+    from pinwatch.local.demo import (
+        AlertEvent,
+        DemoResult,
+        DemoStack,
+        Endpoints,
+        LocalFunctions,
+        SlackMessage,
+        SnsMessage,
+        Tick,
+    )
+    from pinwatch.local.incident import Incident
+    from pinwatch.local.slack_receiver import SlackReceiver
+
+HELP = "replay a pinning incident through the real functions on local emulated AWS (no account needed)"
+DEFAULT_PROXY = "orders-db"
+DEFAULT_MINUTES = 30
+
+_SEVERITY_STYLE = {"critical": "bold red", "warning": "dark_orange", "info": "cyan", "ok": "green"}
+_MARK = {"critical": "🔴", "warning": "🟠", "info": "🔵", "ok": "🟢"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from pinwatch.local.incident import AFTER_FIX_MINUTES, MIN_MINUTES
+
+    parser.add_argument(
+        "--minutes",
+        type=_minutes(MIN_MINUTES),
+        default=DEFAULT_MINUTES,
+        metavar="N",
+        help=f"simulated minutes to replay (default {DEFAULT_MINUTES}, at least {MIN_MINUTES}); "
+        f"the fix lands {AFTER_FIX_MINUTES} before the end",
+    )
+    parser.add_argument("--proxy", default=DEFAULT_PROXY, help=f"name of the simulated proxy (default {DEFAULT_PROXY})")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the emulation running afterwards and print its endpoints and example commands, until Ctrl-C",
+    )
+    parser.add_argument(
+        "--function-log",
+        type=Path,
+        metavar="FILE",
+        help="write what the functions printed (JSON log lines and EMF metric documents) to FILE",
+    )
+    parser.add_argument(
+        "--no-dynamodb-local",
+        action="store_true",
+        help="serve the summary table from moto even when Java and DynamoDB Local are available",
+    )
+
+
+def _minutes(minimum: int) -> Any:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {value!r}")
+        return number
+
+    return parse
+
+
+def run(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+    from rich.console import Console
+
+    from pinwatch.cli.aws import describe_aws_error
+    from pinwatch.local.demo import DemoError
+    from pinwatch.local.dynamodb_local import DynamoDBLocalUnavailable
+
+    console = Console(highlight=False)
+    started = time.perf_counter()
+    try:
+        with _stop_on_termination():
+            return _run(args, console, started)
+    except (DemoError, DynamoDBLocalUnavailable) as exc:
+        raise CliError(str(exc)) from None
+    except (BotoCoreError, ClientError) as exc:
+        raise CliError(f"the local emulation failed: {describe_aws_error(exc)}") from None
+
+
+@contextlib.contextmanager
+def _stop_on_termination() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the demo like Ctrl-C does, so DynamoDB Local (a child process) is stopped too."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace, console: Console, started: float) -> int:
+    from pinwatch.local.demo import AWS_VARIABLES_TO_CLEAR, create_stack, emulation, local_functions, patched_environ
+    from pinwatch.local.incident import Incident
+    from pinwatch.local.slack_receiver import slack_receiver
+
+    console.rule("[bold]pinwatch demo[/]: an RDS Proxy pinning incident, replayed on local AWS")
+    with contextlib.ExitStack() as stack:
+        with console.status("Starting moto and DynamoDB Local on loopback ports…"):
+            endpoints = stack.enter_context(emulation(use_dynamodb_local=not args.no_dynamodb_local))
+            slack_url, receiver = stack.enter_context(slack_receiver())
+        _print_endpoints(console, endpoints)
+        stack.enter_context(patched_environ(endpoints.aws_environment(), AWS_VARIABLES_TO_CLEAR))
+        with console.status("Creating the stack's resources from template.yaml…"):
+            demo_stack = create_stack(endpoints, args.proxy, slack_url)
+        _print_stack(console, demo_stack)
+
+        # The incident ends a minute before now, so `pinwatch report` and the table's hours line up with real time.
+        now_ms = int(time.time() * 1000)
+        start_ms = now_ms - now_ms % MINUTE_MS - (args.minutes + 1) * MINUTE_MS
+        incident = Incident(args.proxy, start_ms, args.minutes)
+        functions = stack.enter_context(local_functions(demo_stack))
+        console.print(
+            f"\nReplaying {args.minutes} minutes ({_clock(incident.start_ms)}–{_clock(incident.end_ms)} UTC) on a "
+            "simulated clock: each minute the proxy's metrics go to CloudWatch, its log lines go through the "
+            "ingest function as subscription payloads, and the check function runs.\n"
+        )
+        result = _replay(console, demo_stack, functions, incident, receiver)
+
+        _print_slack(console, result.slack)
+        _print_sns(console, result.sns)
+        _print_exactly_once(console, result)
+        _print_report(console, demo_stack, incident.start_ms)
+        _print_result(console, result, time.perf_counter() - started)
+        if args.function_log:
+            args.function_log.write_text(result.function_output, encoding="utf-8")
+            console.print(f"The functions' log lines and EMF metrics: {args.function_log}")
+        if args.keep:
+            _keep(console, demo_stack)
+        return EXIT_OK if result.ok else EXIT_FINDINGS
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _replay(
+    console: Console, stack: DemoStack, functions: LocalFunctions, incident: Incident, receiver: SlackReceiver
+) -> DemoResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pinwatch.local.demo import Replay
+
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    # The functions print to stdout (as in Lambda); the replay captures it, so the bar must not.
+    with Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False, transient=True) as progress:
+        task = progress.add_task("simulated minutes", total=len(incident))
+
+        def on_tick(tick: Tick) -> None:
+            for line in _timeline(tick):
+                progress.console.print(line)
+            m = tick.minute.metrics
+            progress.update(
+                task,
+                advance=1,
+                description=f"{_clock(tick.checked_at_ms)} UTC · pinned {m[PINNED]:.0f} · DB connections "
+                f"{m[DATABASE_CONNECTIONS]:.0f}/{m[MAX_ALLOWED]:.0f} · clients {m[CLIENT_CONNECTIONS]:.0f}",
+            )
+
+        return Replay(stack, functions, incident, receiver, on_tick=on_tick).run()
+
+
+# ------------------------------------------------------------------------------------- output
+
+
+def _print_endpoints(console: Console, endpoints: Endpoints) -> None:
+    console.print(f"moto server ([dim]RDS, CloudWatch, Logs, SNS, SQS, Secrets Manager[/]): {endpoints.moto}")
+    if endpoints.dynamodb_engine == "moto":
+        why = f" ({endpoints.dynamodb_note})" if endpoints.dynamodb_note else ""
+        console.print(f"Summary table on [bold]moto's DynamoDB[/]{why}")
+    else:
+        console.print(f"Summary table on [bold]DynamoDB Local[/] (AWS's own engine): {endpoints.dynamodb}")
+
+
+def _print_stack(console: Console, stack: DemoStack) -> None:
+    console.print(
+        f"Created: table [cyan]{stack.table}[/] (template's SummaryTable), SNS topic with an SQS subscriber, "
+        f"Slack webhook secret → local receiver, RDS proxy [cyan]{stack.proxy}[/] "
+        f"(POSTGRESQL, target {stack.db_instance}), log group {stack.log_group}"
+    )
+
+
+def _timeline(tick: Tick) -> Iterator[RenderableType]:
+    """What happened in one simulated minute worth a line: the story, a redelivery, alerts, errors."""
+    from rich.text import Text
+
+    minute_at, checked_at = _clock(tick.minute.start_ms), _clock(tick.checked_at_ms)
+    if tick.minute.note:
+        yield _row(minute_at, "▶", Text(tick.minute.note, "bold"))
+    for call in tick.ingest:
+        if call.redelivery:
+            s = call.summary
+            text = (
+                f"the payload of {call.stream} ({call.lines} lines) is delivered again: "
+                f"{s.get('appliedChunks', 0)} chunk(s) applied, {s.get('duplicateChunks', 0)} skipped as already counted"
+            )
+            yield _row(minute_at, "↻", Text(text))
+    for alert in tick.alerts:
+        yield _alert_row(checked_at, alert)
+    for error in tick.errors:
+        yield _row(checked_at, "✗", Text(error, "red"))
+
+
+def _row(
+    at: str, mark: str, text: Text, rule: str | None = None, what: Text | None = None, channels: str = ""
+) -> RenderableType:
+    """One timeline line; a long summary wraps under itself, not under the time."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1), expand=True)
+    grid.add_column(width=5, style="dim")
+    grid.add_column(width=2)
+    cells: list[RenderableType] = [at, mark]
+    if rule is not None and what is not None:
+        grid.add_column(width=20, no_wrap=True, style="bold")
+        grid.add_column(width=29, no_wrap=True)
+        cells += [rule, what]
+    grid.add_column(ratio=1, overflow="fold")
+    cells.append(text)
+    if channels:
+        grid.add_column(no_wrap=True, style="dim")
+        cells.append(channels)
+    grid.add_row(*cells)
+    return grid
+
+
+def _alert_row(at: str, alert: AlertEvent) -> RenderableType:
+    from rich.text import Text
+
+    severity = alert.severity.value
+    summary = alert.summary
+    if alert.transition == "resolved":
+        mark, what, style = "✅", f"resolved, was {severity}", "green"
+        summary = f"now: {alert.current}" if alert.current else summary
+    elif alert.transition == "escalated":
+        previous = alert.previous_severity.value if alert.previous_severity else "lower"
+        mark, what, style = _MARK[severity], f"escalated {previous} → {severity}", _SEVERITY_STYLE[severity]
+    elif alert.transition == "renotify":
+        mark, what, style = _MARK[severity], f"reminder, still {severity}", _SEVERITY_STYLE[severity]
+    else:
+        mark, what, style = _MARK[severity], f"new, {severity}", _SEVERITY_STYLE[severity]
+    channels = " ".join(
+        f"{name} {'✓' if status == 'accepted' else '✗ ' + status}" for name, status in alert.channels.items()
+    )
+    return _row(at, mark, Text(summary), alert.rule, Text(what, style), channels)
+
+
+def _print_slack(console: Console, messages: list[SlackMessage]) -> None:
+    console.print()
+    console.rule(f"Slack: {len(messages)} message(s), as the local webhook receiver got them")
+    seen: dict[str, str] = {}
+    for message in messages:
+        console.print(slack_panel(message, seen))
+
+
+def slack_panel(message: SlackMessage, seen: dict[str, str] | None = None) -> RenderableType:
+    """One webhook payload as Slack shows it: header, sections, fields in two columns, context.
+
+    `seen` maps section texts already shown to when: a repeat (the same advice in every message of
+    an incident) is shown as one line pointing back, so a run's messages stay readable in a terminal.
+    """
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    blocks: list[Mapping[str, Any]] = list(message.payload.get("blocks") or [])
+    header = ""
+    parts: list[RenderableType] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header":
+            header = block.get("text", {}).get("text", "")
+        elif kind == "section":
+            text = block.get("text", {}).get("text", "")
+            shown_at = seen.get(text) if seen is not None and not block.get("fields") else None
+            if shown_at is not None:
+                title = text.split("\n", 1)[0].strip("*")
+                parts.append(Text(f"{title}: as in the {shown_at} message", "dim italic"))
+                continue
+            if seen is not None and text.startswith("*What to change*"):
+                seen[text] = _clock(message.at_ms)
+            if text:
+                parts.append(mrkdwn(text))
+            fields = block.get("fields") or []
+            if fields:
+                grid = Table.grid(padding=(0, 3))
+                grid.add_column()
+                grid.add_column()
+                cells = [mrkdwn(f.get("text", "")) for f in fields]
+                for i in range(0, len(cells), 2):
+                    grid.add_row(*cells[i : i + 2])
+                parts.append(grid)
+        elif kind == "divider":
+            parts.append(mrkdwn("─" * 24, style="dim"))
+        elif kind == "context":
+            parts.extend(mrkdwn(element.get("text", ""), style="dim") for element in block.get("elements") or [])
+    if not blocks:
+        parts.append(mrkdwn(str(message.payload.get("text", ""))))
+    style = "green" if "RESOLVED" in header else "red" if "CRITICAL" in header else "dark_orange"
+    title = f"[bold]{_escape_markup(header)}[/]" if header else "message"
+    return Panel(
+        Group(*parts), title=title, title_align="left", subtitle=f"{_clock(message.at_ms)} UTC", border_style=style
+    )
+
+
+_MRKDWN = re.compile(r"(?P<link><(?P<target>[^>|]+)(?:\|(?P<label>[^>]+))?>)|(?P<code>`[^`\n]+`)|(?P<bold>\*[^*\n]+\*)")
+
+
+def mrkdwn(text: str, style: str = "") -> Text:
+    """Slack mrkdwn as rich text: *bold*, `code`, <url|label> links, <!here> mentions, &amp; entities."""
+    from rich.text import Text
+
+    out = Text(style=style)
+    pos = 0
+    for match in _MRKDWN.finditer(text):
+        out.append(_unescape(text[pos : match.start()]))
+        if match.group("link"):
+            target = match.group("target")
+            if target.startswith("!"):
+                out.append(f"@{target[1:]}", "bold magenta")
+            else:
+                out.append(_unescape(match.group("label") or target), f"underline link {_unescape(target)}")
+        elif match.group("code"):
+            out.append(_unescape(match.group("code")[1:-1]), "cyan")
+        else:
+            out.append(_unescape(match.group("bold")[1:-1]), "bold")
+        pos = match.end()
+    out.append(_unescape(text[pos:]))
+    return out
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _escape_markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _print_sns(console: Console, messages: list[SnsMessage]) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print()
+    console.rule(f"SNS: {len(messages)} message(s), as the SQS subscriber got them")
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("time (UTC)", "Subject", "severity", "transition"):
+        table.add_column(column)
+    for m in messages:
+        severity = m.attributes.get("severity", "")
+        table.add_row(
+            _clock(m.at_ms),
+            m.subject,
+            Text(severity, _SEVERITY_STYLE.get(severity, "")),
+            m.attributes.get("transition", ""),
+        )
+    console.print(table)
+    critical = [m for m in messages if m.attributes.get("severity") == "critical" and "exhausted in ~" in m.message]
+    shown = next((m for m in critical if "exhausted" in m.subject), critical[0] if critical else None)
+    if shown is None and messages:
+        shown = messages[0]
+    if shown is not None:
+        attributes = ", ".join(f"{k}={v}" for k, v in sorted(shown.attributes.items()))
+        console.print(
+            Panel(
+                Text(shown.message),
+                title=f"[bold]Subject: {_escape_markup(shown.subject)}[/]",
+                title_align="left",
+                subtitle=f"{_clock(shown.at_ms)} UTC · attributes {attributes}",
+                border_style="red" if shown.attributes.get("severity") == "critical" else "dark_orange",
+            )
+        )
+
+
+def _print_exactly_once(console: Console, result: DemoResult) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print()
+    console.rule("Exactly once: what was replayed, what the summary table holds")
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("kind")
+    table.add_column("reason")
+    table.add_column("lines replayed", justify="right")
+    table.add_column("hourly items", justify="right")
+    table.add_column("running total", justify="right")
+    table.add_column("")
+    for (kind, reason), count in sorted(result.expected.items(), key=lambda item: (item[0][0].value, item[0][1] or "")):
+        if kind is Kind.OTHER:
+            table.add_row(kind.value, "(connects, closes, resets)", str(count), "-", "-", Text("not stored", "dim"))
+            continue
+        hourly = result.table_hourly.get((kind, reason), 0)
+        total = result.table_totals.get((kind, reason), 0) if kind is not Kind.UNPARSED else None
+        ok = hourly == count and (total is None or total == count)
+        table.add_row(
+            kind.value,
+            reason or "-",
+            str(count),
+            str(hourly),
+            "-" if total is None else str(total),
+            Text("✓", "green") if ok else Text("✗", "bold red"),
+        )
+    console.print(table)
+    for first, again in result.redeliveries:
+        console.print(
+            f"Delivered twice: the payload of {first.stream} at {_clock(first.minute * MINUTE_MS + result.incident.start_ms)}"
+            f" (batch {str(first.summary.get('batchId', ''))[:12]}…): first {first.summary.get('appliedChunks')} chunk "
+            f"applied ({first.summary.get('writes')} writes), then {again.summary.get('appliedChunks')} applied, "
+            f"{again.summary.get('duplicateChunks')} skipped."
+        )
+    console.print(
+        f"EMF metrics from the ingest: PinEvents {result.emf_pin_events}, WouldPinEvents {result.emf_would_pin_events}"
+        " (a redelivered batch adds nothing)."
+    )
+
+
+def _print_report(console: Console, stack: DemoStack, since_ms: int) -> None:
+    from pinwatch.cli import main
+
+    since = datetime.fromtimestamp(since_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+    argv = ["report", "--table", stack.table, "--proxy", stack.proxy, "--since", since]
+    argv += ["--endpoint-url", stack.endpoints.dynamodb, "--region", stack.endpoints.region]
+    console.print()
+    console.rule("pinwatch report")
+    console.print(f"$ pinwatch {' '.join(argv)}", style="dim")
+    sys.stdout.flush()
+    code = main(argv)
+    if code != EXIT_OK:
+        console.print(f"[red]pinwatch report exited with {code}[/]")
+
+
+def _print_result(console: Console, result: DemoResult, seconds: float) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print()
+    console.rule("Result")
+    table = Table(show_header=False, show_edge=False, pad_edge=False)
+    table.add_column()
+    table.add_column()
+    table.add_column(style="dim")
+    for stage in result.stages:
+        table.add_row(Text("✓", "green") if stage.ok else Text("✗", "bold red"), stage.name, stage.detail)
+    console.print(table)
+    verdict = "[bold green]demo passed[/]" if result.ok else "[bold red]demo FAILED[/]"
+    console.print(
+        f"{verdict} in {seconds:.1f} s ({len(result.ticks)} simulated minutes replayed in {result.seconds:.1f} s)"
+    )
+
+
+def _keep(console: Console, stack: DemoStack) -> None:
+    endpoints = stack.endpoints
+    from pinwatch.store import keys
+
+    proxy_pk = json.dumps({":pk": {"S": keys.proxy_pk(stack.proxy)}, ":t": {"S": keys.pin_total_sk("")}})
+    console.print()
+    console.rule("The emulation keeps running: press Ctrl-C (or send SIGTERM) to stop it")
+    console.print(
+        "\n".join(
+            [
+                f"moto (RDS, CloudWatch, Logs, SNS, SQS, Secrets Manager)  {endpoints.moto}",
+                f"{endpoints.dynamodb_engine} (summary table)  {endpoints.dynamodb}",
+                f"summary table  {stack.table}",
+                f"alert subscriber queue  {stack.queue_url}",
+                "",
+                "# in another shell:",
+                f"export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={endpoints.region}",
+                f"pinwatch report --table {stack.table} --endpoint-url {endpoints.dynamodb} --since 2h --by hour",
+                f"aws --endpoint-url {endpoints.dynamodb} dynamodb query --table-name {stack.table} "
+                f"--key-condition-expression 'pk = :pk AND begins_with(sk, :t)' --expression-attribute-values '{proxy_pk}'",
+                f"AWS_ENDPOINT_URL={endpoints.moto} AWS_ENDPOINT_URL_DYNAMODB={endpoints.dynamodb} "
+                f"pinwatch check --table {stack.table} --proxy {stack.proxy} --all",
+                f"pinwatch backfill --proxy {stack.proxy} --since 2h --endpoint-url {endpoints.moto}",
+                f"aws --endpoint-url {endpoints.moto} logs tail {stack.log_group} --since 2h",
+            ]
+        ),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    stop = threading.Event()
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stop.wait(3600):
+            pass
+    console.print("\nStopping the emulation.")
+
+
+def _clock(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M")
