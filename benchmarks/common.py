@@ -31,3 +31,16 @@ def best_cpu_seconds(fn: Callable[[], object], repeat: int = 5) -> float:
         fn()
         best = min(best, time.process_time() - start)
     return best
+
+
+def interleaved_best_cpu(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Minimum process CPU seconds of each function, running them in turn `repeat` times.
+
+    A figure that is a ratio of two timings is only as good as the conditions they share: taking
+    them in turn lets a shared machine's load hit both sides alike.
+    """
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], best_cpu_seconds(fn, 1))
+    return best

@@ -22,6 +22,19 @@ from pinwatch.local.template import table_create_args, table_ttl_attribute
 REGION = "us-east-1"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pinwatch soak", "the ingest soak test (tests/soak)")
+    group.addoption(
+        "--soak-batches",
+        type=int,
+        default=None,
+        help="deliveries to generate (default 2000, or $PINWATCH_SOAK_BATCHES)",
+    )
+    group.addoption(
+        "--soak-seed", type=int, default=None, help="seed of the soak run (default fixed, or $PINWATCH_SOAK_SEED)"
+    )
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _fake_aws_credentials() -> None:
     # Local services accept any credentials; never let a test reach a real account's.

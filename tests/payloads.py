@@ -26,6 +26,8 @@ _SETTINGS = (
     "SQL changed session settings that the proxy doesn't track. Consider moving session configuration to the "
     "proxy's initialization query."
 )
+# For suites that build bodies of their own (tests/support/ground_truth.py).
+PIN_TEMPLATE, WOULD_PIN_TEMPLATE, SETTINGS_REASON = _PIN, _WOULD, _SETTINGS
 
 # (level, template, reason) - each reason a separate shape seen in public issues.
 PIN_BODIES: tuple[tuple[str, str, str], ...] = (

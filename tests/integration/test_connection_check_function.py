@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import time
@@ -21,6 +20,7 @@ from pinwatch.parse import parse_message
 from pinwatch.store.summary import SummaryStore
 from pinwatch.tally import tally_records
 from tests.integration.aws_proxies import ProxyFactory, clients, draining_shapes, healthy_busy_shapes, put_series
+from tests.support.lambda_runtime import load_function
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +46,7 @@ class FakeContext:
 
 def load_app() -> ModuleType:
     """Import the handler module afresh: what a cold start does."""
-    spec = importlib.util.spec_from_file_location(f"connection_check_app_{uuid.uuid4().hex}", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_function(APP)
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +19,7 @@ from pinwatch.config import ConfigError
 from pinwatch.ingest import InvalidPayload
 from pinwatch.store import keys
 from tests.payloads import log_events, subscription_event, wrap
+from tests.support.lambda_runtime import FakeContext, load_function
 
 pytestmark = pytest.mark.integration
 
@@ -30,22 +28,9 @@ HANDLER = ROOT / "functions" / "pin_ingest" / "app.py"
 T0 = 1_795_600_800_000
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "pinwatch-pin-ingest"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:pinwatch-pin-ingest"
-    aws_request_id: str = "req-1"
-
-
 def load_handler() -> ModuleType:
     """Import the handler module afresh: a cold start, reading the environment as it is now."""
-    spec = importlib.util.spec_from_file_location(f"pin_ingest_app_{uuid.uuid4().hex}", HANDLER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_function(HANDLER)
 
 
 @pytest.fixture

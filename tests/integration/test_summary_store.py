@@ -18,6 +18,7 @@ from pinwatch.store import keys
 from pinwatch.store.summary import MARKER_TTL_S, UPDATES_PER_CHUNK, SummaryStore
 from pinwatch.tally import Tally
 from tests.payloads import log_events, max_size_event, subscription_event
+from tests.support.table import hourly_counts, items
 
 pytestmark = pytest.mark.integration
 
@@ -49,22 +50,6 @@ def store(client: Any, summary_table: str) -> SummaryStore:
 def pin(ts: int, reason: str, digest: str | None = None) -> LogRecord:
     return LogRecord(
         kind=Kind.PINNED, raw="", timestamp_ms=ts, reason=reason, reason_text=f"text {reason}", digest=digest
-    )
-
-
-def items(client: Any, table: str) -> list[dict[str, Any]]:
-    paginator = client.get_paginator("scan")
-    return [item for page in paginator.paginate(TableName=table) for item in page["Items"]]
-
-
-def hourly_counts(client: Any, table: str) -> Counter[tuple[str, str]]:
-    """(pk, sk) -> count for every hourly item: the table's ground truth, read without the adapter."""
-    return Counter(
-        {
-            (i[keys.PK]["S"], i[keys.SK]["S"]): int(i["count"]["N"])
-            for i in items(client, table)
-            if i[keys.SK]["S"].startswith(keys.HOUR_PREFIX)
-        }
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +24,13 @@ from pinwatch.ingest import (
 from pinwatch.parse import PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
 from pinwatch.records import Kind
 from pinwatch.store.keys import hour_bucket
-from pinwatch.store.summary import ApplyResult
 from pinwatch.tally import Tally
 from tests.payloads import PIN_BODIES, WOULD_PIN_BODIES, log_events, payload, subscription_event, wrap
+from tests.support.fakes import RecordingStore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 T0 = 1_795_600_800_000  # 2026-11-25T10:00:00Z
-
-
-@dataclass
-class RecordingStore:
-    """Stands in for the summary table: remembers what it was asked to apply."""
-
-    calls: list[tuple[str, Tally, int]] = field(default_factory=list)
-
-    def apply_batch(self, batch_id: str, tally: Tally, now_ms: int) -> ApplyResult:
-        self.calls.append((batch_id, tally, now_ms))
-        return ApplyResult(batch_id, 1, 1, 0, 1, 1)
 
 
 def b64(raw: bytes) -> dict[str, Any]:

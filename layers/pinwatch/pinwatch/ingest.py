@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
 
-from pinwatch.parse import PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
+from pinwatch.parse import MAX_TIMESTAMP_MS, PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
 from pinwatch.records import Kind, LogRecord
 from pinwatch.tally import HOUR_MS, Tally
 
@@ -113,6 +113,8 @@ def decode(event: Mapping[str, Any]) -> Delivery:
         raise InvalidPayload(f"awslogs.data does not decompress to UTF-8 text: {exc.reason}") from None
     except json.JSONDecodeError as exc:
         raise InvalidPayload(f"awslogs.data does not hold JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidPayload("awslogs.data holds JSON nested too deeply to be a subscription payload") from None
     except ValueError as exc:  # e.g. non-ASCII characters, which base64 decoding rejects outright
         raise InvalidPayload(f"awslogs.data is not valid base64: {exc}") from None
     if not isinstance(data, dict):
@@ -161,7 +163,7 @@ def fold(delivery: Delivery) -> tuple[str, Tally]:
             message = entry["message"]
             # Only the timestamp is checked here (it feeds arithmetic); a message that is not a string
             # fails on find() and an id that is not one fails the join below, both caught and explained.
-            if type(ts) is not int:
+            if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP_MS:
                 raise TypeError
             add_id(event_id)
             memo = pin_times
@@ -220,6 +222,10 @@ def _raise_for_bad_event(events: list[Any]) -> None:
                 f"logEvents[{index}] has the wrong types: id must be a string, timestamp an integer (epoch ms) "
                 "and message a string"
             )
+        if not 0 <= entry["timestamp"] <= MAX_TIMESTAMP_MS:
+            raise InvalidPayload(
+                f"logEvents[{index}].timestamp {entry['timestamp']} is not epoch milliseconds between 1970 and 9999"
+            )
 
 
 def _per_hour(times: list[int]) -> list[tuple[int, int, int]]:
@@ -262,7 +268,8 @@ def batch_id(delivery: Delivery) -> str:
 
 
 def _batch_id(log_group: str, log_stream: str, joined_ids: str) -> str:
-    return hashlib.sha256(f"{log_group}\n{log_stream}\n{joined_ids}".encode()).hexdigest()
+    # surrogatepass: JSON may escape a lone surrogate into an id; the id must still hash, the same way every time.
+    return hashlib.sha256(f"{log_group}\n{log_stream}\n{joined_ids}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def ingest_delivery(delivery: Delivery, store: BatchStore, now_ms: int) -> IngestResult:

@@ -43,6 +43,8 @@ _PROXY_PHRASES = (
     "Secrets Manager",
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIMESTAMP_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z: the last epoch millisecond a UTC hour bucket (or any datetime) can name."""
 _ONE_MS = timedelta(milliseconds=1)
 # How far into a line the level and tags are looked for: the prefix is short, a junk line may not be.
 _PREFIX_SCAN = 512
@@ -226,4 +228,6 @@ def _text_timestamp_ms(prefix: str) -> int | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _ONE_MS
+    ms: int = (moment - _EPOCH) // _ONE_MS
+    # A time before 1970 (or past 9999 once in UTC) is not a proxy's: no timestamp rather than a broken one.
+    return ms if 0 <= ms <= MAX_TIMESTAMP_MS else None

@@ -29,6 +29,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO
 
+from pinwatch.parse import MAX_TIMESTAMP_MS
+
 STDIN = "-"
 MAX_LINE_CHARS = 1 << 20  # CloudWatch events are at most 256 KB; a longer line is not a proxy message
 _HEAD_BYTES = 4096
@@ -192,7 +194,8 @@ def _text_output_line(source: str, number: int, line: str) -> InputLine:
     numeric ids and ingestion time come first, the event timestamp last.
     """
     fields = line.split("\t")[1:]
-    timestamp = int(fields[-1]) if fields and fields[-1].isdigit() else None
+    # isascii(): str.isdigit() also accepts "²", which int() refuses.
+    timestamp = _timestamp(int(fields[-1])) if fields and fields[-1].isascii() and fields[-1].isdigit() else None
     body = fields[:-1] if timestamp is not None else fields
     while len(body) > 1 and body[0].isdigit():
         body = body[1:]
@@ -211,9 +214,14 @@ def _event_line(source: str, number: int, event: dict[str, Any]) -> InputLine:
         source,
         number,
         message,
-        timestamp if isinstance(timestamp, int) and not isinstance(timestamp, bool) else None,
+        _timestamp(timestamp) if isinstance(timestamp, int) and not isinstance(timestamp, bool) else None,
         stream if isinstance(stream, str) else None,
     )
+
+
+def _timestamp(ms: int) -> int | None:
+    """Epoch milliseconds a datetime can hold (1970 to 9999); anything else is no timestamp."""
+    return ms if 0 <= ms <= MAX_TIMESTAMP_MS else None
 
 
 def _json_events(source: str, text: io.TextIOWrapper) -> Iterator[InputLine]:

@@ -1,0 +1,40 @@
+"""Read the summary table back without the adapter: the ground truth of what a run wrote."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from pinwatch.store import keys
+
+
+def items(client: Any, table: str) -> list[dict[str, Any]]:
+    """Every item of the table (a paginated Scan)."""
+    paginator = client.get_paginator("scan")
+    return [item for page in paginator.paginate(TableName=table) for item in page["Items"]]
+
+
+def counts(client: Any, table: str, prefix: str) -> Counter[tuple[str, str]]:
+    """(pk, sk) -> ``count`` of every item whose sort key starts with `prefix`."""
+    return Counter(
+        {
+            (i[keys.PK]["S"], i[keys.SK]["S"]): int(i["count"]["N"])
+            for i in items(client, table)
+            if i[keys.SK]["S"].startswith(prefix)
+        }
+    )
+
+
+def hourly_counts(client: Any, table: str) -> Counter[tuple[str, str]]:
+    """(pk, sk) -> count for every hourly item (pins, would-pins, unparsed lines)."""
+    return counts(client, table, keys.HOUR_PREFIX)
+
+
+def total_counts(client: Any, table: str) -> Counter[tuple[str, str]]:
+    """(pk, sk) -> count for every running total."""
+    return counts(client, table, keys.TOTAL_PREFIX)
+
+
+def proxies_seen(client: Any, table: str) -> set[str]:
+    """The proxies the table has a ``PROXIES`` item for."""
+    return {i["proxy"]["S"] for i in items(client, table) if i[keys.PK]["S"] == keys.PROXIES_PK}
