@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.common import Figure
+from benchmarks.common import HANDLER_ENV, Figure
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 7
@@ -29,15 +29,6 @@ spec = importlib.util.spec_from_file_location("app", {path!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 """
-
-HANDLER_ENV = {
-    "SUMMARY_TABLE_NAME": "pinwatch-bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "POWERTOOLS_SERVICE_NAME": "pinwatch",
-    "POWERTOOLS_METRICS_NAMESPACE": "Pinwatch",
-}
 
 
 def _best_seconds(body: str, env: dict[str, str]) -> float:

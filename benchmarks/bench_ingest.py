@@ -19,39 +19,25 @@ CloudWatch Logs builds it: base64(gzip(JSON)) of realistic RDS Proxy pin lines (
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
-import importlib.util
 import json
-import logging
 import os
 import subprocess
 import sys
 import tempfile
-import uuid
 import zlib
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-from benchmarks.common import Figure, best_cpu_seconds
+from tests.support.lambda_runtime import PIN_INGEST, FakeContext, load_function, quiet
+
+from benchmarks.common import HANDLER_ENV, Figure, interleaved_best_cpu
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 ROOT = Path(__file__).resolve().parents[1]
-HANDLER = ROOT / "functions" / "pin_ingest" / "app.py"
 REPEAT = 15
-
-ENV = {
-    "SUMMARY_TABLE_NAME": "pinwatch-bench",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "POWERTOOLS_SERVICE_NAME": "pinwatch",
-    "POWERTOOLS_METRICS_NAMESPACE": "Pinwatch",
-}
 
 
 class RecordingDynamoDB:
@@ -63,31 +49,6 @@ class RecordingDynamoDB:
     def transact_write_items(self, TransactItems: list[dict[str, Any]], **_: Any) -> dict[str, Any]:
         self.transactions.append(TransactItems)
         return {}
-
-
-class Context:
-    function_name = "pinwatch-bench"
-    memory_limit_in_mb = 128
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:pinwatch-bench"
-    aws_request_id = "bench"
-
-
-def load_handler() -> Any:  # the handler module; Any: its globals (STORE) are swapped below
-    spec = importlib.util.spec_from_file_location(f"pin_ingest_bench_{uuid.uuid4().hex}", HANDLER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def interleaved_best_cpu(fns: list[Callable[[], object]], repeat: int) -> list[float]:
-    """Minimum process CPU seconds of each function, running them in turn `repeat` times."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            best[i] = min(best[i], best_cpu_seconds(fn, 1))
-    return best
 
 
 def decode_floor(event: dict[str, Any]) -> Any:
@@ -103,28 +64,13 @@ def with_stream(event: dict[str, Any], stream: str) -> dict[str, Any]:
     return {"awslogs": {"data": base64.b64encode(gzip.compress(raw, mtime=0)).decode()}}
 
 
-@contextlib.contextmanager
-def quiet(app: ModuleType) -> Any:
-    """Send the handler's log lines and EMF documents to /dev/null (they are still produced)."""
-    handler = app.logger.registered_handler
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        previous = handler.stream if isinstance(handler, logging.StreamHandler) else None
-        if previous is not None:
-            handler.stream = devnull
-        try:
-            yield
-        finally:
-            if previous is not None:
-                handler.stream = previous
-
-
 _RSS_SCRIPT = """
-import importlib.util, json, os, resource, sys
+import json, os, resource, sys
+from pathlib import Path
 sys.path.insert(0, {root!r})
-from benchmarks.bench_ingest import Context, RecordingDynamoDB
-spec = importlib.util.spec_from_file_location("app", {handler!r})
-app = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(app)
+from benchmarks.bench_ingest import RecordingDynamoDB
+from tests.support.lambda_runtime import FakeContext, load_function
+app = load_function(Path({handler!r}))
 from pinwatch.store.summary import SummaryStore
 app.STORE = SummaryStore(RecordingDynamoDB(), "pinwatch-bench")
 with open({event!r}) as fh:
@@ -132,7 +78,7 @@ with open({event!r}) as fh:
 with open(os.devnull, "w") as devnull:
     app.logger.registered_handler.stream = devnull
     sys.stdout = devnull
-    app.lambda_handler(event, Context())
+    app.lambda_handler(event, FakeContext())
     sys.stdout = sys.__stdout__
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
@@ -143,13 +89,13 @@ def peak_rss_mb(event: dict[str, Any]) -> float:
         json.dump(event, fh)
         path = fh.name
     try:
-        script = _RSS_SCRIPT.format(root=str(ROOT), handler=str(HANDLER), event=path)
+        script = _RSS_SCRIPT.format(root=str(ROOT), handler=str(PIN_INGEST), event=path)
         out = subprocess.run(
             [sys.executable, "-c", script],
             check=True,
             capture_output=True,
             text=True,
-            env={**os.environ, **ENV},
+            env={**os.environ, **HANDLER_ENV},
             cwd=ROOT,
         )
         return float(out.stdout.strip().splitlines()[-1])
@@ -158,24 +104,23 @@ def peak_rss_mb(event: dict[str, Any]) -> float:
 
 
 def run() -> list[Figure]:
-    sys.path.insert(0, str(ROOT))
     from tests.payloads import max_size_event
 
     from pinwatch.store.summary import SummaryStore
 
-    os.environ.update(ENV)
+    os.environ.update(HANDLER_ENV)
     event, lines = max_size_event()
     encoded = len(json.dumps(event))
     raw = len(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
 
-    app = load_handler()
+    app = load_function(PIN_INGEST)
     recorder = RecordingDynamoDB()
-    app.STORE = SummaryStore(cast("DynamoDBClient", recorder), ENV["SUMMARY_TABLE_NAME"])
+    app.STORE = SummaryStore(cast("DynamoDBClient", recorder), HANDLER_ENV["SUMMARY_TABLE_NAME"])
     results: list[dict[str, Any]] = []
     with quiet(app):
         # Interleaved, so load from other processes on a shared machine hits both sides alike.
         floor_s, handler_s = interleaved_best_cpu(
-            [lambda: decode_floor(event), lambda: results.append(app.lambda_handler(event, Context()))], REPEAT
+            [lambda: decode_floor(event), lambda: results.append(app.lambda_handler(event, FakeContext()))], REPEAT
         )
     summary = results[-1]
     transactions = len(recorder.transactions) // len(results)
@@ -207,14 +152,14 @@ def _dynamodb_local_figures(event: dict[str, Any], floor_s: float) -> list[Figur
     try:
         with dynamodb_local() as endpoint:
             client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
-            client.create_table(**table_create_args(ENV["SUMMARY_TABLE_NAME"]))
-            app = load_handler()
-            app.STORE = SummaryStore(client, ENV["SUMMARY_TABLE_NAME"])
+            client.create_table(**table_create_args(HANDLER_ENV["SUMMARY_TABLE_NAME"]))
+            app = load_function(PIN_INGEST)
+            app.STORE = SummaryStore(client, HANDLER_ENV["SUMMARY_TABLE_NAME"])
             # A distinct stream per run: each run is a new batch, never a duplicate.
             events = [with_stream(event, f"bench-{i}") for i in range(REPEAT)]
             with quiet(app):
                 floor_s, seconds = interleaved_best_cpu(
-                    [lambda: decode_floor(event), lambda: app.lambda_handler(events.pop(), Context())], REPEAT
+                    [lambda: decode_floor(event), lambda: app.lambda_handler(events.pop(), FakeContext())], REPEAT
                 )
     except DynamoDBLocalUnavailable as exc:
         print(f"bench_ingest: skipping the DynamoDB Local figure: {exc}", file=sys.stderr)

@@ -6,6 +6,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# What the handlers read at import time: a table name, a region, credentials (no request is signed
+# for a real account: the benchmarks swap the store's client or point it at DynamoDB Local).
+HANDLER_ENV = {
+    "SUMMARY_TABLE_NAME": "pinwatch-bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "POWERTOOLS_SERVICE_NAME": "pinwatch",
+    "POWERTOOLS_METRICS_NAMESPACE": "Pinwatch",
+}
+
 
 @dataclass(frozen=True)
 class Figure:

@@ -8,7 +8,6 @@ alert delivered — at once, or by the next run — exactly once per channel, no
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,20 +23,18 @@ from pinwatch.config import ConfigError
 from pinwatch.local.slack_receiver import Reply, SlackReceiver, slack_receiver
 from pinwatch.metrics import window_end_ms
 from pinwatch.store.alert_state import AlertStateStore
+from pinwatch.store.transactions import DEFAULT_RETRY
 from tests.integration.aws_proxies import ProxyFactory, clients, draining_shapes, put_series
 from tests.support.fault_proxy import SERVER_ERRORS, THROTTLES, Fault, FaultProxy
-from tests.support.lambda_runtime import CONNECTION_CHECK, ROOT, FakeContext, load_function
+from tests.support.lambda_runtime import CONNECTION_CHECK, SCHEDULE_EVENT, check_context, load_function
 
 pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"  # the region of the summary-table fixture (DynamoDB Local keeps tables per region)
-SCHEDULE_EVENT = json.loads((ROOT / "events" / "schedule.json").read_text())
-CONTEXT = FakeContext(
-    function_name="pinwatch-connection-check",
-    memory_limit_in_mb=256,
-    invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:pinwatch-connection-check",
-)
+CONTEXT = check_context()
 HEADLINE = "CRITICAL"  # the draining proxy's pinned share and exhaustion forecast are both critical
+STATE_WRITES = ("TransactWriteItems",)  # the check function writes alert state in transactions only
+STATE_WRITE_ATTEMPTS = DEFAULT_RETRY.attempts  # how often the alert state store sends a cancelled write
 
 
 @dataclass
@@ -327,15 +324,39 @@ def test_given_the_alert_state_table_throttling_and_failing_when_checks_run_then
     assert len(world.sns_messages()) == 1
 
 
-def test_given_a_throttled_transaction_claiming_the_alert_when_the_check_runs_then_it_fails_loudly_and_the_next_run_alerts(
+@pytest.mark.parametrize("write", [0, 1], ids=["claim", "record-delivery"])
+def test_given_a_throttled_alert_state_transaction_when_the_check_runs_then_it_is_retried_and_each_channel_gets_the_alert_once(
+    world: CheckWorld, table_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, write: int
+) -> None:
+    app = world.cold_start()
+    # DynamoDB's answer to a throttled transaction; botocore does not retry TransactionCanceledException,
+    # the alert state store does (its reasons are all ThrottlingError: nothing was written).
+    table_proxy.script(*[None] * write, Fault.TRANSACTION_THROTTLED, operations=STATE_WRITES)
+
+    first = world.run(app)
+    monkeypatch.setattr(app, "clock", lambda: time.time() + 180)  # past the 2-minute lease
+    after_lease = world.run(app)
+
+    assert [i.fault for i in table_proxy.injected] == [Fault.TRANSACTION_THROTTLED]
+    assert (first["alertsSent"], first["failedProxies"]) == (2, [])
+    assert after_lease["alertsSent"] == 0  # the delivery was recorded: no claim was left to expire
+    assert len(world.slack_accepted()) == 1
+    assert len(world.sns_messages()) == 1
+    active = [s for s in world.alert_states().values() if s.active]
+    assert active
+    assert all(s.accepted_channels == {"slack", "sns"} and s.lease_owner is None for s in active)
+
+
+def test_given_the_claim_throttled_beyond_the_retries_when_the_check_runs_then_it_fails_loudly_and_the_next_run_alerts(
     world: CheckWorld, table_proxy: FaultProxy
 ) -> None:
     app = world.cold_start()
-    # DynamoDB's answer to a throttled transaction; botocore does not retry TransactionCanceledException.
-    table_proxy.script(Fault.TRANSACTION_THROTTLED, operations=("TransactWriteItems",))
+    table_proxy.script(*[Fault.TRANSACTION_THROTTLED] * STATE_WRITE_ATTEMPTS, operations=STATE_WRITES)
 
     with pytest.raises(app.CheckFailed):  # the function's Errors alarm sees it
         world.run(app)
+    assert len(table_proxy.injected) == STATE_WRITE_ATTEMPTS
+    assert world.alert_states() == {}  # nothing claimed, nothing sent
     assert world.slack_accepted() == []
     assert world.sns_messages() == []
 
@@ -347,20 +368,24 @@ def test_given_a_throttled_transaction_claiming_the_alert_when_the_check_runs_th
     assert len(world.sns_messages()) == 1
 
 
-def test_given_the_state_write_after_delivery_failing_when_later_runs_come_then_the_alert_is_repeated_after_the_lease(
+def test_given_the_state_write_after_delivery_throttled_beyond_the_retries_when_later_runs_come_then_the_alert_is_repeated_after_the_lease(
     world: CheckWorld, table_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = world.cold_start()
-    # The claim goes through; the write that records the delivery is cancelled for throttling.
-    table_proxy.script(None, Fault.TRANSACTION_THROTTLED, operations=("TransactWriteItems",))
+    # The claim goes through; every attempt of the write that records the delivery is cancelled for throttling.
+    table_proxy.script(None, *[Fault.TRANSACTION_THROTTLED] * STATE_WRITE_ATTEMPTS, operations=STATE_WRITES)
 
     with pytest.raises(app.CheckFailed):
         world.run(app)
+    claimed = world.alert_states()
     during_lease = world.run(app)
     monkeypatch.setattr(app, "clock", lambda: time.time() + 180)  # the 2-minute lease has expired
     after_lease = world.run(app)
     settled = world.run(app)
 
+    # The state did not advance past the claim: the delivery is not recorded anywhere.
+    assert claimed
+    assert all(s.lease_owner is not None and not s.accepted_channels for s in claimed.values())
     # At least once, never lost: the run that cannot record a delivery leaves the claim to expire,
     # and the alert goes out again after it (a repeat, not a loss).
     assert during_lease["alertsSent"] == 0

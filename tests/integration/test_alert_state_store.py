@@ -6,11 +6,14 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from pinwatch.alerts.policy import AlertState, AlertStatus, Transition
 from pinwatch.findings import Severity
 from pinwatch.store import keys
 from pinwatch.store.alert_state import AlertStateStore
+from pinwatch.store.transactions import TransientRetry
+from tests.support.table import cancelled_transaction
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +40,22 @@ def state(rule: str = "pinned_share", **changes: Any) -> AlertState:
 
 @pytest.fixture
 def store(dynamodb_client: Any, summary_table: str) -> AlertStateStore:
-    return AlertStateStore(dynamodb_client, summary_table)
+    return AlertStateStore(dynamodb_client, summary_table, retry=TransientRetry(attempts=3, sleep=lambda _: None))
+
+
+class CancelledWrites:
+    """Cancels the next `n` TransactWriteItems calls of a client with `codes`; counts every call."""
+
+    def __init__(self, client: Any, n: int, *codes: str) -> None:
+        self.left, self.codes, self.calls = n, list(codes), 0
+        client.meta.events.register("before-call.dynamodb.TransactWriteItems", self._before)
+
+    def _before(self, **_: Any) -> Any:
+        self.calls += 1
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        return cancelled_transaction(self.codes)
 
 
 def test_given_empty_table_when_loading_then_no_states(store: AlertStateStore) -> None:
@@ -112,3 +130,54 @@ def test_given_lease_fields_when_saved_and_cleared_then_both_round_trip(store: A
     assert store.save([replace(leased, lease_owner=None, lease_until_ms=None)]) is not None
     loaded = store.load(PROXY)["pinned_share"]
     assert (loaded.lease_owner, loaded.lease_until_ms, loaded.version) == (None, None, 2)
+
+
+@pytest.mark.parametrize("reason", ["ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict"])
+def test_given_a_write_cancelled_for_a_transient_reason_when_saving_then_it_is_retried_and_stored_once(
+    store: AlertStateStore, dynamodb_client: Any, reason: str
+) -> None:
+    writes = CancelledWrites(dynamodb_client, 2, reason, reason)
+
+    saved = store.save([state("a"), state("b")])
+
+    assert saved is not None
+    assert writes.calls == 3
+    assert store.load(PROXY) == {s.rule: s for s in saved}
+    assert {s.version for s in saved} == {1}
+
+
+def test_given_throttling_that_outlasts_the_retries_when_saving_then_it_raises_and_nothing_is_written(
+    store: AlertStateStore, dynamodb_client: Any
+) -> None:
+    writes = CancelledWrites(dynamodb_client, 3, "ThrottlingError")
+
+    with pytest.raises(ClientError) as raised:
+        store.save([state()])
+
+    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert writes.calls == 3
+    assert store.load(PROXY) == {}
+
+
+def test_given_a_conflict_that_clears_into_a_newer_version_when_saving_then_the_race_is_lost(
+    store: AlertStateStore, dynamodb_client: Any
+) -> None:
+    (mine,) = store.save([state()]) or ()
+    assert store.save([replace(mine, healthy_streak=0)]) is not None  # another run, first
+    writes = CancelledWrites(dynamodb_client, 1, "TransactionConflict")
+
+    assert store.save([replace(mine, status=AlertStatus.OK)]) is None
+
+    assert writes.calls == 2  # the conflict was retried; the retry found the other run's version
+    assert store.load(PROXY)["pinned_share"].status is AlertStatus.ACTIVE
+
+
+def test_given_a_non_transient_cancellation_when_saving_then_it_is_raised_at_once(
+    store: AlertStateStore, dynamodb_client: Any
+) -> None:
+    writes = CancelledWrites(dynamodb_client, 1, "ValidationError")
+
+    with pytest.raises(ClientError):
+        store.save([state()])
+
+    assert writes.calls == 1

@@ -304,14 +304,10 @@ def test_given_a_proxy_without_a_log_group_when_backfilled_then_it_exits_2_with_
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.usefixtures("no_aws_credentials")
 def test_given_no_credentials_when_backfilled_then_it_exits_2_with_one_line_saying_so(
-    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     code = main(["backfill", "--proxy", "any-proxy", "--since", "2h"])
     err = capsys.readouterr().err.strip()

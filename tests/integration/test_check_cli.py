@@ -154,14 +154,10 @@ def test_given_a_dry_run_with_table_and_topic_when_checked_then_messages_are_sho
     assert stored["Items"] == []
 
 
+@pytest.mark.usefixtures("no_aws_credentials")
 def test_given_no_credentials_when_checked_then_a_one_line_error_exits_2(
-    world: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+    world: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     assert main(check(world)) == EXIT_USAGE
     err = capsys.readouterr().err.strip()
     assert err == (

@@ -2,44 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import time
-import uuid
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from pinwatch.metrics import window_end_ms
 from tests.integration.aws_proxies import ProxyFactory, clients, draining_shapes, put_series
+from tests.support.lambda_runtime import CONNECTION_CHECK, SCHEDULE_EVENT, check_context, load_function
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "functions" / "connection_check" / "app.py"
-SCHEDULE_EVENT = json.loads((ROOT / "events" / "schedule.json").read_text())
 REGION = "us-east-1"
 HOURS_AGO = 3
-
-
-@dataclass
-class Context:
-    function_name: str = "pinwatch-connection-check"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:pinwatch-connection-check"
-    aws_request_id: str = "c10c0000-0000-4000-8000-000000000000"
-
-
-def load_app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"connection_check_clock_{uuid.uuid4().hex}", APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -67,17 +42,17 @@ def test_given_metrics_from_hours_ago_when_the_clock_is_set_back_to_then_the_che
     past_incident: tuple[str, int],
 ) -> None:
     proxy, then_ms = past_incident
-    app = load_app()
+    app = load_function(CONNECTION_CHECK)
     app.clock = lambda: (then_ms + 5_000) / 1000
-    summary: dict[str, Any] = app.lambda_handler(SCHEDULE_EVENT, Context())
+    summary: dict[str, Any] = app.lambda_handler(SCHEDULE_EVENT, check_context())
     assert summary["unhealthyProxies"] == {proxy: "critical"}
 
 
 def test_given_metrics_from_hours_ago_when_the_wall_clock_is_used_then_the_check_sees_no_recent_data(
     past_incident: tuple[str, int],
 ) -> None:
-    app = load_app()
+    app = load_function(CONNECTION_CHECK)
     assert app.clock is time.time
-    summary: dict[str, Any] = app.lambda_handler(SCHEDULE_EVENT, Context())
+    summary: dict[str, Any] = app.lambda_handler(SCHEDULE_EVENT, check_context())
     assert summary["proxies"] == 1
     assert summary["unhealthyProxies"] == {}

@@ -6,9 +6,6 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -20,13 +17,10 @@ from pinwatch.parse import parse_message
 from pinwatch.store.summary import SummaryStore
 from pinwatch.tally import tally_records
 from tests.integration.aws_proxies import ProxyFactory, clients, draining_shapes, healthy_busy_shapes, put_series
-from tests.support.lambda_runtime import load_function
+from tests.support.lambda_runtime import CONNECTION_CHECK, SCHEDULE_EVENT, check_context, load_function
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "functions" / "connection_check" / "app.py"
-SCHEDULE_EVENT = json.loads((ROOT / "events" / "schedule.json").read_text())
 REGION = "us-east-1"  # DynamoDB Local keeps tables per region: use the one the table fixture uses
 PIN_LINE = (
     "2023-09-06T08:28:13.685Z [WARN] [proxyEndpoint=default] [clientConnection=51706963] The client session was "
@@ -34,19 +28,6 @@ PIN_LINE = (
     "reuse this connection until the session ends. Reason: SQL changed session settings that the proxy doesn't "
     'track. Consider moving session configuration to the proxy\'s initialization query. Digest: "set names ?".'
 )
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "pinwatch-connection-check"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:pinwatch-connection-check"
-    aws_request_id: str = "c0ffee00-0000-4000-8000-000000000000"
-
-
-def load_app() -> ModuleType:
-    """Import the handler module afresh: what a cold start does."""
-    return load_function(APP)
 
 
 @pytest.fixture
@@ -96,8 +77,8 @@ def emf_documents(stdout: str) -> list[dict[str, Any]]:
 def test_given_a_draining_proxy_when_the_function_runs_then_one_sns_alert_carries_eta_reasons_and_hints(
     deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = load_app()
-    summary = app.lambda_handler(SCHEDULE_EVENT, FakeContext())
+    app = load_function(CONNECTION_CHECK)
+    summary = app.lambda_handler(SCHEDULE_EVENT, check_context())
 
     assert summary["proxies"] == 2
     assert summary["unhealthyProxies"] == {deployed["draining"]: "critical"}
@@ -129,9 +110,9 @@ def test_given_a_draining_proxy_when_the_function_runs_then_one_sns_alert_carrie
 def test_given_an_alert_already_sent_when_the_function_runs_again_then_nothing_new_is_sent(
     deployed: dict[str, Any],
 ) -> None:
-    app = load_app()
-    first = app.lambda_handler(SCHEDULE_EVENT, FakeContext())
-    second = app.lambda_handler(SCHEDULE_EVENT, FakeContext())
+    app = load_function(CONNECTION_CHECK)
+    first = app.lambda_handler(SCHEDULE_EVENT, check_context())
+    second = app.lambda_handler(SCHEDULE_EVENT, check_context())
     assert (first["alertsSent"], second["alertsSent"]) == (1, 0)
     assert second["unhealthyProxies"] == {deployed["draining"]: "critical"}
 
@@ -141,4 +122,4 @@ def test_given_an_invalid_setting_when_the_function_cold_starts_then_it_fails_na
 ) -> None:
     monkeypatch.setenv("POOL_WARNING_PCT", "eighty")
     with pytest.raises(ConfigError, match="POOL_WARNING_PCT='eighty' is not a number"):
-        load_app()
+        load_function(CONNECTION_CHECK)

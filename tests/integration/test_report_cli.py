@@ -243,15 +243,10 @@ def test_given_an_unreachable_endpoint_when_reported_then_one_line_error_and_exi
     assert f"cannot reach the AWS endpoint {endpoint}" in err
 
 
+@pytest.mark.usefixtures("no_aws_credentials")
 def test_given_no_credentials_when_reported_then_one_line_error_and_exit_2(
-    dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
     code, _, err = report(capsys, "--table", "t-table", "--endpoint-url", dynamodb_endpoint)
 
     assert code == 2
@@ -306,3 +301,112 @@ def test_given_a_region_option_when_the_client_is_built_then_it_is_used(
         assert "not found in region us-east-1" in err
     finally:
         client.delete_table(TableName=name)
+
+
+def columns(line: str, bar: str = "│") -> list[str]:
+    """The cells of one rendered table line, padding stripped."""
+    return [cell.strip() for cell in line.strip().strip(bar).split(bar)]
+
+
+def header(out: str) -> list[str]:
+    return columns(next(line for line in out.splitlines() if "Reason" in line and "┃" in line), "┃")
+
+
+@pytest.mark.parametrize("width", [100, 120, 140, 160])
+def test_given_a_100_to_160_column_terminal_when_reported_as_a_table_then_it_fits_and_fix_gets_the_room(
+    table: str, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(width))
+
+    code, out, _ = report(
+        capsys, "--table", table, "--endpoint-url", dynamodb_endpoint, *WINDOW, "--proxy", "orders-db"
+    )
+
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= width
+    names = header(out)
+    assert names[:5] == ["Reason", "Count", "Share", "Trend", "Seen (UTC)"]
+    assert names[-1] == "Fix"
+    bar = next(line for line in lines if line.startswith("┡"))
+    fix_width = len(bar.split("╇")[-1]) - 1  # the last column, without the closing corner
+    assert fix_width >= 32 + 2  # its minimum width plus the cell padding
+    # Numbers and compact times stay on the reason's first line: first seen 18:00, last seen 19:00.
+    first, second = (
+        columns(line) for line in lines[lines.index(next(x for x in lines if "session_settings" in x)) :][:2]
+    )
+    assert first[1:5] == ["6", "75%", "+100%", "11-25 18:00"]
+    assert second[4] == "11-25 19:00"
+    assert "2026-11-25T18" not in "\n".join(lines[3:])  # only the title carries full timestamps
+
+
+def test_given_a_long_digest_when_reported_as_a_wide_table_then_it_is_cut_with_an_ellipsis_but_json_keeps_it(
+    summary_table: str,
+    dynamodb_client: Any,
+    dynamodb_endpoint: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    digest = "select " + ", ".join(f"column_{i}" for i in range(40)) + " from orders where id = $1"  # noqa: S608
+    tally = Tally()
+    _add(tally, "orders-db", 1, "large_statement", 3, digest)
+    SummaryStore(dynamodb_client, summary_table).apply_batch("long-digest", tally, NOW)
+    monkeypatch.setenv("COLUMNS", "160")
+    args = ["--table", summary_table, "--endpoint-url", dynamodb_endpoint, *WINDOW, "--proxy", "orders-db"]
+
+    _, out, _ = report(capsys, *args)
+    _, as_json, _ = report(capsys, *args, "--format", "json")
+
+    digest_column = header(out).index("Example digest")
+    cells = [columns(line)[digest_column] for line in out.splitlines() if line.startswith("│")]
+    shown, whole = "".join("".join(cells).split()), "".join(digest.split())  # compared without the wrapping
+    assert shown.endswith("…")
+    assert whole.startswith(shown.removesuffix("…"))
+    assert len(shown) < len(whole)
+    assert json.loads(as_json)[0]["example_digest"] == digest
+
+
+def test_given_a_narrow_terminal_when_reported_as_a_table_then_the_digest_sits_under_the_reason(
+    table: str, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+
+    _, out, _ = report(capsys, "--table", table, "--endpoint-url", dynamodb_endpoint, *WINDOW, "--proxy", "orders-db")
+
+    assert "Example digest" not in header(out)
+    lines = out.splitlines()
+    row = next(i for i, line in enumerate(lines) if "session_settings" in line)
+    end = next(i for i, line in enumerate(lines) if i > row and "lock" in line)
+    under_reason = " ".join(columns(line)[0] for line in lines[row + 1 : end])
+    assert under_reason.strip() == "set search_path = $1"
+
+
+def test_given_a_window_across_new_year_when_reported_as_a_table_then_times_carry_the_year(
+    summary_table: str,
+    dynamodb_client: Any,
+    dynamodb_endpoint: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    new_year = 1_798_761_600_000  # 2027-01-01T00:00:00Z
+    tally = Tally()
+    for ts in (new_year - HOUR, new_year + HOUR):
+        tally.add("orders-db", LogRecord(kind=Kind.PINNED, raw="", timestamp_ms=ts, reason="lock", reason_text="lock"))
+    SummaryStore(dynamodb_client, summary_table).apply_batch("new-year", tally, new_year + 2 * HOUR)
+    monkeypatch.setenv("COLUMNS", "120")
+
+    _, out, _ = report(
+        capsys,
+        "--table",
+        summary_table,
+        "--endpoint-url",
+        dynamodb_endpoint,
+        "--since",
+        "2026-12-31T20:00Z",
+        "--until",
+        "2027-01-01T04:00Z",
+    )
+
+    lines = out.splitlines()
+    row = next(i for i, line in enumerate(lines) if "lock" in line)
+    assert (columns(lines[row])[4], columns(lines[row + 1])[4]) == ("2026-12-31 23:00", "2027-01-01 01:00")

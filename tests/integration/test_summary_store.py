@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any, ClassVar
+from typing import Any
 
 import boto3
 import pytest
@@ -16,9 +16,10 @@ from pinwatch.parse import parse_message
 from pinwatch.records import Kind, LogRecord
 from pinwatch.store import keys
 from pinwatch.store.summary import MARKER_TTL_S, UPDATES_PER_CHUNK, SummaryStore
+from pinwatch.store.transactions import TransientRetry
 from pinwatch.tally import Tally
 from tests.payloads import log_events, max_size_event, subscription_event
-from tests.support.table import hourly_counts, items
+from tests.support.table import cancelled_transaction, hourly_counts, items
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,7 @@ def client(dynamodb_endpoint: str) -> Any:
 
 @pytest.fixture
 def store(client: Any, summary_table: str) -> SummaryStore:
-    return SummaryStore(client, summary_table, sleep=lambda _: None)
+    return SummaryStore(client, summary_table, retry=TransientRetry(sleep=lambda _: None))
 
 
 def pin(ts: int, reason: str, digest: str | None = None) -> LogRecord:
@@ -176,18 +177,6 @@ def test_given_a_lost_response_that_botocore_retries_when_applied_then_the_chunk
     )
 
 
-def _fake_cancellation(codes: list[str]) -> tuple[Any, dict[str, Any]]:
-    class Http:
-        status_code = 400
-        headers: ClassVar[dict[str, str]] = {}
-
-    body = {
-        "Error": {"Code": "TransactionCanceledException", "Message": f"Transaction cancelled [{', '.join(codes)}]"},
-        "CancellationReasons": [{"Code": c} for c in codes],
-    }
-    return Http(), body
-
-
 def test_given_a_transaction_conflict_when_applied_then_the_chunk_is_retried_and_applied_once(
     client: Any, summary_table: str, store: SummaryStore
 ) -> None:
@@ -196,7 +185,7 @@ def test_given_a_transaction_conflict_when_applied_then_the_chunk_is_retried_and
     def conflict_first(**kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
-            return _fake_cancellation(["None", "TransactionConflict"])
+            return cancelled_transaction(["None", "TransactionConflict"])
         return None
 
     client.meta.events.register("before-call.dynamodb.TransactWriteItems", conflict_first)
@@ -213,7 +202,7 @@ def test_given_conflicts_that_do_not_clear_when_applied_then_the_error_is_raised
     client: Any, summary_table: str, store: SummaryStore
 ) -> None:
     client.meta.events.register(
-        "before-call.dynamodb.TransactWriteItems", lambda **_: _fake_cancellation(["None", "TransactionConflict"])
+        "before-call.dynamodb.TransactWriteItems", lambda **_: cancelled_transaction(["None", "TransactionConflict"])
     )
     tally = Tally()
     tally.add("orders-db", pin(T0, "lock"))
@@ -230,7 +219,7 @@ def test_given_a_non_transient_failure_when_applied_then_it_is_raised_at_once(cl
 
     def validation_error(**_: Any) -> Any:
         calls["n"] += 1
-        return _fake_cancellation(["None", "ValidationError"])
+        return cancelled_transaction(["None", "ValidationError"])
 
     client.meta.events.register("before-call.dynamodb.TransactWriteItems", validation_error)
     tally = Tally()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import importlib.util
+import json
 import logging
 import os
 import uuid
@@ -26,16 +27,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 PIN_INGEST = ROOT / "functions" / "pin_ingest" / "app.py"
 CONNECTION_CHECK = ROOT / "functions" / "connection_check" / "app.py"
+# The EventBridge event the schedule invokes the check function with (the handler only reads it).
+SCHEDULE_EVENT: dict[str, Any] = json.loads((ROOT / "events" / "schedule.json").read_text())
 
 
 @dataclass
 class FakeContext:
-    """The attributes of a Lambda context that Powertools reads."""
+    """The attributes of a Lambda context that Powertools reads (the ingest function's by default)."""
 
     function_name: str = "pinwatch-pin-ingest"
     memory_limit_in_mb: int = 128
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:pinwatch-pin-ingest"
     aws_request_id: str = "req-1"
+    region: str = "us-east-1"
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:123456789012:function:{self.function_name}"
+
+
+def check_context() -> FakeContext:
+    """A context of the connection-check function, as its template entry configures it."""
+    return FakeContext("pinwatch-connection-check", memory_limit_in_mb=256, aws_request_id="check-1")
 
 
 def load_function(path: Path) -> ModuleType:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 from pinwatch.store import keys
 
@@ -38,3 +38,21 @@ def total_counts(client: Any, table: str) -> Counter[tuple[str, str]]:
 def proxies_seen(client: Any, table: str) -> set[str]:
     """The proxies the table has a ``PROXIES`` item for."""
     return {i["proxy"]["S"] for i in items(client, table) if i[keys.PK]["S"] == keys.PROXIES_PK}
+
+
+def cancelled_transaction(codes: list[str]) -> tuple[Any, dict[str, Any]]:
+    """A ``before-call`` hook's answer: DynamoDB cancelled the transaction with these reasons, one per action.
+
+    Register it with ``client.meta.events.register("before-call.dynamodb.TransactWriteItems", ...)``:
+    botocore then raises the ``TransactionCanceledException`` without sending anything.
+    """
+
+    class Http:
+        status_code = 400
+        headers: ClassVar[dict[str, str]] = {}
+
+    body = {
+        "Error": {"Code": "TransactionCanceledException", "Message": f"Transaction cancelled [{', '.join(codes)}]"},
+        "CancellationReasons": [{"Code": c} for c in codes],
+    }
+    return Http(), body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pytest
@@ -314,22 +315,52 @@ def test_given_pins_replacing_shared_connections_when_diagnosed_then_the_pinned_
 
 
 @pytest.mark.parametrize(
-    "db",
+    ("db", "why"),
     [
-        [80.0] * MINUTES,  # flat
-        ramp(150, -2),  # falling
-        ramp(80, 0.05),  # below the slope noise floor
-        [80 + (12 if i % 2 else -12) + 0.2 * i for i in range(MINUTES)],  # a slight rise buried in noise (low r²)
+        ([80.0] * MINUTES, r"database connections are flat \(0\.0/min\)"),
+        (ramp(150, -2), r"database connections are falling \(-2\.0/min\)"),
+        (ramp(80, 0.05), r"database connections rise too slowly to matter \(\+0\.05/min < 0\.1/min\)"),
+        # A slight rise buried in noise: a slope, but a line that explains little of the series.
+        (
+            [80 + (12 if i % 2 else -12) + 0.2 * i for i in range(MINUTES)],
+            r"database connections are too noisy for a trend \(\+0\.\d/min, r² 0\.\d\d < 0\.5\)",
+        ),
     ],
     ids=["flat", "falling", "noise-floor", "low-r2"],
 )
-def test_given_no_clear_rise_when_diagnosed_then_there_is_no_forecast(db: list[float]) -> None:
+def test_given_no_clear_rise_when_diagnosed_then_there_is_no_forecast_and_the_summary_says_why(
+    db: list[float], why: str
+) -> None:
     m = metrics(db=db, max_allowed=100, clients=1000)
     finding = rule(dx.EXHAUSTION_FORECAST, m)
     assert (finding.severity, finding.insufficient_data) == (Severity.OK, False)
     assert finding.figures["eta_minutes"] is None
-    assert finding.summary.startswith("no rising trend in the last 30 min")
+    assert re.fullmatch(
+        rf"no exhaustion forecast from the last 30 min: {why}; pinned connections are flat \(0\.0/min\)",
+        finding.summary,
+    ), finding.summary
     assert dx.diagnose(PROXY, m, Thresholds()).exhaustion_eta_minutes is None
+
+
+def test_given_a_noisy_rise_and_falling_pins_when_diagnosed_then_the_summary_gives_each_series_reason_and_numbers() -> (
+    None
+):
+    # What a pool looks like right after a fix: busy and jittery, pinned sessions draining.
+    db = [80 + (12 if i % 2 else -12) + 1.0 * i for i in range(MINUTES)]
+    finding = rule(dx.EXHAUSTION_FORECAST, metrics(db=db, pinned=ramp(40, -1), max_allowed=200, clients=1000))
+
+    assert finding.severity is Severity.OK
+    assert "no rising trend" not in finding.summary
+    assert re.search(
+        r"database connections are too noisy for a trend \(\+1\.\d/min, r² 0\.\d\d < 0\.5\)", finding.summary
+    )
+    assert finding.summary.endswith("; pinned connections are falling (-1.0/min)")
+
+
+def test_given_pins_published_for_only_a_few_minutes_when_diagnosed_then_the_summary_says_so() -> None:
+    finding = rule(dx.EXHAUSTION_FORECAST, metrics(db=80, pinned=[None] * (MINUTES - 3) + [1, 2, 3], max_allowed=200))
+
+    assert finding.summary.endswith("pinned connections have too few points for a trend (3 of the 5 minutes needed)")
 
 
 def test_given_fewer_points_than_a_trend_needs_when_diagnosed_then_the_forecast_is_insufficient() -> None:

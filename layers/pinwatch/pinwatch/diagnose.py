@@ -138,22 +138,47 @@ def correlation(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return sxy / math.sqrt(sxx * syy)
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesOutlook:
+    """One series' fit for the exhaustion forecast, and why it gives none (``no_forecast``) if it does not."""
+
+    label: str  # "database connections" or "pinned connections"
+    points: int
+    trend: Trend | None
+    no_forecast: str | None = None  # e.g. "are falling (-2.0/min)"; None: this series gives a forecast
+
+
+@dataclass(frozen=True, slots=True)
+class Outlook:
+    """The exhaustion forecast (None when no series is clearly rising), each series' fit, and the figures."""
+
+    forecast: Forecast | None
+    series: tuple[SeriesOutlook, ...]
+    figures: Mapping[str, float | None]
+
+    def why_no_forecast(self) -> str:
+        """Each series and why it gives no forecast, e.g. ``database connections are falling (-2.0/min)``."""
+        return "; ".join(f"{s.label} {s.no_forecast}" for s in self.series if s.no_forecast)
+
+
 def forecast_exhaustion(
     db_points: Sequence[tuple[int, float]],
     pinned_points: Sequence[tuple[int, float]],
     limit: float,
     thresholds: Thresholds,
-) -> tuple[Forecast | None, dict[str, float | None]]:
-    """The sooner of two exhaustion forecasts, or None when neither series is clearly rising.
+) -> Outlook:
+    """The sooner of two exhaustion forecasts, or none when neither series is clearly rising.
 
     The limit caps database connections, so their trend is the direct forecast. Pinned
     connections are a subset of them that never return to the pool; when pins grow faster than
     the total (pinned sessions taking over connections that were being shared), pinned reaching
     the limit is the earlier, binding exhaustion, and the database-connection trend alone would
     miss it. Each series must have enough points, a slope above the noise floor and a line that
-    explains it (r²); a flat or falling series gives no forecast.
+    explains it (r²); a flat or falling series gives no forecast. The outlook says which of these
+    each series failed, with its numbers.
     """
     figures: dict[str, float | None] = {}
+    series: list[SeriesOutlook] = []
     candidates: list[Forecast] = []
     for label, key, points in (
         ("database connections", "db", db_points),
@@ -161,18 +186,41 @@ def forecast_exhaustion(
     ):
         trend = fit_trend(points) if len(points) >= thresholds.forecast_min_points else None
         figures[f"{key}_slope_per_minute"] = None if trend is None else round(trend.slope_per_minute, 3)
-        if (
-            trend is None
-            or trend.slope_per_minute < thresholds.forecast_min_slope_per_minute
-            or trend.r_squared < thresholds.forecast_min_r_squared
-        ):
+        why_not = _why_no_forecast(len(points), trend, thresholds)
+        series.append(SeriesOutlook(label, len(points), trend, why_not))
+        if trend is None or why_not is not None:
             continue
         current = points[-1][1]
         eta = max(0.0, limit - current) / trend.slope_per_minute
         candidates.append(Forecast(eta, trend.slope_per_minute, label, current, limit))
     best = min(candidates, key=lambda f: f.eta_minutes, default=None)
     figures["eta_minutes"] = None if best is None else round(best.eta_minutes, 1)
-    return best, figures
+    return Outlook(best, tuple(series), figures)
+
+
+def _why_no_forecast(points: int, trend: Trend | None, t: Thresholds) -> str | None:
+    """Why a series gives no forecast, as a predicate with its numbers; None when it gives one."""
+    if trend is None:
+        if not points:
+            return "have no datapoints"
+        return f"have too few points for a trend ({points} of the {t.forecast_min_points} minutes needed)"
+    rate = _rate(trend.slope_per_minute)
+    if rate == "0.0":
+        return "are flat (0.0/min)"
+    if trend.slope_per_minute < 0:
+        return f"are falling ({rate}/min)"
+    if trend.slope_per_minute < t.forecast_min_slope_per_minute:
+        return f"rise too slowly to matter ({rate}/min < {t.forecast_min_slope_per_minute:g}/min)"
+    if trend.r_squared < t.forecast_min_r_squared:
+        return f"are too noisy for a trend ({rate}/min, r² {trend.r_squared:.2f} < {t.forecast_min_r_squared:g})"
+    return None
+
+
+def _rate(per_minute: float) -> str:
+    """A slope as people read it: +3.1, -0.4, +0.05 (two decimals only below 0.1); 0.0 when it rounds to zero."""
+    digits = 2 if 0.005 <= abs(per_minute) < 0.095 else 1
+    text = f"{per_minute:+.{digits}f}"
+    return "0.0" if float(text) == 0 else text
 
 
 def diagnose(proxy: ProxyInfo, metrics: ProxyMetrics | None, thresholds: Thresholds) -> Diagnosis:
@@ -221,12 +269,12 @@ class _Context:
         latency_us = metrics.latest(BORROW_LATENCY)
         self.latest["borrow_latency_ms"] = None if latency_us is None else round(latency_us / 1000, 3)
         limit = self.latest["max_connections_allowed"]
-        self.forecast: Forecast | None = None
-        self.forecast_figures: dict[str, float | None] = {}
+        self.outlook: Outlook | None = None
         if limit and len(metrics.points(DATABASE_CONNECTIONS)) >= thresholds.forecast_min_points:
-            self.forecast, self.forecast_figures = forecast_exhaustion(
+            self.outlook = forecast_exhaustion(
                 metrics.points(DATABASE_CONNECTIONS), metrics.points(PINNED), limit, thresholds
             )
+        self.forecast = self.outlook.forecast if self.outlook else None
 
     def finding(
         self,
@@ -346,15 +394,14 @@ def _exhaustion_forecast(ctx: _Context) -> Finding:
         )
     if not ctx.latest["max_connections_allowed"]:
         return ctx.insufficient(EXHAUSTION_FORECAST, f"no data: no {MAX_ALLOWED} datapoint")
-    figures = ctx.forecast_figures
+    assert ctx.outlook is not None  # enough points and a limit: the outlook was worked out
+    figures = ctx.outlook.figures
     f = ctx.forecast
     if f is None:
-        slope = figures.get("db_slope_per_minute")
-        trend = f" ({slope:+.1f} connections/min)" if slope is not None else ""
         return ctx.finding(
             EXHAUSTION_FORECAST,
             Severity.OK,
-            f"no rising trend in the last {ctx.window_minutes} min{trend}",
+            f"no exhaustion forecast from the last {ctx.window_minutes} min: {ctx.outlook.why_no_forecast()}",
             figures,
         )
     rate = f"{f.slope_per_minute:+.1f} {'pinned ' if f.driver.startswith('pinned') else ''}connections/min"

@@ -13,13 +13,13 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pinwatch.cli import EXIT_OK, CliError
-from pinwatch.cli.analyze import _driver, _engine, _markdown, _positive, _print_table, _summary_object
 from pinwatch.cli.aws import AwsClients, add_aws_arguments, describe_aws_error
+from pinwatch.cli.ranking import add_ranking_arguments, markdown, print_table, summary_object
+from pinwatch.report import iso
 
 if TYPE_CHECKING:
     from pinwatch.backfill import BackfillResult, Span
@@ -48,13 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="record progress in FILE after every page; a rerun with the same FILE resumes where it stopped",
     )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
-    parser.add_argument(
-        "--engine", type=_engine, metavar="{mysql,postgresql,sqlserver}", help="proxy engine family, for hints"
-    )
-    parser.add_argument(
-        "--driver", action="append", default=[], type=_driver, metavar="NAME", help="driver/ORM, for hints"
-    )
-    parser.add_argument("--top", type=_positive, metavar="N", help="show only the N most frequent reasons")
+    add_ranking_arguments(parser)
     parser.add_argument(
         "--page-size",
         type=_page_size,
@@ -137,18 +131,15 @@ def _explain(exc: Exception, clients: AwsClients) -> str:
 
 
 def _print(args: argparse.Namespace, result: BackfillResult) -> None:
-    # The analyze renderers label the output with the proxy and read --top/--driver from args.
-    view = argparse.Namespace(proxy=args.proxy, top=args.top, driver=args.driver, engine=args.engine)
-    sources = [result.log_group]
     if args.format == "json":
-        summary = _summary_object(result.analysis, view, sources)
+        summary = summary_object(result.analysis, proxy=args.proxy, sources=[result.log_group], top=args.top)
         summary["backfill"] = _backfill_object(args, result)
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     if args.format == "markdown":
         sys.stdout.write(f"## Backfill of `{result.log_group}`, {_span(result.window)}\n\n")
-        sys.stdout.write(_markdown(result.analysis, view))
+        sys.stdout.write(markdown(result.analysis, proxy=args.proxy, top=args.top, drivers=args.driver))
         sys.stdout.write("\n" + _written_line(args, result) + "\n")
         return
     from rich.console import Console
@@ -158,7 +149,7 @@ def _print(args: argparse.Namespace, result: BackfillResult) -> None:
         f"[bold]{result.log_group}[/], {_span(result.window)}: {result.pages} page(s), "
         f"{result.events:,} events read, {result.matched:,} pin or would-pin lines",
     )
-    _print_table(result.analysis, view, sources)
+    print_table(result.analysis, args.proxy, top=args.top)
     console.print(_written_line(args, result))
 
 
@@ -232,7 +223,7 @@ def _span(window: Span) -> str:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return iso(ms, "minutes")
 
 
 def _page_size(value: str) -> int:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
 from pinwatch.cli import EXIT_OK, CliError
 from pinwatch.cli.aws import AwsClients, add_aws_arguments
+from pinwatch.cli.ranking import shorten
 from pinwatch.records import EngineFamily, HourlyCount, Kind
 from pinwatch.report import (
     HOUR_COLUMNS,
@@ -39,6 +43,8 @@ from pinwatch.report import (
 )
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from pinwatch.store.summary import SummaryStore
 
 HELP = "top pinning reasons per proxy from the summary table, with trend and fixes"
@@ -185,76 +191,142 @@ def _window_text(window: Window) -> str:
     return f"{iso(window.since_ms, 'minutes')} → {iso(window.until_ms, 'minutes')} (UTC, hour resolution)"
 
 
+# The reason table at any terminal width: reason, numbers and times never wrap; Fix and the example
+# digest share the rest, Fix twice as much. When the rest cannot hold both at a readable width, the
+# digest moves under the reason (as in `pinwatch analyze`), so Fix keeps a width a sentence reads at.
+_MIN_DIGEST_WIDTH, _MIN_FIX_WIDTH = 16, 32
+_TABLE_DIGEST_CHARS = 60  # longer digests end in an ellipsis (the machine formats keep them whole)
+_DIGEST_LINES_UNDER_REASON = 2
+_DIGEST_UNDER_REASON_WIDTH = 24
+_MIN_REASON_WIDTH = 18
+
+
+def _noun(kind: Kind) -> str:
+    return "pins" if kind is Kind.PINNED else "would-pin warnings"
+
+
+def _print_tables[Rows](
+    by_proxy: Mapping[str, Rows],
+    build: Callable[[str, Rows, int], tuple[Table, str | None]],
+    counts: dict[str, list[HourlyCount]],
+    window: Window,
+    kind: Kind,
+) -> None:
+    """One table per proxy, as `build(proxy, rows, width)` makes it (with what to say when it is empty)."""
+    from rich.console import Console
+
+    console = Console()
+    if not by_proxy:
+        console.print(f"No proxies in the table yet: no {_noun(kind)} have been ingested.")
+        return
+    for proxy, rows in by_proxy.items():
+        table, empty = build(proxy, rows, console.width)
+        table.caption = "; ".join(text for text in (empty, _footer(counts[proxy], window)) if text) or None
+        console.print(table)
+
+
 def _print_reason_tables(
     ranked: dict[str, list[ReasonRow]], counts: dict[str, list[HourlyCount]], window: Window, kind: Kind
 ) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    def build(proxy: str, rows: list[ReasonRow], width: int) -> tuple[Table, str | None]:
+        table = _reason_table(f"{proxy}: {_noun(kind)} by reason, {_window_text(window)}", rows, window, width)
+        return table, None if rows else f"no {_noun(kind)} in this window or the previous one"
 
-    console = Console()
-    noun = "pins" if kind is Kind.PINNED else "would-pin warnings"
-    if not ranked:
-        console.print(f"No proxies in the table yet: no {noun} have been ingested.")
-        return
-    for proxy, rows in ranked.items():
-        table = Table(title=f"{proxy}: {noun} by reason, {_window_text(window)}", title_justify="left")
-        table.add_column("Reason", no_wrap=True)
-        table.add_column("Count", justify="right", no_wrap=True)
-        table.add_column("Share", justify="right", no_wrap=True)
-        table.add_column("Trend", justify="right", no_wrap=True)
-        table.add_column("First seen", no_wrap=True)
-        table.add_column("Last seen", no_wrap=True)
-        table.add_column("Example digest", overflow="fold", max_width=40)
-        table.add_column("Fix", overflow="fold")
-        for r in rows:
-            table.add_row(
-                r.reason,
-                str(r.count),
-                f"{r.share * 100:.0f}%",
-                r.trend,
-                iso(r.first_seen_ms, "minutes"),
-                iso(r.last_seen_ms, "minutes"),
-                r.example_digest or "",
-                r.hint or "",
-            )
-        if not rows:
-            table.caption = f"no {noun} in this window or the previous one"
-        footer = _footer(counts[proxy], window)
-        if footer:
-            table.caption = (table.caption + "; " if table.caption else "") + footer
-        console.print(table)
+    _print_tables(ranked, build, counts, window, kind)
+
+
+def _reason_table(title: str, rows: list[ReasonRow], window: Window, width: int) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    stamp = partial(_compact_time, with_year=_spans_years(window))
+    fixed_headers = ("Count", "Share", "Trend", "Seen (UTC)")
+    fixed_cells = [(str(r.count), f"{r.share * 100:.0f}%", r.trend, _seen(r, stamp)) for r in rows]
+    longest_reason = max([_MIN_REASON_WIDTH, *(len(r.reason) for r in rows)])
+    fixed = longest_reason + sum(
+        max(len(line) for text in (header, *column) for line in text.splitlines())
+        for header, column in zip(fixed_headers, zip(*fixed_cells, strict=True), strict=False)
+    )
+
+    def room(columns: int) -> int:
+        """What is left for the text columns: each column costs a space on both sides and a border."""
+        return width - fixed - 3 * columns - 1
+
+    digest_column = room(7) >= _MIN_DIGEST_WIDTH + _MIN_FIX_WIDTH
+    # Under the reason, the digest may widen that column by what Fix can spare.
+    spare = min(room(6) - _MIN_FIX_WIDTH, _DIGEST_UNDER_REASON_WIDTH - longest_reason)
+    reason_width = longest_reason + max(0, spare)
+
+    # expand: rich shares the width out by ratio only across the whole terminal.
+    table = Table(title=title, title_justify="left", expand=True)
+    table.add_column("Reason", no_wrap=True)
+    for header in fixed_headers:
+        table.add_column(header, justify="left" if header.startswith("Seen") else "right", no_wrap=True)
+    if digest_column:
+        table.add_column("Example digest", style="cyan", ratio=1, min_width=_MIN_DIGEST_WIDTH, overflow="fold")
+    table.add_column("Fix", ratio=2 if digest_column else 1, min_width=_MIN_FIX_WIDTH, overflow="fold")
+    for r, cells in zip(rows, fixed_cells, strict=True):
+        reason = Text(r.reason)
+        if not digest_column and r.example_digest:
+            reason.append("\n" + _clip(r.example_digest, reason_width, _DIGEST_LINES_UNDER_REASON), "cyan")
+        digest = [shorten(r.example_digest, _TABLE_DIGEST_CHARS) or ""] if digest_column else []
+        table.add_row(reason, *cells, *digest, r.hint or "")
+    return table
+
+
+def _seen(row: ReasonRow, stamp: Callable[[int | None], str]) -> str:
+    """First seen over last seen; one dash for a reason that stopped (no lines in the window)."""
+    if row.first_seen_ms is None and row.last_seen_ms is None:
+        return "-"
+    return f"{stamp(row.first_seen_ms)}\n{stamp(row.last_seen_ms)}"
+
+
+def _compact_time(ms: int | None, with_year: bool = False) -> str:
+    """``11-25 21:09`` (UTC); with the year when the window spans a new year; ``-`` for None."""
+    if ms is None:
+        return "-"
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%d %H:%M" if with_year else "%m-%d %H:%M")
+
+
+def _spans_years(window: Window) -> bool:
+    first = datetime.fromtimestamp(window.since_ms / 1000, tz=UTC)
+    last = datetime.fromtimestamp((window.until_ms - 1) / 1000, tz=UTC)
+    return first.year != last.year
+
+
+def _clip(text: str, width: int, lines: int) -> str:
+    """`text` wrapped at `width` on at most `lines` lines, the last one ending in an ellipsis if cut."""
+    wrapped = textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+    if len(wrapped) > lines:
+        wrapped = [*wrapped[: lines - 1], wrapped[lines - 1][: width - 1] + "…"]
+    return "\n".join(wrapped)
 
 
 def _print_hour_tables(
     rows_by_proxy: dict[str, list[HourRow]], counts: dict[str, list[HourlyCount]], window: Window, kind: Kind
 ) -> None:
-    from rich.console import Console
+    _print_tables(rows_by_proxy, partial(_hour_table, window=window, kind=kind), counts, window, kind)
+
+
+def _hour_table(
+    proxy: str, rows: list[HourRow], _width: int, *, window: Window, kind: Kind
+) -> tuple[Table, str | None]:
     from rich.table import Table
 
-    console = Console()
-    noun = "pins" if kind is Kind.PINNED else "would-pin warnings"
-    if not rows_by_proxy:
-        console.print(f"No proxies in the table yet: no {noun} have been ingested.")
-        return
-    for proxy, rows in rows_by_proxy.items():
-        per_reason = series(rows, window)
-        hours = window.hours
-        table = Table(title=f"{proxy}: {noun} per hour, {_window_text(window)}", title_justify="left")
-        table.add_column("Reason", no_wrap=True)
-        table.add_column("Total", justify="right", no_wrap=True)
-        table.add_column("Peak hour", no_wrap=True)
-        table.add_column(f"{hour_iso(hours[0])} … {hour_iso(hours[-1])}", no_wrap=True)
-        totals = [0] * len(hours)
-        for reason, values in per_reason.items():
-            totals = [a + b for a, b in zip(totals, values, strict=True)]
-            peak = max(range(len(values)), key=values.__getitem__)
-            table.add_row(reason, str(sum(values)), f"{hour_iso(hours[peak])} ({values[peak]})", sparkline(values))
-        if len(per_reason) > 1:
-            peak = max(range(len(totals)), key=totals.__getitem__)
-            table.add_row("all", str(sum(totals)), f"{hour_iso(hours[peak])} ({totals[peak]})", sparkline(totals))
-        if not per_reason:
-            table.caption = f"no {noun} in this window"
-        footer = _footer(counts[proxy], window)
-        if footer:
-            table.caption = (table.caption + "; " if table.caption else "") + footer
-        console.print(table)
+    per_reason = series(rows, window)
+    hours = window.hours
+    table = Table(title=f"{proxy}: {_noun(kind)} per hour, {_window_text(window)}", title_justify="left")
+    table.add_column("Reason", no_wrap=True)
+    table.add_column("Total", justify="right", no_wrap=True)
+    table.add_column("Peak hour", no_wrap=True)
+    table.add_column(f"{hour_iso(hours[0])} … {hour_iso(hours[-1])}", no_wrap=True)
+    totals = [0] * len(hours)
+    for reason, values in per_reason.items():
+        totals = [a + b for a, b in zip(totals, values, strict=True)]
+        peak = max(range(len(values)), key=values.__getitem__)
+        table.add_row(reason, str(sum(values)), f"{hour_iso(hours[peak])} ({values[peak]})", sparkline(values))
+    if len(per_reason) > 1:
+        peak = max(range(len(totals)), key=totals.__getitem__)
+        table.add_row("all", str(sum(totals)), f"{hour_iso(hours[peak])} ({totals[peak]})", sparkline(totals))
+    return table, None if per_reason else f"no {_noun(kind)} in this window"

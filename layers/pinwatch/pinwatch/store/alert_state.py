@@ -3,6 +3,11 @@
 One strongly consistent Query reads every rule's state for a proxy. Writes are conditional on the
 ``version`` that was read (optimistic concurrency): when two check runs overlap, the second one's
 write fails as a whole and that run skips the proxy instead of notifying a second time.
+
+A write that DynamoDB cancels for transient reasons only (throttling, a conflict with another
+transaction on the same item) is retried by :func:`~pinwatch.store.transactions.transact_write`:
+failing the run for it would leave the claim to expire and send the alert again after the lease.
+A conflict that clears into a failed condition is a lost race like any other.
 """
 
 from __future__ import annotations
@@ -12,11 +17,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from pinwatch.alerts.policy import AlertState, AlertStatus, Transition
 from pinwatch.findings import Severity
 from pinwatch.store import keys
+from pinwatch.store.transactions import (
+    CONDITION_FAILED,
+    DEFAULT_RETRY,
+    TRANSIENT_REASONS,
+    TransientRetry,
+    transact_write,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -25,15 +35,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_ITEMS_PER_SAVE = 100  # TransactWriteItems' limit; a proxy has a handful of rules
-_LOST_RACE_CODES = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 
 
 class AlertStateStore:
     """Reads and writes :class:`AlertState` items. The DynamoDB client is injected."""
 
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str, *, retry: TransientRetry = DEFAULT_RETRY) -> None:
         self._client = client
         self._table = table_name
+        self._retry = retry
 
     def load(self, proxy: str) -> dict[str, AlertState]:
         """Every stored rule state of one proxy, by rule (one Query, paginated if ever needed)."""
@@ -56,7 +66,8 @@ class AlertStateStore:
         """Write all states atomically, each only if its stored version is still the one read.
 
         Returns the states as stored (version + 1), or None when another run changed any of them
-        first — the caller lost the race and must not act on its decision.
+        first — the caller lost the race and must not act on its decision. Raises the client's error
+        for anything else, including throttling that outlasts the retries (nothing is written then).
         """
         if not states:
             return ()
@@ -74,30 +85,17 @@ class AlertStateStore:
                 put["ExpressionAttributeNames"] = {"#version": "version"}
                 put["ExpressionAttributeValues"] = {":version": {"N": str(old.version)}}
             items.append({"Put": put})  # type: ignore[typeddict-item]
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if _lost_race(exc):
-                logger.info(
-                    "alert state changed by another check run; skipping",
-                    extra={"proxy": states[0].proxy, "rules": [s.rule for s in states]},
-                )
-                return None
-            raise
-        return stored
-
-
-def _lost_race(exc: ClientError) -> bool:
-    error = exc.response.get("Error", {})
-    if error.get("Code") != "TransactionCanceledException":
-        return False
-    reasons = exc.response.get("CancellationReasons") or []
-    codes = {r.get("Code") for r in reasons if r.get("Code") not in (None, "None")}
-    if not codes:
-        # Some SDK versions only put the reasons into the message: "[ConditionalCheckFailed, None]".
-        message = error.get("Message", "")
-        codes = {code for code in _LOST_RACE_CODES if code in message}
-    return bool(codes) and codes <= _LOST_RACE_CODES
+        cancelled = transact_write(self._client, items, self._retry).cancelled
+        if cancelled is None:
+            return stored
+        # A version moved on (the other reasons, if any, are transient): another run wrote first.
+        if cancelled.condition_failed and cancelled.codes - {CONDITION_FAILED} <= TRANSIENT_REASONS:
+            logger.info(
+                "alert state changed by another check run; skipping",
+                extra={"proxy": states[0].proxy, "rules": [s.rule for s in states]},
+            )
+            return None
+        raise cancelled.error
 
 
 def _to_item(state: AlertState) -> dict[str, AttributeValueTypeDef]:

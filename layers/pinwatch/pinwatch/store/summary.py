@@ -35,18 +35,15 @@ hourly items, which bounds that error to one hour.
 
 from __future__ import annotations
 
-import random
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import ClientError
-
 from pinwatch.records import HourlyCount, Kind, ProxySeen, ReasonCount
 from pinwatch.store import keys
+from pinwatch.store.transactions import DEFAULT_RETRY, TransientRetry, transact_write
 from pinwatch.tally import DIGESTS_PER_KEY, ProxyActivity, ReasonAggregate, Tally, UnparsedAggregate
 
 if TYPE_CHECKING:
@@ -59,7 +56,6 @@ UPDATES_PER_CHUNK: Final = MAX_TRANSACT_ITEMS - 1  # one slot is the chunk's mar
 # the on-failure queue for up to 14 days, and replaying it from there must stay exact too.
 MARKER_TTL_S: Final = 15 * 86_400
 DEFAULT_TTL_DAYS: Final = 90
-TRANSIENT_REASONS: Final = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
 # Attribute names on items (documented in the README's "Summary table" section).
 A_PROXY, A_HOUR, A_KIND, A_REASON, A_COUNT = "proxy", "hour", "kind", "reason", "count"
@@ -112,18 +108,14 @@ class SummaryStore:
         table_name: str,
         *,
         ttl_days: int = DEFAULT_TTL_DAYS,
-        transient_attempts: int = 4,
-        backoff_s: float = 0.05,
-        sleep: Callable[[float], None] = time.sleep,
+        retry: TransientRetry = DEFAULT_RETRY,
     ) -> None:
         if ttl_days < 1:
             raise ValueError(f"ttl_days must be at least 1, got {ttl_days}")
         self._client = client
         self._table = table_name
         self._ttl_s = ttl_days * 86_400
-        self._transient_attempts = max(1, transient_attempts)
-        self._backoff_s = backoff_s
-        self._sleep = sleep
+        self._retry = retry
 
     @property
     def table_name(self) -> str:
@@ -179,24 +171,16 @@ class SummaryStore:
 
     def _transact(self, items: list[TransactWriteItemTypeDef], token: str) -> tuple[bool, int]:
         """Run one chunk; (committed by this call?, calls made). The marker is items[0]."""
-        for attempt in range(1, self._transient_attempts + 1):
-            try:
-                self._client.transact_write_items(TransactItems=items)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                    raise
-                reasons: list[Mapping[str, Any]] = exc.response.get("CancellationReasons") or []  # type: ignore[assignment]
-                if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                    old_token = reasons[0].get("Item", {}).get("token", {}).get("S")
-                    return old_token == token, attempt
-                codes = {r.get("Code") for r in reasons} - {"None", None}
-                if codes and codes <= TRANSIENT_REASONS and attempt < self._transient_attempts:
-                    # Full jitter: concurrent invocations for one proxy touch the same total items.
-                    self._sleep(random.uniform(0, self._backoff_s * 2**attempt))
-                    continue
-                raise
-            return True, attempt
-        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+        result = transact_write(self._client, items, self._retry)
+        cancelled = result.cancelled
+        if cancelled is None:
+            return True, result.calls
+        if cancelled.condition_failed_at(0):
+            # The marker exists: applied before, unless it carries this call's token (botocore resent
+            # a request whose response was lost, and DynamoDB had applied the first one).
+            old_token = cancelled.old_item(0).get("token", {}).get("S")
+            return old_token == token, result.calls
+        raise cancelled.error
 
     def _marker(
         self, batch_id: str, index: int, chunks: int, updates: int, token: str, now_ms: int
