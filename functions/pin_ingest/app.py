@@ -11,7 +11,10 @@ invocation newly wrote, so a redelivered batch adds nothing:
 * per (proxy, reason), one EMF document each: ``PinEvents`` / ``WouldPinEvents`` by ProxyName, Reason;
 * per invocation, one EMF document by ProxyName: ``PinEvents``, ``WouldPinEvents``, ``UnparsedLines``,
   ``DuplicateBatches`` (1 when an earlier delivery of the batch had been applied) and
-  ``ForeignLogGroup`` (1 when the log group is not ``/aws/rds/proxy/<name>``).
+  ``ForeignLogGroup`` (1 when the log group is not ``/aws/rds/proxy/<name>``);
+* on the other paths, without dimensions: ``ControlMessages`` (a subscription's reachability
+  check), ``InvalidPayloads`` (undecodable, on its way to the on-failure destination) and
+  ``FailedBatches`` (an error Lambda will retry).
 
 Powertools adds a ``service`` dimension to both when ``POWERTOOLS_SERVICE_NAME`` is set.
 """
@@ -57,19 +60,24 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         delivery = decode(event)
     except InvalidPayload as exc:
+        metrics.add_metric(name="InvalidPayloads", unit=MetricUnit.Count, value=1)
         logger.error("Invalid subscription payload; failing so it reaches the on-failure destination", problem=str(exc))
         raise
     logger.append_keys(log_group=delivery.log_group, log_stream=delivery.log_stream)
     if delivery.is_control:
+        # CloudWatch Logs' reachability check when a subscription is created: nothing to count.
+        metrics.add_metric(name="ControlMessages", unit=MetricUnit.Count, value=1)
         logger.info("Control message acknowledged")
         return {"messageType": delivery.message_type, "applied": False}
 
     try:
         result = ingest_delivery(delivery, STORE, now_ms=int(time.time() * 1000))
     except InvalidPayload as exc:
+        metrics.add_metric(name="InvalidPayloads", unit=MetricUnit.Count, value=1)
         logger.error("Invalid log events; failing so the batch reaches the on-failure destination", problem=str(exc))
         raise
     except Exception:
+        metrics.add_metric(name="FailedBatches", unit=MetricUnit.Count, value=1)
         logger.exception("Batch not applied; failing so Lambda retries it (applied chunks are skipped on retry)")
         raise
     _emit_metrics(result)

@@ -158,6 +158,7 @@ def test_given_a_control_message_when_handled_then_it_is_acknowledged_and_nothin
     assert result == {"messageType": "CONTROL_MESSAGE", "applied": False}
     assert table_items(dynamodb_client, handler_env) == []
     assert metric_values(emf, "PinEvents") == []
+    assert [v for _, v in metric_values(emf, "ControlMessages")] == [1]
 
 
 def test_given_a_broken_payload_when_handled_then_it_fails_with_invalid_payload_and_writes_nothing(
@@ -167,6 +168,19 @@ def test_given_a_broken_payload_when_handled_then_it_fails_with_invalid_payload_
         invoke({"awslogs": {"data": "aGVsbG8gd29ybGQ="}})
 
     assert table_items(dynamodb_client, handler_env) == []
+
+
+def test_given_a_broken_payload_when_handled_then_the_invalid_payload_metric_is_emitted(
+    app: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capture_logs(app)
+    capsys.readouterr()
+
+    with pytest.raises(InvalidPayload):
+        app.lambda_handler({"awslogs": {"data": "aGVsbG8gd29ybGQ="}}, FakeContext())
+
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert [v for _, v in metric_values(emf, "InvalidPayloads")] == [1]
 
 
 def test_given_the_sam_sample_event_when_handled_then_it_is_flagged_foreign_and_counts_no_pins(
@@ -195,7 +209,10 @@ def test_given_the_table_is_missing_when_handled_then_the_error_propagates_for_a
     with pytest.raises(ClientError):
         app.lambda_handler(subscription_event(log_events(3, T0, 1000)), FakeContext())
 
-    assert "Batch not applied" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Batch not applied" in out
+    emf = [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
+    assert [v for _, v in metric_values(emf, "FailedBatches")] == [1]
 
 
 def test_given_no_table_name_when_the_function_cold_starts_then_it_fails_saying_what_to_set(
