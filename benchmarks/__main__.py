@@ -3,16 +3,20 @@
 Each module in MODULES exposes ``run() -> list[Figure]``. Figures are ratios or counts measured
 against a baseline taken in the same run, so they compare across machines; absolute times are
 printed next to them for context.
+
+``--write-docs docs/performance.md`` also rewrites that page's generated block with this run's
+figures, the machine and the date.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import importlib
-import os
-import platform
 import sys
+from pathlib import Path
 
-from benchmarks.common import Figure
+from benchmarks.common import Figure, figures_block, replace_figures_block, this_machine
 
 MODULES = [
     "benchmarks.bench_parse",
@@ -24,7 +28,26 @@ MODULES = [
 
 
 def main(argv: list[str]) -> int:
-    selected = [m for m in MODULES if not argv or any(a in m for a in argv)]
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", metavar="MODULE", help="run only modules whose name contains this")
+    parser.add_argument(
+        "--write-docs",
+        type=Path,
+        metavar="PAGE",
+        help="rewrite the figures between the bench markers of PAGE (e.g. docs/performance.md); full runs only",
+    )
+    args = parser.parse_args(argv)
+    # The block states one run on one machine: a partial run would mix its figures with older ones.
+    if args.write_docs and args.modules:
+        parser.error("--write-docs needs a run of every module (drop the module names)")
+    if args.write_docs:
+        # Fail before the slow part when the page cannot take the figures.
+        try:
+            replace_figures_block(args.write_docs.read_text(encoding="utf-8"), "")
+        except (OSError, ValueError) as exc:
+            parser.error(f"--write-docs {args.write_docs}: {exc}")
+
+    selected = [m for m in MODULES if not args.modules or any(a in m for a in args.modules)]
     figures: list[Figure] = []
     for module_name in selected:
         module = importlib.import_module(module_name)
@@ -32,6 +55,11 @@ def main(argv: list[str]) -> int:
             print(figure.line(), flush=True)
             figures.append(figure)
     _print_table(figures)
+    if args.write_docs:
+        page = args.write_docs.read_text(encoding="utf-8")
+        block = figures_block(figures, this_machine(), datetime.datetime.now(datetime.UTC).date())
+        args.write_docs.write_text(replace_figures_block(page, block), encoding="utf-8")
+        print(f"wrote {len(figures)} figures to {args.write_docs}", file=sys.stderr)
     return 0
 
 
@@ -39,26 +67,13 @@ def _print_table(figures: list[Figure]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    cores = os.cpu_count() or 0
-    title = f"pinwatch bench: {_cpu()}, {cores} cores, {platform.machine()}, Python {platform.python_version()}"
-    table = Table(title=title)
+    table = Table(title=f"pinwatch bench: {this_machine().describe()}")
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("meaning")
     for f in figures:
         table.add_row(f.name, f.formatted(), f.meaning)
     Console(stderr=True).print(table)
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown cpu"
 
 
 if __name__ == "__main__":
