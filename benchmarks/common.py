@@ -110,15 +110,21 @@ def figures_block(figures: Sequence[Figure], machine: Machine, measured_on: date
 
 
 def replace_figures_block(page: str, block: str) -> str:
-    """`page` with the text from its begin marker to its end marker (both included) replaced by `block`.
+    """`page` with its lines from the begin marker to the end marker (both included) replaced by `block`.
 
-    Raises ValueError unless the page holds exactly one begin marker followed by one end marker, so
-    a page without a place for the figures is never rewritten by guesswork.
+    A marker counts only on a line of its own, so prose may mention it. Raises ValueError unless the
+    page holds exactly one begin marker followed by one end marker: a page without a place for the
+    figures is never rewritten by guesswork.
     """
-    begins, ends = page.count(DOCS_BEGIN), page.count(DOCS_END)
-    if begins != 1 or ends != 1:
-        raise ValueError(f"expected one {DOCS_BEGIN} and one {DOCS_END} marker in the page, found {begins} and {ends}")
-    start, end = page.index(DOCS_BEGIN), page.index(DOCS_END)
-    if end < start:
+    lines = page.splitlines(keepends=True)
+    begins = [i for i, line in enumerate(lines) if line.strip() == DOCS_BEGIN]
+    ends = [i for i, line in enumerate(lines) if line.strip() == DOCS_END]
+    if len(begins) != 1 or len(ends) != 1:
+        raise ValueError(
+            f"expected one {DOCS_BEGIN} line and one {DOCS_END} line in the page, found {len(begins)} and {len(ends)}"
+        )
+    (begin,), (end,) = begins, ends
+    if end < begin:
         raise ValueError(f"{DOCS_END} comes before {DOCS_BEGIN} in the page")
-    return page[:start] + block + page[end + len(DOCS_END) :]
+    newline = "\n" if lines[end].endswith("\n") else ""
+    return "".join(lines[:begin]) + block + newline + "".join(lines[end + 1 :])

@@ -16,7 +16,7 @@ FIGURES = [
 ]
 PAGE = f"""# Performance
 
-Hand-written introduction.
+Hand-written introduction: the figures sit between `{DOCS_BEGIN}` and `{DOCS_END}`.
 
 {DOCS_BEGIN}
 | figure | value |
@@ -51,10 +51,10 @@ def test_given_a_page_when_the_block_is_replaced_then_only_the_text_between_the_
 
     new_page = replace_figures_block(PAGE, block)
 
-    before, after = PAGE.split(DOCS_BEGIN)[0], PAGE.split(DOCS_END)[1]
-    assert new_page == before + block + after
+    before, after = PAGE.split(f"\n{DOCS_BEGIN}\n")[0], PAGE.split(f"\n{DOCS_END}\n")[1]
+    assert new_page == f"{before}\n{block}\n{after}"
     assert "old_figure" not in new_page
-    assert "Hand-written introduction." in new_page
+    assert f"Hand-written introduction: the figures sit between `{DOCS_BEGIN}` and `{DOCS_END}`." in new_page
     assert new_page.endswith("## What each figure means\n\nHand-written prose.\n")
 
 
@@ -67,13 +67,14 @@ def test_given_a_rewritten_page_when_rewritten_again_then_the_new_figures_replac
     assert "| `ingest_vs_decode_floor` | 1.39 |" in second
     assert "parse_lines_per_s" not in second
     assert "Measured 2026-12-07" in second
-    assert second.count(DOCS_BEGIN) == second.count(DOCS_END) == 1
+    assert second.count(f"\n{DOCS_BEGIN}\n") == second.count(f"\n{DOCS_END}\n") == 1
 
 
 @pytest.mark.parametrize(
     ("page", "problem"),
     [
         ("# Performance\n\nno markers\n", "found 0 and 0"),
+        (f"# Performance\nonly mentioned: `{DOCS_BEGIN}` … `{DOCS_END}`\n", "found 0 and 0"),
         (f"# Performance\n{DOCS_BEGIN}\nno end\n", "found 1 and 0"),
         (f"# Performance\nno begin\n{DOCS_END}\n", "found 0 and 1"),
         (f"{DOCS_BEGIN}\n{DOCS_END}\n{DOCS_BEGIN}\n{DOCS_END}\n", "found 2 and 2"),
