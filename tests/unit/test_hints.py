@@ -9,6 +9,7 @@ import pytest
 
 from pinwatch import hints as hints_module
 from pinwatch.catalog import CATALOG, EXCLUDE_VARIABLE_SETS, INIT_QUERY, PINNING_DOC
+from pinwatch.digest import analyze_digest
 from pinwatch.hints import DIGEST_HINTS, GENERAL, Hint, hints_for, top_hint
 from pinwatch.records import EngineFamily, PoolConfig
 
@@ -125,7 +126,7 @@ def test_given_a_lock_statement_when_hinted_then_only_the_matching_lock_advice_i
 
 def test_given_the_digest_hint_table_then_every_row_names_known_facts_and_placeholders() -> None:
     facts = {f.name for f in dataclasses.fields(hints_module._Facts)}
-    placeholders = set(hints_module._Facts.of(hints_module.dg.analyze_digest("select 1", None)).placeholders())
+    placeholders = set(hints_module._Facts.of(analyze_digest("select 1", None)).placeholders())
 
     for row in DIGEST_HINTS:
         fields = {name for _, name, _, _ in string.Formatter().parse(row.text) if name}
