@@ -16,9 +16,10 @@ from pinwatch.findings import Severity
 from pinwatch.local.demo import DEMO_OVERRIDES, DemoStack, Endpoints, SlackMessage
 from pinwatch.local.incident import MIN_MINUTES, Incident
 from pinwatch.local.template import load_template
-from pinwatch.metrics import MAX_ALLOWED, METRICS, MINUTE_MS, PINNED, ProxyMetrics
+from pinwatch.metrics import MAX_ALLOWED, METRICS, PINNED, ProxyMetrics
 from pinwatch.parse import parse_message
 from pinwatch.records import EngineFamily, Kind
+from pinwatch.timebase import MINUTE_MS
 
 START = 1_795_600_800_000
 WINDOW = 30

@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pinwatch.records import Kind, LogRecord
-from pinwatch.store.keys import hour_bucket
 from pinwatch.tally import (
     DIGEST_MAX_CHARS,
     DIGESTS_PER_KEY,
@@ -17,6 +16,7 @@ from pinwatch.tally import (
     tally_records,
     truncate,
 )
+from pinwatch.timebase import hour_bucket
 
 T0 = 1_795_600_800_000  # 2026-11-25T10:00:00Z, an hour boundary
 HOUR = 3_600_000

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pinwatch.records import Kind, LogRecord
-from pinwatch.store.keys import hour_bucket
+from pinwatch.timebase import HOUR_MS, hour_bucket
 
 DIGEST_MAX_CHARS = 512
 """Longest statement digest kept (statements over 16 KB pin by themselves; their text is not the point)."""
@@ -27,8 +27,6 @@ SAMPLE_MAX_CHARS = 512
 DIGESTS_PER_KEY = 3
 """Distinct digests remembered per key and batch (the running total keeps the latest batch's)."""
 _DIGESTS_TRACKED = 4 * DIGESTS_PER_KEY  # candidates kept while folding; bounded for pathological batches
-
-HOUR_MS = 3_600_000
 
 
 def _cut_digest(digest: str) -> str:

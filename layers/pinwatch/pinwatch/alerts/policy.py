@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from pinwatch.findings import Finding, Severity
+from pinwatch.timebase import HOUR_MS, MINUTE_MS
 
 
 class AlertStatus(StrEnum):
@@ -98,7 +99,7 @@ class AlertState:
 
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
-    renotify_ms: int = 60 * 60_000
+    renotify_ms: int = HOUR_MS
     resolve_after_checks: int = 3
     alert_severity: Severity = Severity.WARNING  # the lowest severity that opens an alert
 
@@ -112,7 +113,7 @@ class PolicySettings:
 
     @classmethod
     def from_minutes(cls, renotify_minutes: float, resolve_after_checks: int) -> PolicySettings:
-        return cls(renotify_ms=round(renotify_minutes * 60_000), resolve_after_checks=resolve_after_checks)
+        return cls(renotify_ms=round(renotify_minutes * MINUTE_MS), resolve_after_checks=resolve_after_checks)
 
 
 class _Kind(StrEnum):
