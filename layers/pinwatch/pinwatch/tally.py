@@ -12,7 +12,6 @@ and unparsed lines to :data:`SAMPLE_MAX_CHARS`, so one noisy line can never bloa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pinwatch.records import Kind, LogRecord
@@ -235,11 +234,3 @@ class Tally:
 
     def is_empty(self) -> bool:
         return not self._proxies
-
-
-def tally_records(proxy: str, records: Iterable[LogRecord], log_group: str | None = None) -> Tally:
-    """Convenience for callers with already-timestamped records of one proxy (tests, backfill)."""
-    tally = Tally()
-    for record in records:
-        tally.add(proxy, record, log_group=log_group)
-    return tally

@@ -179,10 +179,6 @@ class Plan:
     channels: frozenset[str] = field(default_factory=frozenset)
 
     @property
-    def transitions(self) -> tuple[RuleDecision, ...]:
-        return tuple(d for d in self.decisions if d.transition is not None)
-
-    @property
     def notifying(self) -> tuple[RuleDecision, ...]:
         return tuple(d for d in self.decisions if d.notifying)
 
@@ -324,10 +320,6 @@ def _settled_state(decision: RuleDecision, outcomes: Mapping[str, DeliveryStatus
             pending_channels=decision.after.pending_channels - accepted - rejected,
         )
     return decision.after
-
-
-def would_notify(plan: Plan) -> bool:
-    return any(d.notifying for d in plan.decisions)
 
 
 def _max(a: Severity, b: Severity) -> Severity:
