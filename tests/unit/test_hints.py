@@ -10,7 +10,7 @@ import pytest
 from pinwatch import hints as hints_module
 from pinwatch.catalog import CATALOG, EXCLUDE_VARIABLE_SETS, INIT_QUERY, PINNING_DOC
 from pinwatch.digest import analyze_digest
-from pinwatch.hints import DIGEST_HINTS, GENERAL, Hint, hints_for, top_hint
+from pinwatch.hints import DIGEST_HINTS, GENERAL, DigestHint, Hint, hints_for, top_hint
 from pinwatch.records import EngineFamily, PoolConfig
 
 MYSQL = EngineFamily.MYSQL
@@ -148,6 +148,23 @@ def test_given_a_row_with_a_source_when_it_applies_then_the_hint_links_that_sour
     assert "pg_advisory_xact_lock" in first.text
     assert first.doc_url == source
     assert CATALOG["lock"].doc_url == PINNING_DOC
+
+
+def test_given_a_driver_specific_row_when_hinted_then_it_applies_to_that_driver_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    row = DigestHint("Npgsql: set `No Reset On Close=true`.", kinds=frozenset({"reset"}), drivers=frozenset({"npgsql"}))
+    monkeypatch.setattr(hints_module, "DIGEST_HINTS", (row, *DIGEST_HINTS))
+
+    npgsql = hints_for("session_reset", PG, "DISCARD ALL", drivers=["npgsql"])
+    other = hints_for("session_reset", PG, "DISCARD ALL", drivers=["psycopg"])
+    unknown_client = hints_for("session_reset", PG, "DISCARD ALL")
+    mysql = hints_for("session_reset", MYSQL, "DISCARD ALL")
+
+    assert (npgsql[0].text, npgsql[0].scope) == (row.text, "npgsql")
+    assert row.text not in texts(other)
+    assert row.text in texts(unknown_client)  # no drivers given: every PostgreSQL driver may be the client
+    assert row.text not in texts(mysql)  # Npgsql never talks to MySQL
 
 
 def test_given_no_engine_when_the_digest_uses_dollar_placeholders_then_postgresql_hints_are_chosen() -> None:

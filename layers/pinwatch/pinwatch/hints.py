@@ -44,19 +44,22 @@ class DigestHint:
 
     A row applies when every condition holds: one of `kinds` is among the digest's statement kinds
     (empty: any), the resolved engine is in `engines` (``None`` in it stands for "engine unknown";
-    empty: any engine), each fact in `requires` is non-empty and each in `excludes` is empty (see
+    empty: any engine), one of `drivers` (keys of :data:`~pinwatch.catalog.DRIVERS`) is among the
+    client's drivers (the given ones, else every driver that works with the engine; empty: any), each fact in `requires` is non-empty and each in `excludes` is empty (see
     :class:`_Facts`), the lower-cased digest contains one of `contains` (empty: no check) and none of
     `lacks`. A row with a `variable` applies when the statement SETs that variable; such rows are
     emitted together, at the first one's place, in the order the statement SETs them.
 
     `text` may use ``{placeholder}`` fields of :class:`_Facts` (so a literal brace is written ``{{``).
-    `scope` None means the resolved engine's scope; `source` None means the reason's catalog page.
+    `scope` None means the first of the client's drivers the row names, else the resolved engine's
+    scope; `source` (the page the advice comes from) None means the reason's catalog page.
     """
 
     text: str
     scope: EngineFamily | None = None
     kinds: frozenset[str] = frozenset()
     engines: frozenset[EngineFamily | None] = frozenset()
+    drivers: frozenset[str] = frozenset()
     requires: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
     contains: tuple[str, ...] = ()
@@ -242,8 +245,7 @@ _VARIABLES_WITH_ROWS = frozenset(row.variable for row in DIGEST_HINTS if row.var
 class _Facts:
     """What the rows' conditions and placeholders refer to, derived once from a digest's analysis.
 
-    Tuple fields are condition facts (``requires``/``excludes`` name them); the string properties
-    are the ``{placeholder}`` forms.
+    The fields are what ``requires``/``excludes`` name; :meth:`placeholders` gives the ``{placeholder}`` texts.
     """
 
     variables: tuple[str, ...]  # every SET variable, in statement order
@@ -287,11 +289,14 @@ class _Facts:
         )
 
 
-def _applies(row: DigestHint, info: dg.DigestInfo, facts: _Facts, engine: EngineFamily | None) -> bool:
+def _applies(
+    row: DigestHint, info: dg.DigestInfo, facts: _Facts, engine: EngineFamily | None, drivers: Sequence[str]
+) -> bool:
     lowered = info.digest.lower()
     return (
         (not row.kinds or not row.kinds.isdisjoint(info.kinds))
         and (not row.engines or engine in row.engines)
+        and (not row.drivers or not row.drivers.isdisjoint(drivers))
         and facts.holds(row)
         and (not row.contains or any(word in lowered for word in row.contains))
         and not any(word in lowered for word in row.lacks)
@@ -299,10 +304,12 @@ def _applies(row: DigestHint, info: dg.DigestInfo, facts: _Facts, engine: Engine
     )
 
 
-def _digest_hints(item: ReasonEntry, info: dg.DigestInfo, engine: EngineFamily | None) -> list[Hint]:
+def _digest_hints(
+    item: ReasonEntry, info: dg.DigestInfo, engine: EngineFamily | None, drivers: Sequence[str]
+) -> list[Hint]:
     """The :data:`DIGEST_HINTS` rows that apply to this statement, in table order."""
     facts = _Facts.of(info)
-    rows = [row for row in DIGEST_HINTS if _applies(row, info, facts, engine)]
+    rows = [row for row in DIGEST_HINTS if _applies(row, info, facts, engine, drivers)]
     by_variable = {row.variable: row for row in rows if row.variable}
     first_variable_row = next((row for row in rows if row.variable), None)
     ordered: list[DigestHint] = []
@@ -314,8 +321,15 @@ def _digest_hints(item: ReasonEntry, info: dg.DigestInfo, engine: EngineFamily |
             ordered.extend(by_variable[name] for name in dict.fromkeys(facts.variables) if name in by_variable)
     words = facts.placeholders()
     return [
-        Hint(row.text.format_map(words), _scope(row.scope or engine), row.source or item.doc_url) for row in ordered
+        Hint(row.text.format_map(words), _row_scope(row, engine, drivers), row.source or item.doc_url)
+        for row in ordered
     ]
+
+
+def _row_scope(row: DigestHint, engine: EngineFamily | None, drivers: Sequence[str]) -> str:
+    if row.scope is None and row.drivers:
+        return next(name for name in drivers if name in row.drivers)
+    return _scope(row.scope or engine)
 
 
 def hints_for(
@@ -336,14 +350,15 @@ def hints_for(
     info = dg.analyze_digest(digest, engine) if digest else None
     resolved = engine or (info.engine if info else None) or _single_engine(item)
     engines = (resolved,) if resolved else tuple(sorted(item.engines))
+    client_drivers = _driver_names(drivers, resolved)
 
     hints: list[Hint] = []
     if info is not None:
-        hints.extend(_digest_hints(item, info, resolved))
+        hints.extend(_digest_hints(item, info, resolved, client_drivers))
     for family in engines:
         if family in item.engines or family in item.engine_hints:
             hints.extend(Hint(text, family.value, item.doc_url) for text in item.engine_hints.get(family, ()))
-    for name in _driver_names(drivers, resolved):
+    for name in client_drivers:
         if item.driver_applies(name, resolved):
             doc = DRIVERS[name].doc_url
             hints.extend(Hint(text, name, doc) for text in item.driver_hints.get(name, ()))
