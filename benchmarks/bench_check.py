@@ -22,8 +22,9 @@ from pinwatch.check import ConnectionCheck
 from pinwatch.config import Thresholds
 from pinwatch.diagnose import diagnose
 from pinwatch.discovery import ProxyInfo, RdsProxyDiscovery
-from pinwatch.metrics import METRICS, MINUTE_MS, CloudWatchMetricsReader, ProxyMetrics, calls_needed, window_end_ms
+from pinwatch.metrics import METRICS, CloudWatchMetricsReader, ProxyMetrics, calls_needed, window_end_ms
 from pinwatch.records import EngineFamily
+from pinwatch.timebase import MINUTE_MS
 
 REGION = "us-east-1"
 SIZES = (1, 10, 100, 500)

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from pinwatch.ingest import InvalidPayload
+from pinwatch.timebase import HOUR_MS
 from tests.support.fault_proxy import EVERY_FAULT, SERVER_ERRORS, THROTTLES, Fault, FaultProxy
-from tests.support.ground_truth import HOUR_MS, T0, Traffic
+from tests.support.ground_truth import T0, Traffic
 from tests.support.lambda_runtime import AsyncLambda, EnvironmentDied, IngestFunction, quiet
 from tests.support.table import hourly_counts, items, total_counts
 

@@ -16,7 +16,6 @@ from pinwatch.metrics import window_end_ms
 from pinwatch.parse import parse_message
 from pinwatch.store import keys
 from pinwatch.store.summary import SummaryStore
-from pinwatch.tally import tally_records
 from tests.integration.aws_proxies import (
     REGION,
     ProxyFactory,
@@ -25,6 +24,7 @@ from tests.integration.aws_proxies import (
     healthy_busy_shapes,
     put_series,
 )
+from tests.support.builders import tally_records
 
 pytestmark = pytest.mark.integration
 

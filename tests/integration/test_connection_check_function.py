@@ -15,8 +15,8 @@ from pinwatch.config import ConfigError
 from pinwatch.metrics import window_end_ms
 from pinwatch.parse import parse_message
 from pinwatch.store.summary import SummaryStore
-from pinwatch.tally import tally_records
 from tests.integration.aws_proxies import ProxyFactory, clients, draining_shapes, healthy_busy_shapes, put_series
+from tests.support.builders import tally_records
 from tests.support.lambda_runtime import CONNECTION_CHECK, SCHEDULE_EVENT, check_context, load_function
 
 pytestmark = pytest.mark.integration

@@ -38,9 +38,9 @@ from pinwatch.local.demo import (
 )
 from pinwatch.local.incident import MIN_MINUTES, Incident
 from pinwatch.local.slack_receiver import slack_receiver
-from pinwatch.metrics import MINUTE_MS
 from pinwatch.records import Kind
 from pinwatch.store.summary import SummaryStore
+from pinwatch.timebase import MINUTE_MS
 
 pytestmark = pytest.mark.integration
 

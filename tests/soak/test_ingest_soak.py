@@ -33,8 +33,9 @@ from typing import Any
 import pytest
 
 from pinwatch.ingest import InvalidPayload
+from pinwatch.timebase import HOUR_MS
 from tests.support.fault_proxy import EVERY_FAULT, FaultProxy, fault_proxy, scale_botocore_backoff
-from tests.support.ground_truth import HOUR_MS, T0, Traffic
+from tests.support.ground_truth import T0, Traffic
 from tests.support.lambda_runtime import AsyncLambda, IngestFunction, quiet
 from tests.support.table import hourly_counts, proxies_seen, total_counts
 

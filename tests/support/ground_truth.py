@@ -19,6 +19,7 @@ from typing import Any
 
 from pinwatch.records import Kind
 from pinwatch.store import keys
+from pinwatch.timebase import HOUR_MS
 from tests.payloads import (
     OTHER_LINES,
     PIN_TEMPLATE,
@@ -29,7 +30,6 @@ from tests.payloads import (
 )
 
 T0 = 1_795_600_800_000  # 2026-11-25T10:00:00Z
-HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import pytest
 from pinwatch import analysis as an
 from pinwatch.analysis import Analysis
 from pinwatch.records import EngineFamily, Kind, LogRecord
+from tests.support.builders import analysis_of
 
 SETTINGS = "SQL changed session settings that the proxy doesn't track."
 
@@ -135,10 +136,7 @@ def test_given_top_n_when_summarised_then_only_the_n_most_frequent_are_returned(
 def test_given_two_analyses_when_merged_then_the_result_equals_one_analysis_of_everything() -> None:
     records = [pin("lock", 5, "SELECT GET_LOCK(?, ?)"), pin("lock", 1), pin("cursor", 9)]
     records += [LogRecord(kind=Kind.UNPARSED, raw="junk"), LogRecord(kind=Kind.OTHER, raw="o", timestamp_ms=20)]
-    whole, left, right = Analysis(), Analysis(), Analysis()
-    whole.add_all(records, "p")
-    left.add_all(records[:2], "p")
-    right.add_all(records[2:], "p")
+    whole, left, right = analysis_of(records, "p"), analysis_of(records[:2], "p"), analysis_of(records[2:], "p")
 
     left.merge(right)
 

@@ -21,7 +21,7 @@ from pinwatch.backfill import (
 from pinwatch.local.template import load_template
 from pinwatch.parse import parse_message
 from pinwatch.records import EngineFamily
-from pinwatch.tally import HOUR_MS
+from pinwatch.timebase import HOUR_MS
 
 H = 1_795_600_800_000  # a UTC hour boundary (2026-11-25T10:00Z)
 MINUTE = 60_000

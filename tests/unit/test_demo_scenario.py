@@ -16,9 +16,10 @@ from pinwatch.findings import Severity
 from pinwatch.local.demo import DEMO_OVERRIDES, DemoStack, Endpoints, SlackMessage
 from pinwatch.local.incident import MIN_MINUTES, Incident
 from pinwatch.local.template import load_template
-from pinwatch.metrics import MAX_ALLOWED, METRICS, MINUTE_MS, PINNED, ProxyMetrics
+from pinwatch.metrics import MAX_ALLOWED, METRICS, PINNED, ProxyMetrics
 from pinwatch.parse import parse_message
 from pinwatch.records import EngineFamily, Kind
+from pinwatch.timebase import MINUTE_MS
 
 START = 1_795_600_800_000
 WINDOW = 30
@@ -90,7 +91,11 @@ def test_given_the_incident_when_diagnosed_every_minute_then_it_warns_turns_crit
         plan = evaluate("orders-db", diagnosis.findings, states, now, settings, ["slack"])
         for state in settle(plan, {"slack": DeliveryStatus.ACCEPTED}):
             states[state.rule] = state
-        story += [(minute.index, d.rule, d.transition.value, d.after.severity) for d in plan.transitions]
+        story += [
+            (minute.index, d.rule, d.transition.value, d.after.severity)
+            for d in plan.decisions
+            if d.transition is not None
+        ]
         if minute.index == incident.fix - 1:
             assert diagnosis.exhaustion_eta_minutes is not None
             assert diagnosis.exhaustion_eta_minutes < Thresholds().exhaustion_critical_minutes

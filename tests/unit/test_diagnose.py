@@ -1,4 +1,4 @@
-"""Diagnosis rules, their thresholds and minimum-traffic guards, and the exhaustion forecast maths."""
+"""Diagnosis rules, their thresholds and minimum-traffic guards (the forecast maths: test_forecast.py)."""
 
 from __future__ import annotations
 
@@ -222,52 +222,6 @@ def test_given_no_usable_limit_when_diagnosed_then_pool_pressure_is_insufficient
     finding = rule(dx.POOL_PRESSURE, metrics(max_allowed=max_allowed))
     assert finding.insufficient_data
     assert finding.severity is Severity.OK
-
-
-# --------------------------------------------------------------------------- forecast maths
-
-
-def test_given_points_on_a_line_when_fitted_then_slope_and_current_value_are_exact() -> None:
-    points = [(START_MS + i * MINUTE_MS, 10 + 3.0 * i) for i in range(10)]
-    trend = dx.fit_trend(points)
-    assert trend is not None
-    assert trend.slope_per_minute == pytest.approx(3.0)
-    assert trend.now == pytest.approx(37.0)
-    assert trend.r_squared == pytest.approx(1.0)
-
-
-def test_given_gaps_in_the_series_when_fitted_then_time_not_position_sets_the_slope() -> None:
-    points = [(START_MS + m * MINUTE_MS, 2.0 * m) for m in (0, 1, 7, 8, 20)]
-    trend = dx.fit_trend(points)
-    assert trend is not None
-    assert trend.slope_per_minute == pytest.approx(2.0)
-
-
-def test_given_noise_around_a_line_when_fitted_then_least_squares_recovers_it() -> None:
-    noise = [0.8, -0.5, 0.3, -0.9, 0.6, -0.2, 0.4, -0.7, 0.1, 0.0]
-    points = [(START_MS + i * MINUTE_MS, 50 + 1.5 * i + noise[i]) for i in range(10)]
-    trend = dx.fit_trend(points)
-    assert trend is not None
-    xs = list(range(10))
-    ys = [v for _, v in points]
-    mx, my = sum(xs) / 10, sum(ys) / 10
-    expected = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
-    assert trend.slope_per_minute == pytest.approx(expected)
-    assert 0.9 < trend.r_squared < 1.0
-
-
-def test_given_a_flat_series_or_too_few_points_when_fitted_then_there_is_no_trend_to_report() -> None:
-    flat = dx.fit_trend([(START_MS + i * MINUTE_MS, 7.0) for i in range(5)])
-    assert flat is not None
-    assert (flat.slope_per_minute, flat.r_squared) == (0.0, 0.0)
-    assert dx.fit_trend([(START_MS, 1.0)]) is None
-    assert dx.fit_trend([(START_MS, 1.0), (START_MS, 2.0)]) is None
-
-
-def test_given_two_series_when_correlated_then_pearson_is_returned_and_constant_series_have_none() -> None:
-    assert dx.correlation([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(1.0)
-    assert dx.correlation([1, 2, 3, 4], [8, 6, 4, 2]) == pytest.approx(-1.0)
-    assert dx.correlation([1, 2, 3], [5, 5, 5]) is None
 
 
 # --------------------------------------------------------------------------- exhaustion_forecast

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import string
+
 import pytest
 
-from pinwatch.catalog import CATALOG, EXCLUDE_VARIABLE_SETS, INIT_QUERY
-from pinwatch.hints import GENERAL, Hint, hints_for, top_hint
+from pinwatch import hints as hints_module
+from pinwatch.catalog import CATALOG, EXCLUDE_VARIABLE_SETS, INIT_QUERY, PINNING_DOC
+from pinwatch.digest import analyze_digest
+from pinwatch.hints import DIGEST_HINTS, GENERAL, DigestHint, Hint, hints_for, top_hint
 from pinwatch.records import EngineFamily, PoolConfig
 
 MYSQL = EngineFamily.MYSQL
@@ -95,6 +100,71 @@ def test_given_a_telling_digest_when_hinted_then_the_first_hint_is_about_that_st
     code: str, digest: str, needle: str
 ) -> None:
     assert needle in hints_for(code, None, digest)[0].text
+
+
+def test_given_a_postgresql_statement_setting_several_variables_when_hinted_then_the_advice_follows_its_order() -> None:
+    hints = hints_for("session_settings", PG, "set timezone to $1; set work_mem = $2; set search_path = $3")
+
+    assert "SET TIME ZONE" in hints[0].text
+    assert "SET search_path" in hints[1].text
+    assert "`SET work_mem` pins on PostgreSQL" in hints[2].text
+
+
+def test_given_a_set_on_an_unknown_engine_when_hinted_then_the_variables_are_named_in_one_hint() -> None:
+    first = hints_for("session_settings", EngineFamily.SQLSERVER, "SET foo = 1, bar = 2")[0]
+
+    assert first.text.startswith("This session SETs `foo`, `bar`")
+    assert first.scope == EngineFamily.SQLSERVER.value
+
+
+def test_given_a_lock_statement_when_hinted_then_only_the_matching_lock_advice_is_given() -> None:
+    lock_texts = {row.text for row in DIGEST_HINTS if row.kinds == {"lock"}}
+
+    for digest in ("select pg_advisory_lock($1)", "SELECT GET_LOCK(?, ?)", "LOCK TABLES t WRITE"):
+        assert len(lock_texts & {h.text for h in hints_for("lock", None, digest)}) == 1
+
+
+def test_given_the_digest_hint_table_then_every_row_names_known_facts_and_placeholders() -> None:
+    facts = {f.name for f in dataclasses.fields(hints_module._Facts)}
+    placeholders = set(hints_module._Facts.of(analyze_digest("select 1", None)).placeholders())
+
+    for row in DIGEST_HINTS:
+        fields = {name for _, name, _, _ in string.Formatter().parse(row.text) if name}
+        assert fields <= placeholders, row.text
+        assert set(row.requires) | set(row.excludes) <= facts, row.text
+
+
+def test_given_a_row_with_a_source_when_it_applies_then_the_hint_links_that_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = "https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS"
+    table = tuple(
+        dataclasses.replace(row, source=source) if "pg_advisory_lock" in row.text else row for row in DIGEST_HINTS
+    )
+    monkeypatch.setattr(hints_module, "DIGEST_HINTS", table)
+
+    first = hints_for("lock", PG, "select pg_advisory_lock($1)")[0]
+
+    assert "pg_advisory_xact_lock" in first.text
+    assert first.doc_url == source
+    assert CATALOG["lock"].doc_url == PINNING_DOC
+
+
+def test_given_a_driver_specific_row_when_hinted_then_it_applies_to_that_driver_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    row = DigestHint("Npgsql: set `No Reset On Close=true`.", kinds=frozenset({"reset"}), drivers=frozenset({"npgsql"}))
+    monkeypatch.setattr(hints_module, "DIGEST_HINTS", (row, *DIGEST_HINTS))
+
+    npgsql = hints_for("session_reset", PG, "DISCARD ALL", drivers=["npgsql"])
+    other = hints_for("session_reset", PG, "DISCARD ALL", drivers=["psycopg"])
+    unknown_client = hints_for("session_reset", PG, "DISCARD ALL")
+    mysql = hints_for("session_reset", MYSQL, "DISCARD ALL")
+
+    assert (npgsql[0].text, npgsql[0].scope) == (row.text, "npgsql")
+    assert row.text not in texts(other)
+    assert row.text in texts(unknown_client)  # no drivers given: every PostgreSQL driver may be the client
+    assert row.text not in texts(mysql)  # Npgsql never talks to MySQL
 
 
 def test_given_no_engine_when_the_digest_uses_dollar_placeholders_then_postgresql_hints_are_chosen() -> None:

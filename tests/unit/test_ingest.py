@@ -23,8 +23,8 @@ from pinwatch.ingest import (
 )
 from pinwatch.parse import PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
 from pinwatch.records import Kind
-from pinwatch.store.keys import hour_bucket
 from pinwatch.tally import Tally
+from pinwatch.timebase import hour_bucket
 from tests.payloads import PIN_BODIES, WOULD_PIN_BODIES, log_events, payload, subscription_event, wrap
 from tests.support.fakes import RecordingStore
 

@@ -25,7 +25,7 @@ from pinwatch.report import (
     to_json,
     to_markdown,
 )
-from pinwatch.store.keys import hour_bucket
+from pinwatch.timebase import hour_bucket
 
 NOW = 1_795_636_800_000  # 2026-11-25T20:00:00Z
 HOUR = 3_600_000

@@ -7,16 +7,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pinwatch.records import Kind, LogRecord
-from pinwatch.store.keys import hour_bucket
 from pinwatch.tally import (
     DIGEST_MAX_CHARS,
     DIGESTS_PER_KEY,
     REASON_TEXT_MAX_CHARS,
     SAMPLE_MAX_CHARS,
     Tally,
-    tally_records,
     truncate,
 )
+from pinwatch.timebase import hour_bucket
+from tests.support.builders import tally_records
 
 T0 = 1_795_600_800_000  # 2026-11-25T10:00:00Z, an hour boundary
 HOUR = 3_600_000

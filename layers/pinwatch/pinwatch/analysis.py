@@ -8,7 +8,7 @@ summarise a multi-gigabyte export in constant memory.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,10 +182,6 @@ class Analysis:
             tally.add(record, proxy)
         elif kind is Kind.UNPARSED and len(self.unparsed_samples) < self.sample_limit:
             self.unparsed_samples.append(UnparsedSample(record.raw[:SAMPLE_CHARS], line, source))
-
-    def add_all(self, records: Iterable[LogRecord], proxy: str | None = None) -> None:
-        for record in records:
-            self.add(record, proxy)
 
     def merge(self, other: Analysis) -> None:
         """Fold another analysis in (e.g. one per log stream or per page of a backfill)."""

@@ -40,7 +40,8 @@ from pinwatch.analysis import Analysis
 from pinwatch.ingest import PROXY_LOG_GROUP_PREFIX, BatchStore
 from pinwatch.parse import PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
 from pinwatch.records import EngineFamily, Kind
-from pinwatch.tally import HOUR_MS, Tally
+from pinwatch.tally import Tally
+from pinwatch.timebase import HOUR_MS
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient

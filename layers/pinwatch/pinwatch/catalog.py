@@ -25,7 +25,6 @@ ALL_ENGINES = frozenset(EngineFamily)
 
 PINNING_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-pinning.html"
 POOL_CONFIG_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ConnectionPoolConfiguration.html"
-MANAGING_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-managing.html"
 
 EXCLUDE_VARIABLE_SETS = "EXCLUDE_VARIABLE_SETS"
 INIT_QUERY = "InitQuery"

@@ -25,6 +25,7 @@ from pinwatch.hints import hints_for
 from pinwatch.metrics import PINNED, CloudWatchMetricsReader, ProxyMetrics
 from pinwatch.records import EngineFamily, PoolConfig, ReasonCount
 from pinwatch.store.summary import SummaryStore
+from pinwatch.timebase import HOUR_MS
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-HOUR_MS = 3_600_000
 NOT_FOUND_STATUS = "not-found"
 
 

@@ -28,31 +28,6 @@ GENERAL = "general"
 _MYSQL = EngineFamily.MYSQL
 _POSTGRESQL = EngineFamily.POSTGRESQL
 
-# PostgreSQL variables with advice better than "move it to InitQuery".
-_PG_VARIABLE_HINTS = {
-    "search_path": (
-        "`SET search_path` pins on PostgreSQL: set it in the proxy's initialization query (InitQuery) or the DB "
-        "parameter group / role (`ALTER ROLE <app_user> SET search_path = ...`), and stop the client sending it."
-    ),
-    "client_encoding": (
-        "`SET client_encoding` pins on PostgreSQL: RDS databases default to UTF8, so stop the client sending it "
-        "(Ruby pg / ActiveRecord send it for `encoding:` in database.yml) or set it per role "
-        "(`ALTER ROLE <app_user> SET client_encoding = 'UTF8'`)."
-    ),
-    "names": (
-        "`SET NAMES` pins on PostgreSQL (it is an alias of client_encoding): drop the client's charset option "
-        "(e.g. Doctrine's `charset`) when the database is already UTF8, or set it per role."
-    ),
-    "timezone": (
-        "`SET TIME ZONE` pins on PostgreSQL: make the zone the role's default (`ALTER ROLE <app_user> SET timezone "
-        "TO 'UTC'`) so the client does not need to set it (Django does when the server's zone differs)."
-    ),
-    "statement_timeout": (
-        "`SET statement_timeout` pins on PostgreSQL: set it per role (`ALTER ROLE <app_user> SET "
-        "statement_timeout = ...`) or in the parameter group instead."
-    ),
-}
-
 
 @dataclass(frozen=True)
 class Hint:
@@ -61,6 +36,300 @@ class Hint:
     text: str
     scope: str
     doc_url: str | None
+
+
+@dataclass(frozen=True)
+class DigestHint:
+    """One row of :data:`DIGEST_HINTS`: when a piece of statement-specific advice applies, and what it says.
+
+    A row applies when every condition holds: one of `kinds` is among the digest's statement kinds
+    (empty: any), the resolved engine is in `engines` (``None`` in it stands for "engine unknown";
+    empty: any engine), one of `drivers` (keys of :data:`~pinwatch.catalog.DRIVERS`) is among the
+    client's drivers (the given ones, else every driver that works with the engine; empty: any), each fact in `requires` is non-empty and each in `excludes` is empty (see
+    :class:`_Facts`), the lower-cased digest contains one of `contains` (empty: no check) and none of
+    `lacks`. A row with a `variable` applies when the statement SETs that variable; such rows are
+    emitted together, at the first one's place, in the order the statement SETs them.
+
+    `text` may use ``{placeholder}`` fields of :class:`_Facts` (so a literal brace is written ``{{``).
+    `scope` None means the first of the client's drivers the row names, else the resolved engine's
+    scope; `source` (the page the advice comes from) None means the reason's catalog page.
+    """
+
+    text: str
+    scope: EngineFamily | None = None
+    kinds: frozenset[str] = frozenset()
+    engines: frozenset[EngineFamily | None] = frozenset()
+    drivers: frozenset[str] = frozenset()
+    requires: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    contains: tuple[str, ...] = ()
+    lacks: tuple[str, ...] = ()
+    variable: str | None = None
+    source: str | None = None
+
+
+_NO_ENGINE: frozenset[EngineFamily | None] = frozenset({None, EngineFamily.SQLSERVER})
+_ON_MYSQL: frozenset[EngineFamily | None] = frozenset({_MYSQL})
+_ON_POSTGRESQL: frozenset[EngineFamily | None] = frozenset({_POSTGRESQL})
+_LOCK = frozenset({dg.LOCK})
+
+# Advice that names the statement (which variable, which lock, which reset query), most specific first.
+DIGEST_HINTS: tuple[DigestHint, ...] = (
+    # SETs on MySQL: a user variable always pins; tracked variables do not, untracked ones do.
+    DigestHint(
+        "{user} {user_is_are} a MySQL user variable: user variables always pin. Pass the value as a query "
+        "parameter or compute it inside one statement.",
+        _MYSQL,
+        engines=_ON_MYSQL,
+        requires=("user",),
+    ),
+    DigestHint(
+        "`SET TRANSACTION ...` without SESSION applies to the next transaction only and pins: use "
+        "`SET SESSION TRANSACTION ...` (tracked) or `START TRANSACTION READ ONLY`.",
+        _MYSQL,
+        engines=_ON_MYSQL,
+        requires=("untracked", "next_transaction"),
+    ),
+    DigestHint(
+        "{tracked} {tracked_is_are} tracked by the proxy (no pin on {tracked_its_their} own); the culprit is "
+        "{untracked}: the proxy does not track {untracked_it_them}, so the SET pins. Set {untracked_it_them} in the "
+        "DB parameter group or the initialization query (InitQuery), or stop setting it per session.",
+        _MYSQL,
+        engines=_ON_MYSQL,
+        requires=("untracked", "tracked"),
+    ),
+    DigestHint(
+        "the culprit is {untracked}: the proxy does not track {untracked_it_them}, so the SET pins. Set "
+        "{untracked_it_them} in the DB parameter group or the initialization query (InitQuery), or stop setting it "
+        "per session.",
+        _MYSQL,
+        engines=_ON_MYSQL,
+        requires=("untracked",),
+        excludes=("tracked",),
+    ),
+    DigestHint(
+        "{tracked} {tracked_is_are} tracked by the proxy and should not pin on {tracked_its_their} own (`SET LOCAL` "
+        "does not pin on MySQL); look for another statement in the same session (a user variable, a prepared "
+        "statement).",
+        _MYSQL,
+        engines=_ON_MYSQL,
+        requires=("tracked", "local"),
+        excludes=("untracked", "user"),
+    ),
+    DigestHint(
+        "{tracked} {tracked_is_are} tracked by the proxy and should not pin on {tracked_its_their} own; look for "
+        "another statement in the same session (a user variable, a prepared statement).",
+        _MYSQL,
+        engines=_ON_MYSQL,
+        requires=("tracked",),
+        excludes=("untracked", "user", "local"),
+    ),
+    # SETs on PostgreSQL: every SET pins; some variables have a better home than InitQuery.
+    DigestHint(
+        "`SET search_path` pins on PostgreSQL: set it in the proxy's initialization query (InitQuery) or the DB "
+        "parameter group / role (`ALTER ROLE <app_user> SET search_path = ...`), and stop the client sending it.",
+        _POSTGRESQL,
+        engines=_ON_POSTGRESQL,
+        variable="search_path",
+    ),
+    DigestHint(
+        "`SET client_encoding` pins on PostgreSQL: RDS databases default to UTF8, so stop the client sending it "
+        "(Ruby pg / ActiveRecord send it for `encoding:` in database.yml) or set it per role "
+        "(`ALTER ROLE <app_user> SET client_encoding = 'UTF8'`).",
+        _POSTGRESQL,
+        engines=_ON_POSTGRESQL,
+        variable="client_encoding",
+    ),
+    DigestHint(
+        "`SET NAMES` pins on PostgreSQL (it is an alias of client_encoding): drop the client's charset option "
+        "(e.g. Doctrine's `charset`) when the database is already UTF8, or set it per role.",
+        _POSTGRESQL,
+        engines=_ON_POSTGRESQL,
+        variable="names",
+    ),
+    DigestHint(
+        "`SET TIME ZONE` pins on PostgreSQL: make the zone the role's default (`ALTER ROLE <app_user> SET timezone "
+        "TO 'UTC'`) so the client does not need to set it (Django does when the server's zone differs).",
+        _POSTGRESQL,
+        engines=_ON_POSTGRESQL,
+        variable="timezone",
+    ),
+    DigestHint(
+        "`SET statement_timeout` pins on PostgreSQL: set it per role (`ALTER ROLE <app_user> SET "
+        "statement_timeout = ...`) or in the parameter group instead.",
+        _POSTGRESQL,
+        engines=_ON_POSTGRESQL,
+        variable="statement_timeout",
+    ),
+    DigestHint(
+        "`SET {other_pg_variables}` pins on PostgreSQL (every SET does): move it to the proxy's initialization "
+        "query (InitQuery) or make it the role's default (`ALTER ROLE <app_user> SET ...`).",
+        _POSTGRESQL,
+        engines=_ON_POSTGRESQL,
+        requires=("other_pg_variables",),
+    ),
+    # SETs when the engine is unknown (or has no specific advice).
+    DigestHint(
+        "This session SETs {variables}: move identical SETs into InitQuery or make them defaults.",
+        engines=_NO_ENGINE,
+        requires=("variables",),
+    ),
+    # Session-level locks: the first row whose words the digest contains.
+    DigestHint(
+        "`pg_advisory_lock` holds the lock for the whole session: use `pg_advisory_xact_lock` (released at commit, "
+        "does not pin) inside a transaction.",
+        _POSTGRESQL,
+        kinds=_LOCK,
+        contains=("advisory_lock",),
+    ),
+    DigestHint(
+        "`GET_LOCK()` is a session-level named lock: use row locks (`SELECT ... FOR UPDATE`) in a transaction, or "
+        "take named locks on a direct database connection.",
+        _MYSQL,
+        kinds=_LOCK,
+        contains=("get_lock",),
+        lacks=("advisory_lock",),
+    ),
+    DigestHint(
+        "`LOCK TABLES` / `FLUSH TABLES WITH READ LOCK` lock for the session: use transactions with "
+        "`SELECT ... FOR UPDATE` instead.",
+        _MYSQL,
+        kinds=_LOCK,
+        lacks=("advisory_lock", "get_lock"),
+    ),
+    DigestHint(
+        "The client pool runs `DISCARD ALL`/`RESET ALL` when it returns a connection: turn that reset query off "
+        "(e.g. Npgsql `No Reset On Close=true`); the proxy already isolates sessions.",
+        kinds=frozenset({dg.RESET}),
+    ),
+    DigestHint(
+        "`LISTEN` needs its own connection: point the listener at the database endpoint, not the proxy.",
+        _POSTGRESQL,
+        kinds=frozenset({dg.LISTEN}),
+    ),
+    DigestHint(
+        "`nextval()`/`setval()` pin: let an identity/serial column default assign ids and use "
+        "`INSERT ... RETURNING id`.",
+        _POSTGRESQL,
+        kinds=frozenset({dg.SEQUENCE}),
+    ),
+    DigestHint(
+        "`LOAD` affects one connection: add the library to `shared_preload_libraries` or "
+        "`session_preload_libraries` in the parameter group.",
+        _POSTGRESQL,
+        kinds=frozenset({dg.LOAD}),
+    ),
+    DigestHint(
+        "`DECLARE ... CURSOR` pins: page with keyset queries or fetch client-side instead.",
+        kinds=frozenset({dg.CURSOR}),
+    ),
+    DigestHint(
+        "`CREATE TEMP...` pins: use a CTE (`WITH ...`) or a regular staging table.",
+        kinds=frozenset({dg.CREATE_TEMP}),
+    ),
+    DigestHint(
+        "The statement carries a `/*! ... */` executable comment: strip it (often copied from mysqldump output).",
+        _MYSQL,
+        kinds=frozenset({dg.EXECUTABLE_COMMENT}),
+    ),
+    DigestHint(
+        "SQL-level `PREPARE`/`EXECUTE` pins: send the statement directly with parameters instead.",
+        kinds=frozenset({dg.PREPARE, dg.EXECUTE, dg.DEALLOCATE}),
+    ),
+)
+
+_VARIABLES_WITH_ROWS = frozenset(row.variable for row in DIGEST_HINTS if row.variable)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the rows' conditions and placeholders refer to, derived once from a digest's analysis.
+
+    The fields are what ``requires``/``excludes`` name; :meth:`placeholders` gives the ``{placeholder}`` texts.
+    """
+
+    variables: tuple[str, ...]  # every SET variable, in statement order
+    user: tuple[str, ...]  # MySQL user variables (``@x``)
+    tracked: tuple[str, ...]  # MySQL variables the proxy tracks
+    untracked: tuple[str, ...]  # variables whose SET pins
+    next_transaction: tuple[str, ...]  # `SET TRANSACTION` without SESSION
+    local: tuple[str, ...]  # `SET LOCAL` variables
+    other_pg_variables: tuple[str, ...]  # SET variables without a row of their own
+
+    @classmethod
+    def of(cls, info: dg.DigestInfo) -> _Facts:
+        distinct = tuple(dict.fromkeys(info.set_names))
+        return cls(
+            variables=info.set_names,
+            user=info.user_variables,
+            tracked=info.tracked,
+            untracked=info.untracked,
+            next_transaction=tuple(v.name for v in info.variables if v.scope == dg.NEXT_TRANSACTION),
+            local=tuple(v.name for v in info.variables if v.scope == dg.LOCAL),
+            other_pg_variables=tuple(n for n in distinct if n not in _VARIABLES_WITH_ROWS),
+        )
+
+    def placeholders(self) -> dict[str, str]:
+        return {
+            "variables": _names(self.variables),
+            "user": _names(self.user),
+            "user_is_are": _is_are(self.user),
+            "tracked": _names(self.tracked),
+            "tracked_is_are": _is_are(self.tracked),
+            "tracked_its_their": _its_their(self.tracked),
+            "untracked": _names(self.untracked),
+            "untracked_it_them": "it" if len(self.untracked) == 1 else "them",
+            # Shown inside one `SET ...` code span, so not quoted one by one.
+            "other_pg_variables": ", ".join(self.other_pg_variables),
+        }
+
+    def holds(self, row: DigestHint) -> bool:
+        return all(getattr(self, name) for name in row.requires) and not any(
+            getattr(self, name) for name in row.excludes
+        )
+
+
+def _applies(
+    row: DigestHint, info: dg.DigestInfo, facts: _Facts, engine: EngineFamily | None, drivers: Sequence[str]
+) -> bool:
+    lowered = info.digest.lower()
+    return (
+        (not row.kinds or not row.kinds.isdisjoint(info.kinds))
+        and (not row.engines or engine in row.engines)
+        and (not row.drivers or not row.drivers.isdisjoint(drivers))
+        and facts.holds(row)
+        and (not row.contains or any(word in lowered for word in row.contains))
+        and not any(word in lowered for word in row.lacks)
+        and (row.variable is None or row.variable in facts.variables)
+    )
+
+
+def _digest_hints(
+    item: ReasonEntry, info: dg.DigestInfo, engine: EngineFamily | None, drivers: Sequence[str]
+) -> list[Hint]:
+    """The :data:`DIGEST_HINTS` rows that apply to this statement, in table order."""
+    facts = _Facts.of(info)
+    rows = [row for row in DIGEST_HINTS if _applies(row, info, facts, engine, drivers)]
+    by_variable = {row.variable: row for row in rows if row.variable}
+    first_variable_row = next((row for row in rows if row.variable), None)
+    ordered: list[DigestHint] = []
+    for row in rows:
+        if row.variable is None:
+            ordered.append(row)
+        elif row is first_variable_row:
+            # Per-variable advice follows the statement's order, not the table's.
+            ordered.extend(by_variable[name] for name in dict.fromkeys(facts.variables) if name in by_variable)
+    words = facts.placeholders()
+    return [
+        Hint(row.text.format_map(words), _row_scope(row, engine, drivers), row.source or item.doc_url)
+        for row in ordered
+    ]
+
+
+def _row_scope(row: DigestHint, engine: EngineFamily | None, drivers: Sequence[str]) -> str:
+    if row.scope is None and row.drivers:
+        return next(name for name in drivers if name in row.drivers)
+    return _scope(row.scope or engine)
 
 
 def hints_for(
@@ -81,14 +350,15 @@ def hints_for(
     info = dg.analyze_digest(digest, engine) if digest else None
     resolved = engine or (info.engine if info else None) or _single_engine(item)
     engines = (resolved,) if resolved else tuple(sorted(item.engines))
+    client_drivers = _driver_names(drivers, resolved)
 
     hints: list[Hint] = []
     if info is not None:
-        hints.extend(_digest_hints(item, info, resolved, pool))
+        hints.extend(_digest_hints(item, info, resolved, client_drivers))
     for family in engines:
         if family in item.engines or family in item.engine_hints:
             hints.extend(Hint(text, family.value, item.doc_url) for text in item.engine_hints.get(family, ()))
-    for name in _driver_names(drivers, resolved):
+    for name in client_drivers:
         if item.driver_applies(name, resolved):
             doc = DRIVERS[name].doc_url
             hints.extend(Hint(text, name, doc) for text in item.driver_hints.get(name, ()))
@@ -124,188 +394,6 @@ def _scope(engine: EngineFamily | None) -> str:
     return engine.value if engine else GENERAL
 
 
-def _digest_hints(
-    item: ReasonEntry, info: dg.DigestInfo, engine: EngineFamily | None, pool: PoolConfig | None
-) -> list[Hint]:
-    """Advice that names the statement: which variable, which lock, which reset query."""
-    hints: list[Hint] = []
-    doc = item.doc_url
-    scope = _scope(engine)
-    if info.variables:
-        if engine is _MYSQL:
-            hints.extend(_mysql_set_hints(info, doc, pool))
-        elif engine is _POSTGRESQL:
-            hints.extend(_postgres_set_hints(info, doc))
-        else:
-            names = ", ".join(f"`{n}`" for n in info.set_names)
-            hints.append(
-                Hint(
-                    f"This session SETs {names}: move identical SETs into InitQuery or make them defaults.", scope, doc
-                )
-            )
-    kinds = set(info.kinds)
-    lowered = info.digest.lower()
-    if dg.LOCK in kinds:
-        if "advisory_lock" in lowered:
-            hints.append(
-                Hint(
-                    "`pg_advisory_lock` holds the lock for the whole session: use `pg_advisory_xact_lock` (released "
-                    "at commit, does not pin) inside a transaction.",
-                    _POSTGRESQL.value,
-                    doc,
-                )
-            )
-        elif "get_lock" in lowered:
-            hints.append(
-                Hint(
-                    "`GET_LOCK()` is a session-level named lock: use row locks (`SELECT ... FOR UPDATE`) in a "
-                    "transaction, or take named locks on a direct database connection.",
-                    _MYSQL.value,
-                    doc,
-                )
-            )
-        else:
-            hints.append(
-                Hint(
-                    "`LOCK TABLES` / `FLUSH TABLES WITH READ LOCK` lock for the session: use transactions with "
-                    "`SELECT ... FOR UPDATE` instead.",
-                    _MYSQL.value,
-                    doc,
-                )
-            )
-    if dg.RESET in kinds:
-        hints.append(
-            Hint(
-                "The client pool runs `DISCARD ALL`/`RESET ALL` when it returns a connection: turn that reset query "
-                "off (e.g. Npgsql `No Reset On Close=true`); the proxy already isolates sessions.",
-                scope,
-                doc,
-            )
-        )
-    if dg.LISTEN in kinds:
-        hints.append(
-            Hint(
-                "`LISTEN` needs its own connection: point the listener at the database endpoint, not the proxy.",
-                _POSTGRESQL.value,
-                doc,
-            )
-        )
-    if dg.SEQUENCE in kinds:
-        hints.append(
-            Hint(
-                "`nextval()`/`setval()` pin: let an identity/serial column default assign ids and use "
-                "`INSERT ... RETURNING id`.",
-                _POSTGRESQL.value,
-                doc,
-            )
-        )
-    if dg.LOAD in kinds:
-        hints.append(
-            Hint(
-                "`LOAD` affects one connection: add the library to `shared_preload_libraries` or "
-                "`session_preload_libraries` in the parameter group.",
-                _POSTGRESQL.value,
-                doc,
-            )
-        )
-    if dg.CURSOR in kinds:
-        hints.append(
-            Hint("`DECLARE ... CURSOR` pins: page with keyset queries or fetch client-side instead.", scope, doc)
-        )
-    if dg.CREATE_TEMP in kinds:
-        hints.append(Hint("`CREATE TEMP...` pins: use a CTE (`WITH ...`) or a regular staging table.", scope, doc))
-    if dg.EXECUTABLE_COMMENT in kinds:
-        hints.append(
-            Hint(
-                "The statement carries a `/*! ... */` executable comment: strip it (often copied from mysqldump output).",
-                _MYSQL.value,
-                doc,
-            )
-        )
-    if kinds & {dg.PREPARE, dg.EXECUTE, dg.DEALLOCATE}:
-        hints.append(
-            Hint("SQL-level `PREPARE`/`EXECUTE` pins: send the statement directly with parameters instead.", scope, doc)
-        )
-    return hints
-
-
-def _mysql_set_hints(info: dg.DigestInfo, doc: str, pool: PoolConfig | None) -> list[Hint]:
-    scope = _MYSQL.value
-    hints: list[Hint] = []
-    user = info.user_variables
-    untracked = info.untracked
-    tracked = info.tracked
-    if user:
-        hints.append(
-            Hint(
-                f"{_names(user)} {_is_are(user)} a MySQL user variable: user variables always pin. Pass the value as a "
-                "query parameter or compute it inside one statement.",
-                scope,
-                doc,
-            )
-        )
-    if untracked:
-        tracked_part = (
-            f"{_names(tracked)} {_is_are(tracked)} tracked by the proxy (no pin on {_its_their(tracked)} own); "
-            if tracked
-            else ""
-        )
-        next_tx = [v.name for v in info.variables if v.scope == dg.NEXT_TRANSACTION]
-        if next_tx:
-            hints.append(
-                Hint(
-                    "`SET TRANSACTION ...` without SESSION applies to the next transaction only and pins: use "
-                    "`SET SESSION TRANSACTION ...` (tracked) or `START TRANSACTION READ ONLY`.",
-                    scope,
-                    doc,
-                )
-            )
-        hints.append(
-            Hint(
-                f"{tracked_part}the culprit is {_names(untracked)}: the proxy does not track "
-                f"{'it' if len(untracked) == 1 else 'them'}, so the SET pins. Set "
-                f"{'it' if len(untracked) == 1 else 'them'} in the DB parameter group or the initialization query "
-                "(InitQuery), or stop setting it per session.",
-                scope,
-                doc,
-            )
-        )
-    elif tracked and not user:
-        local = [v.name for v in info.variables if v.scope == dg.LOCAL]
-        detail = " (`SET LOCAL` does not pin on MySQL)" if local else ""
-        hints.append(
-            Hint(
-                f"{_names(tracked)} {_is_are(tracked)} tracked by the proxy and should not pin on {_its_their(tracked)} "
-                f"own{detail}; look for another statement in the same session (a user variable, a prepared statement).",
-                scope,
-                doc,
-            )
-        )
-    return hints
-
-
-def _postgres_set_hints(info: dg.DigestInfo, doc: str) -> list[Hint]:
-    scope = _POSTGRESQL.value
-    hints: list[Hint] = []
-    generic: list[str] = []
-    for name in dict.fromkeys(info.set_names):
-        specific = _PG_VARIABLE_HINTS.get(name)
-        if specific:
-            hints.append(Hint(specific, scope, doc))
-        else:
-            generic.append(name)
-    if generic:
-        hints.append(
-            Hint(
-                f"`SET {', '.join(generic)}` pins on PostgreSQL (every SET does): move it to the proxy's initialization "
-                "query (InitQuery) or make it the role's default (`ALTER ROLE <app_user> SET ...`).",
-                scope,
-                doc,
-            )
-        )
-    return hints
-
-
 def _apply_pool(
     hints: list[Hint],
     item: ReasonEntry,
@@ -338,6 +426,7 @@ def _apply_pool(
     return lead + hints
 
 
+# PostgreSQL variables with advice better than "move it to InitQuery".
 def _init_query_hint(init_query: str, info: dg.DigestInfo | None, engine: EngineFamily | None) -> Hint:
     shown = init_query if len(init_query) <= 80 else init_query[:77] + "..."
     already = set(dg.analyze_digest(init_query, engine).set_names)

@@ -28,7 +28,8 @@ from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
 
 from pinwatch.parse import MAX_TIMESTAMP_MS, PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
 from pinwatch.records import Kind, LogRecord
-from pinwatch.tally import HOUR_MS, Tally
+from pinwatch.tally import Tally
+from pinwatch.timebase import HOUR_MS
 
 if TYPE_CHECKING:
     from pinwatch.store.summary import ApplyResult

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+# Re-exported: callers that build minute series import it with the metric names.
+from pinwatch.timebase import MINUTE_MS as MINUTE_MS
+
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
@@ -21,7 +24,6 @@ if TYPE_CHECKING:
 NAMESPACE = "AWS/RDS"
 DIMENSION = "ProxyName"
 PERIOD_S = 60
-MINUTE_MS = 60_000
 MAX_QUERIES_PER_CALL = 500  # GetMetricData's limit
 
 CLIENT_CONNECTIONS = "ClientConnections"

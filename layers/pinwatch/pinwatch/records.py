@@ -100,7 +100,7 @@ class HourlyCount:
     """
 
     proxy: str
-    hour: str  # UTC hour bucket, e.g. ``2026-11-25T20`` (see pinwatch.store.keys.hour_bucket)
+    hour: str  # UTC hour bucket, e.g. ``2026-11-25T20`` (see pinwatch.timebase.hour_bucket)
     kind: Kind
     reason: str | None
     count: int

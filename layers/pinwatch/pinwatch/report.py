@@ -17,9 +17,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from pinwatch.records import HourlyCount, Kind
-from pinwatch.store.keys import hour_bucket, hour_start_ms
+from pinwatch.timebase import DAY_MS, HOUR_MS, MINUTE_MS, hour_bucket, hour_start_ms
 
-HOUR_MS = 3_600_000
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 SPARK_MAX_WIDTH = 48  # longer series are summed into wider buckets so a line fits a terminal
 
@@ -27,7 +26,7 @@ HintFn = Callable[[str, str | None], str | None]
 """(reason code, example digest) -> the most specific fix, or None."""
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.IGNORECASE)
-_UNIT_MS = {"s": 1000, "m": 60_000, "min": 60_000, "h": HOUR_MS, "d": 24 * HOUR_MS, "w": 7 * 24 * HOUR_MS}
+_UNIT_MS = {"s": 1000, "m": MINUTE_MS, "min": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS, "w": 7 * DAY_MS}
 
 
 class ReportError(ValueError):

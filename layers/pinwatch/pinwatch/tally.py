@@ -12,11 +12,10 @@ and unparsed lines to :data:`SAMPLE_MAX_CHARS`, so one noisy line can never bloa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pinwatch.records import Kind, LogRecord
-from pinwatch.store.keys import hour_bucket
+from pinwatch.timebase import HOUR_MS, hour_bucket
 
 DIGEST_MAX_CHARS = 512
 """Longest statement digest kept (statements over 16 KB pin by themselves; their text is not the point)."""
@@ -27,8 +26,6 @@ SAMPLE_MAX_CHARS = 512
 DIGESTS_PER_KEY = 3
 """Distinct digests remembered per key and batch (the running total keeps the latest batch's)."""
 _DIGESTS_TRACKED = 4 * DIGESTS_PER_KEY  # candidates kept while folding; bounded for pathological batches
-
-HOUR_MS = 3_600_000
 
 
 def _cut_digest(digest: str) -> str:
@@ -237,11 +234,3 @@ class Tally:
 
     def is_empty(self) -> bool:
         return not self._proxies
-
-
-def tally_records(proxy: str, records: Iterable[LogRecord], log_group: str | None = None) -> Tally:
-    """Convenience for callers with already-timestamped records of one proxy (tests, backfill)."""
-    tally = Tally()
-    for record in records:
-        tally.add(proxy, record, log_group=log_group)
-    return tally

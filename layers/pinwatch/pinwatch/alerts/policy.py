@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from pinwatch.findings import Finding, Severity
+from pinwatch.timebase import HOUR_MS, MINUTE_MS
 
 
 class AlertStatus(StrEnum):
@@ -98,7 +99,7 @@ class AlertState:
 
 @dataclass(frozen=True, slots=True)
 class PolicySettings:
-    renotify_ms: int = 60 * 60_000
+    renotify_ms: int = HOUR_MS
     resolve_after_checks: int = 3
     alert_severity: Severity = Severity.WARNING  # the lowest severity that opens an alert
 
@@ -112,7 +113,7 @@ class PolicySettings:
 
     @classmethod
     def from_minutes(cls, renotify_minutes: float, resolve_after_checks: int) -> PolicySettings:
-        return cls(renotify_ms=round(renotify_minutes * 60_000), resolve_after_checks=resolve_after_checks)
+        return cls(renotify_ms=round(renotify_minutes * MINUTE_MS), resolve_after_checks=resolve_after_checks)
 
 
 class _Kind(StrEnum):
@@ -176,10 +177,6 @@ class Plan:
     proxy: str
     decisions: tuple[RuleDecision, ...]
     channels: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def transitions(self) -> tuple[RuleDecision, ...]:
-        return tuple(d for d in self.decisions if d.transition is not None)
 
     @property
     def notifying(self) -> tuple[RuleDecision, ...]:
@@ -323,10 +320,6 @@ def _settled_state(decision: RuleDecision, outcomes: Mapping[str, DeliveryStatus
             pending_channels=decision.after.pending_channels - accepted - rejected,
         )
     return decision.after
-
-
-def would_notify(plan: Plan) -> bool:
-    return any(d.notifying for d in plan.decisions)
 
 
 def _max(a: Severity, b: Severity) -> Severity:

@@ -107,10 +107,6 @@ class CachedSecretProvider:
         return value
 
 
-# What the check function passes as ``secret_provider`` in Lambda.
-powertools_secret_provider = CachedSecretProvider()
-
-
 def build_dispatcher(
     config: AlertConfig,
     dynamodb_client: DynamoDBClient | None,

@@ -85,7 +85,6 @@ class SlackReceiver:
     def __init__(self, path: str = DEFAULT_PATH) -> None:
         self.path = path  # like a real webhook, any other path answers 404 no_service
         self._lock = threading.Lock()
-        self._arrived = threading.Condition(self._lock)
         self._script: deque[Reply] = deque()
         self._default = Reply.ok()
         self._requests: list[ReceivedRequest] = []
@@ -115,25 +114,13 @@ class SlackReceiver:
         """The JSON bodies received, in order."""
         return [r.json() for r in self.requests]
 
-    def wait_for(self, count: int, timeout_s: float = 5.0) -> list[ReceivedRequest]:
-        """Block until at least ``count`` requests arrived (or the timeout passed); return them all."""
-        deadline = time.monotonic() + timeout_s
-        with self._arrived:
-            while len(self._requests) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._arrived.wait(remaining)
-            return list(self._requests)
-
     def _take(self, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        with self._arrived:
+        with self._lock:
             if path != self.path:
                 reply = Reply.error("no_service", 404)
             else:
                 reply = self._script.popleft() if self._script else self._default
             self._requests.append(ReceivedRequest(path, dict(headers), body, time.monotonic(), reply))
-            self._arrived.notify_all()
             return reply
 
 

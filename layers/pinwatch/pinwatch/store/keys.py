@@ -21,7 +21,9 @@ selects a day (``~`` sorts after ``#``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+# The hour bucket text is part of the sort keys; its format lives with the other time units.
+from pinwatch.timebase import hour_bucket as hour_bucket
+from pinwatch.timebase import hour_start_ms as hour_start_ms
 
 PK = "pk"
 SK = "sk"
@@ -36,16 +38,6 @@ RANGE_END = "~"  # sorts after every character used in keys, closing a prefix ra
 
 def proxy_pk(proxy: str) -> str:
     return f"PROXY#{proxy}"
-
-
-def hour_bucket(timestamp_ms: int) -> str:
-    """UTC hour of an epoch-millisecond timestamp: ``2026-11-25T20``."""
-    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H")
-
-
-def hour_start_ms(bucket: str) -> int:
-    """Inverse of :func:`hour_bucket`: the bucket's first millisecond."""
-    return int(datetime.strptime(bucket, "%Y-%m-%dT%H").replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def pin_hour_sk(bucket: str, reason: str) -> str:

@@ -45,6 +45,7 @@ from pinwatch.records import HourlyCount, Kind, ProxySeen, ReasonCount
 from pinwatch.store import keys
 from pinwatch.store.transactions import DEFAULT_RETRY, TransientRetry, transact_write
 from pinwatch.tally import DIGESTS_PER_KEY, ProxyActivity, ReasonAggregate, Tally, UnparsedAggregate
+from pinwatch.timebase import HOUR_MS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -237,7 +238,7 @@ class SummaryStore:
         }
 
     def _hour_expiry(self, hour: str) -> int:
-        return (keys.hour_start_ms(hour) + 3_600_000) // 1000 + self._ttl_s
+        return (keys.hour_start_ms(hour) + HOUR_MS) // 1000 + self._ttl_s
 
     def _hourly_update(self, agg: ReasonAggregate) -> PlannedUpdate:
         pk = keys.proxy_pk(agg.proxy)
