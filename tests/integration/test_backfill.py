@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -358,3 +359,250 @@ def test_given_a_checkpoint_whose_page_token_expired_when_resumed_then_it_says_t
     with pytest.raises(BackfillError, match=r"refused \(tokens expire after 24 hours\); remove the checkpoint"):
         Backfill(LogPages(client, page_size=PAGE), history.proxy, checkpoint=checkpoint).run(_window(history))
     assert Checkpoint.load(checkpoint) == saved  # left as it was: nothing read, nothing counted
+
+
+# ------------------------------------------------------------------ backfill and the live ingest
+
+MINUTE = 60_000
+DAY = 24 * HOUR
+
+
+@dataclass
+class Week:
+    """A week of one proxy's log, one pin or would-pin line every 30 minutes (at :05 and :35), in moto's Logs.
+
+    The lines begin an hour after the hour that `--since 7d` rounds down to, so the CLI's own clock
+    (read a little later than the fixture's) still selects every one of them.
+    """
+
+    proxy: str
+    group: str
+    lines: list[tuple[int, str, Kind, str]]  # (timestamp, message, kind, reason), oldest first
+    now_ms: int
+
+    def truth(self, skip: tuple[int, int] | None = None) -> Counter[tuple[Kind, str]]:
+        """Lines per (kind, reason), but those in `skip` = [from, until)."""
+        return Counter(
+            (kind, reason) for ts, _, kind, reason in self.lines if skip is None or not skip[0] <= ts < skip[1]
+        )
+
+    def between(self, since_ms: int, until_ms: int) -> list[tuple[int, str, Kind, str]]:
+        return [line for line in self.lines if since_ms <= line[0] < until_ms]
+
+
+@pytest.fixture
+def week(moto_endpoint: str) -> Week:
+    proxy = f"week-{uuid.uuid4().hex[:8]}"
+    group = f"/aws/rds/proxy/{proxy}"
+    logs = _logs(moto_endpoint)
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="instance-1")
+    now = int(time.time() * 1000)
+    start = now - 7 * DAY - (now - 7 * DAY) % HOUR + HOUR
+    rnd = random.Random(5)
+    lines = []
+    for ts in range(start + 5 * MINUTE, now - MINUTE, 30 * MINUTE):
+        body, kind, reason = BODIES[len(lines) % len(BODIES)]
+        lines.append((ts, proxy_line(rnd, ts, body), kind, reason))
+    events = []
+    for ts, message, _, _ in lines:
+        events.append({"timestamp": ts, "message": message})
+        events.append(
+            {"timestamp": ts + 1, "message": f"{iso_ms(ts + 1)} [INFO] [clientConnection=7] {OTHER_LINES[0]}"}
+        )
+    for day in range(0, len(events), 96):  # PutLogEvents: one call may span at most 24 hours
+        logs.put_log_events(logGroupName=group, logStreamName="instance-1", logEvents=events[day : day + 96])
+    return Week(proxy, group, lines, now)
+
+
+def _deliver_live(store: SummaryStore, week: Week, since_ms: int, until_ms: int = 2**62) -> int:
+    """The live ingest: every line in [since, until), an hour per subscription batch, through `pinwatch.ingest`."""
+    from pinwatch.ingest import ingest
+    from tests.payloads import subscription_event
+
+    by_hour: dict[int, list[dict[str, Any]]] = {}
+    for ts, message, _, _ in week.between(since_ms, until_ms):
+        by_hour.setdefault(ts // HOUR, []).append({"id": f"{ts:020d}{0:036d}", "timestamp": ts, "message": message})
+    for events in by_hour.values():
+        ingest(subscription_event(events, log_group=week.group, log_stream="instance-1"), store, week.now_ms)
+    return sum(len(events) for events in by_hour.values())
+
+
+def _week_counts(dynamodb_endpoint: str, table: str, week: Week) -> tuple[Counter[tuple[Kind, str]], Counter[str]]:
+    """(hourly items summed per kind and reason, running pin totals per reason) of the week's proxy."""
+    store = _store(dynamodb_endpoint, table)
+    hourly: Counter[tuple[Kind, str]] = Counter()
+    for item in store.hourly(week.proxy, week.lines[0][0] - 8 * DAY, week.now_ms + HOUR):
+        hourly[(item.kind, item.reason or "")] += item.count
+    return hourly, Counter({r.reason: r.count for r in store.reason_totals(week.proxy)})
+
+
+def _pins(counts: Counter[tuple[Kind, str]]) -> Counter[str]:
+    return Counter({reason: n for (kind, reason), n in counts.items() if kind is Kind.PINNED})
+
+
+def _floor_hour(ms: int) -> int:
+    return ms - ms % HOUR
+
+
+def _first_after(week: Week, ms: int) -> int:
+    """The first line at or after `ms`: the first one a subscription made then forwards."""
+    return week.between(ms, week.now_ms)[0][0]
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_given_the_ingest_live_since_monday_when_backfilling_7d_on_wednesday_then_no_line_is_counted_twice(
+    week: Week, summary_table: str, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Deployed on "Monday", 23 minutes into an hour, two days before "Wednesday" (now).
+    deploy = _floor_hour(week.now_ms - 2 * DAY) + 23 * MINUTE
+    store = _store(dynamodb_endpoint, summary_table)
+    delivered = _deliver_live(store, week, deploy)
+    live_hour = _floor_hour(deploy)
+    unseen = week.between(live_hour, deploy)  # the line at :05 of the deploy hour reached neither writer
+    assert len(unseen) == 1
+
+    args = ["--proxy", week.proxy, "--since", "7d", "--write", "--table", summary_table, "--page-size", str(PAGE)]
+    out = _backfill_json(capsys, *args)["backfill"]
+    hourly, totals = _week_counts(dynamodb_endpoint, summary_table, week)
+
+    expected = week.truth(skip=(live_hour, deploy))
+    assert hourly == expected  # every line counted once, and only the unseen one missing
+    assert totals == _pins(expected)
+    assert out["matched"] == len(week.lines) - delivered - len(unseen)  # the backfill read only the hours before
+    assert out["until"] == iso_ms(live_hour)[:16] + "Z"
+    assert out["live_start"] == iso_ms(_first_after(week, deploy))[:16] + "Z"  # the ingest's first counted line
+    assert out["left_to_live"]["since"] == out["until"]
+    assert out["uncounted"] == {"since": out["until"], "until": out["live_start"], "lines": 1}
+
+    # The same backfill again: same pages, every chunk already applied, no count moves.
+    again = _backfill_json(capsys, *args)["backfill"]
+    assert (again["applied_chunks"], again["duplicate_chunks"]) == (0, out["applied_chunks"])
+    assert _week_counts(dynamodb_endpoint, summary_table, week) == (hourly, totals)
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_given_the_guarded_backfill_when_it_runs_then_its_output_names_the_hours_left_to_the_live_ingest(
+    week: Week, summary_table: str, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy = _floor_hour(week.now_ms - DAY) + 30 * MINUTE
+    _deliver_live(_store(dynamodb_endpoint, summary_table), week, deploy)
+    code = main(["backfill", "--proxy", week.proxy, "--since", "7d", "--write", "--table", summary_table])
+    captured = capsys.readouterr()
+    assert code == 0
+    began = iso_ms(_first_after(week, deploy))[:16]
+    hour = iso_ms(_floor_hour(deploy))[:16]
+    assert f"live counting of this proxy began at {began}Z: {hour}Z → " in captured.err
+    assert f"Live counting of this proxy began at {began}Z: {hour}Z → " in captured.out
+    assert "is left to the live ingest" in captured.out
+    # The line at :05 of the deploy hour came before the deploy at :30: neither writer has it, and it says so.
+    assert f"1 pin or would-pin line(s) in {hour}Z → {began}Z" in " ".join(captured.out.split())
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_given_a_window_entirely_after_live_start_when_backfilled_then_it_exits_2_and_writes_nothing(
+    week: Week, summary_table: str, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deploy = _floor_hour(week.now_ms - 3 * DAY) + 10 * MINUTE
+    store = _store(dynamodb_endpoint, summary_table)
+    _deliver_live(store, week, deploy)
+    before = _week_counts(dynamodb_endpoint, summary_table, week)
+    code = main(["backfill", "--proxy", week.proxy, "--since", "2d", "--write", "--table", summary_table])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    began = iso_ms(_first_after(week, deploy))[:16].replace("T", " ")
+    assert err[-1].startswith(f"pinwatch backfill: error: live counting began at {began} UTC")
+    assert "lies entirely after that: nothing to backfill" in err[-1]
+    assert "--ignore-live-start" in err[-1]
+    assert _week_counts(dynamodb_endpoint, summary_table, week) == before
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_given_a_subscription_that_was_off_when_backfilled_with_the_override_then_exactly_the_missed_hours_count(
+    week: Week, summary_table: str, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Live since 5 days ago, but the subscription filter was removed for six hours two days ago.
+    deploy = _floor_hour(week.now_ms - 5 * DAY)
+    off_from = _floor_hour(week.now_ms - 2 * DAY)
+    off_until = off_from + 6 * HOUR
+    store = _store(dynamodb_endpoint, summary_table)
+    _deliver_live(store, week, deploy, off_from)
+    _deliver_live(store, week, off_until)
+    window = ["--proxy", week.proxy, "--since", iso_ms(off_from), "--until", iso_ms(off_until)]
+
+    refused = main(["backfill", *window, "--write", "--table", summary_table])
+    assert refused == 2  # without the override, those hours belong to the live ingest
+    capsys.readouterr()
+    out = _backfill_json(capsys, *window, "--write", "--table", summary_table, "--ignore-live-start")["backfill"]
+    hourly, totals = _week_counts(dynamodb_endpoint, summary_table, week)
+
+    assert out["matched"] == len(week.between(off_from, off_until)) == 12  # what it says it counted
+    assert out["ignore_live_start"] is True
+    assert out["left_to_live"] is None
+    assert hourly == week.truth(skip=(week.lines[0][0], deploy))  # the gap is filled, nothing counted twice
+    assert totals == _pins(hourly)
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_given_a_proxy_the_ingest_never_saw_when_backfilled_then_the_whole_window_is_written(
+    week: Week, summary_table: str, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = Week("other-proxy", "/aws/rds/proxy/other-proxy", week.lines, week.now_ms)
+    _deliver_live(_store(dynamodb_endpoint, summary_table), other, week.lines[0][0])  # another proxy is live
+    out = _backfill_json(
+        capsys, "--proxy", week.proxy, "--since", "7d", "--write", "--table", summary_table, "--page-size", "100"
+    )["backfill"]
+    hourly, _ = _week_counts(dynamodb_endpoint, summary_table, week)
+    until = int(datetime.fromisoformat(out["until"]).timestamp() * 1000)
+    # The last settled hour (the CLI's clock runs a little after the fixture's).
+    assert until - _floor_hour(week.now_ms - 5 * MINUTE) in (0, HOUR)
+    assert out["live_start"] is None
+    assert out["left_to_live"] is None
+    assert hourly == week.truth(skip=(until, week.now_ms))  # the whole window, every line once
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_given_a_backfill_before_the_deploy_when_the_ingest_starts_and_backfill_reruns_then_counts_stay_exact(
+    week: Week, summary_table: str, dynamodb_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "Monday 09:40": a backfill of the week so far; it writes whole hours that ended (up to 09:00).
+    ran_at = _floor_hour(week.now_ms - 2 * DAY) + 40 * MINUTE
+    args = ["--proxy", week.proxy, "--since", "7d", "--write", "--table", summary_table, "--page-size", str(PAGE)]
+    first = _backfill_json(capsys, *args, "--until", iso_ms(ran_at))["backfill"]
+    first_until = _floor_hour(ran_at)
+    assert first["until"] == iso_ms(first_until)[:16] + "Z"
+    assert first["live_start"] is None
+
+    # Deployed half an hour later: the subscription forwards what the proxy logs from then on,
+    # which is after every hour the backfill wrote. The user does nothing.
+    deploy = ran_at + 30 * MINUTE
+    store = _store(dynamodb_endpoint, summary_table)
+    _deliver_live(store, week, deploy)
+    hourly, _ = _week_counts(dynamodb_endpoint, summary_table, week)
+    assert hourly == week.truth(skip=(first_until, deploy))  # nothing twice; only the time in between is missing
+
+    # "Wednesday": the same backfill for the week. Written pages are skipped, the hours between the
+    # first backfill and the deploy hour are added, the deploy hour stays the ingest's.
+    second = _backfill_json(capsys, *args)["backfill"]
+    hourly, totals = _week_counts(dynamodb_endpoint, summary_table, week)
+    live_hour = _floor_hour(deploy)
+    assert second["duplicate_chunks"] == first["applied_chunks"]
+    assert second["until"] == iso_ms(live_hour)[:16] + "Z"
+    assert second["uncounted"]["lines"] == len(week.between(live_hour, deploy))
+    assert hourly == week.truth(skip=(live_hour, deploy))
+    assert totals == _pins(hourly)
+
+
+def test_given_a_live_batch_of_older_lines_applied_late_when_the_live_start_is_read_then_it_is_the_earliest(
+    week: Week, summary_table: str, dynamodb_endpoint: str
+) -> None:
+    # The first batch failed and waited in the dead-letter queue while later ones were applied.
+    store = _store(dynamodb_endpoint, summary_table)
+    monday = _floor_hour(week.now_ms - 2 * DAY)
+    _deliver_live(store, week, monday + HOUR)
+    assert store.live_start_ms(week.proxy, monday - DAY, week.now_ms) == monday + HOUR + 5 * MINUTE
+    _deliver_live(store, week, monday, monday + HOUR)  # the re-drive
+    earliest = monday + 5 * MINUTE
+    assert store.live_start_ms(week.proxy, monday - DAY, week.now_ms) == earliest  # from the live-marked hour
+    # Recorded on the proxies item: a later backfill whose window starts after that hour still sees it.
+    assert store.live_start_ms(week.proxy, monday + 2 * HOUR, week.now_ms) == earliest

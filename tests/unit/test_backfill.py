@@ -14,7 +14,9 @@ from pinwatch.backfill import (
     SETTLE_MS,
     BackfillError,
     Checkpoint,
+    LiveHoursOnly,
     Span,
+    guard,
     page_batch_id,
     whole_hours,
 )
@@ -151,3 +153,42 @@ def test_given_an_analysis_when_its_state_is_restored_and_continued_then_it_equa
         resumed.add(record, "orders-db")
 
     assert resumed.to_dict() == whole.to_dict()
+
+
+# ---------------------------------------------------------------- the live-start guard
+
+WEEK = Span(H - 7 * 24 * HOUR_MS, H)
+
+
+def test_given_no_live_start_when_guarded_then_the_whole_window_is_written() -> None:
+    guarded = guard(WEEK, None)
+    assert (guarded.window, guarded.live, guarded.unseen) == (WEEK, None, None)
+
+
+def test_given_live_counting_began_mid_hour_when_guarded_then_that_whole_hour_is_left_to_the_ingest() -> None:
+    live = H - 48 * HOUR_MS + 23 * MINUTE
+    guarded = guard(WEEK, live)
+    assert guarded.window == Span(WEEK.since_ms, H - 48 * HOUR_MS)  # stops at the start of the hour
+    assert guarded.live == Span(H - 48 * HOUR_MS, H)  # that hour on: the ingest's
+    assert guarded.unseen == Span(H - 48 * HOUR_MS, live)  # before its first line: neither writer's
+    assert guarded.live_start_ms == live
+
+
+def test_given_live_counting_began_on_an_hour_when_guarded_then_nothing_is_left_uncounted() -> None:
+    guarded = guard(WEEK, H - 48 * HOUR_MS)
+    assert guarded.window == Span(WEEK.since_ms, H - 48 * HOUR_MS)
+    assert guarded.unseen is None
+
+
+def test_given_live_counting_began_after_the_window_when_guarded_then_the_window_is_unchanged() -> None:
+    for live in (WEEK.until_ms, WEEK.until_ms + 30 * MINUTE):
+        guarded = guard(WEEK, live)
+        assert (guarded.window, guarded.live, guarded.unseen) == (WEEK, None, None)
+
+
+def test_given_a_window_inside_live_hours_when_guarded_then_it_is_refused_saying_when_live_counting_began() -> None:
+    live = WEEK.since_ms + 10 * MINUTE  # the window's first hour is already the ingest's
+    with pytest.raises(LiveHoursOnly, match=r"live counting began at 2026-11-18 10:10 UTC .* nothing to backfill"):
+        guard(WEEK, live)
+    with pytest.raises(LiveHoursOnly, match="--ignore-live-start"):
+        guard(WEEK, WEEK.since_ms - 3 * HOUR_MS)

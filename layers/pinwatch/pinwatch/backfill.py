@@ -12,8 +12,19 @@ Exactness. Re-running a backfill over the same hours replays the same pages (sam
 past events, same page size), so every page gets the same batch id and is skipped as already
 applied. That is why a writing backfill works on *whole, settled UTC hours*: a window that started
 mid-hour, or ended at "now" while events still arrive, would page differently on the next run.
-Lines the ingest function already counted are a different matter: they arrived in other batches
-and would count again, so backfill the time before the stack was deployed (``--until``).
+
+Backfill and live ingest never count the same hour. Lines the ingest function already counted
+arrived in other batches and would count again under the backfill's batch ids, so the two writers
+own disjoint sets of whole UTC hours:
+
+* Ingest first, then backfill: the table knows when live counting of the proxy began
+  (:meth:`SummaryStore.live_start_ms`). :func:`guard` stops a writing backfill at the start of
+  the UTC hour that holds the ingest's first counted line; that hour and every later one belong to
+  the ingest. The part of that hour before the first live line was delivered to neither writer and
+  is reported, not written: a line missing is visible and bounded, a line counted twice is not.
+* Backfill first, then deploy: a backfill only writes hours that ended at least :data:`SETTLE_MS`
+  before it ran, and a subscription filter only forwards events ingested after it was created, so
+  every line the ingest later receives falls in a later hour than the backfill wrote.
 
 Resuming. After every page, a checkpoint file (when given) records the window, the hour slice in
 progress, that page's ``nextToken`` and everything counted so far, written atomically. A run that
@@ -34,10 +45,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pinwatch.analysis import Analysis
-from pinwatch.ingest import PROXY_LOG_GROUP_PREFIX, BatchStore
+from pinwatch.ingest import PROXY_LOG_GROUP_PREFIX
 from pinwatch.parse import PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
 from pinwatch.records import EngineFamily, Kind
 from pinwatch.tally import Tally
@@ -45,6 +56,8 @@ from pinwatch.timebase import HOUR_MS
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
+
+    from pinwatch.store.summary import ApplyResult
 
 # The stack's subscription filter pattern (template.yaml, Mappings.Pins.Filter): either phrase, quoted.
 FILTER_PATTERN = f'?"{PIN_PHRASE}" ?"{WOULD_PIN_PHRASE}"'
@@ -69,6 +82,16 @@ class LogGroupNotFound(BackfillError):
 
 class PageTokenRejected(BackfillError):
     """CloudWatch Logs refused a ``nextToken`` (they expire after 24 hours)."""
+
+
+class LiveHoursOnly(BackfillError):
+    """The whole window lies in hours the live ingest owns: a writing backfill has nothing to add."""
+
+
+class BackfillStore(Protocol):
+    """Where a writing backfill's pages go (:class:`pinwatch.store.summary.SummaryStore`, or a fake)."""
+
+    def apply_batch(self, batch_id: str, tally: Tally, now_ms: int, *, backfill_until_ms: int) -> ApplyResult: ...
 
 
 def log_group_for(proxy: str) -> str:
@@ -155,6 +178,49 @@ def whole_hours(since_ms: int, until_ms: int, now_ms: int) -> Span:
             "(so a rerun reads the same pages and counts nothing twice); widen --since/--until"
         )
     return Span(since, until)
+
+
+@dataclass(frozen=True, slots=True)
+class Guarded:
+    """A writing backfill's window after the live-start guard.
+
+    `window` is what the backfill writes. When the live ingest began counting inside the requested
+    window, `live` holds the hours left to it ([start of the hour of its first line, requested end))
+    and `unseen` the part of that first hour before its first line, which neither writer counts.
+    """
+
+    window: Span
+    live_start_ms: int | None = None
+    live: Span | None = None
+    unseen: Span | None = None
+
+
+def guard(window: Span, live_start_ms: int | None) -> Guarded:
+    """Stop `window` where live counting began, so that no UTC hour is counted by both writers.
+
+    The hour holding the ingest's first counted line belongs to the ingest: the ingest keeps every
+    line of it that it receives (lines delivered late or out of order included), and the backfill
+    writes only the hours before it. Raises :class:`LiveHoursOnly` for a window entirely in live hours.
+    """
+    if live_start_ms is None:
+        return Guarded(window)
+    boundary = live_start_ms - live_start_ms % HOUR_MS
+    if boundary >= window.until_ms:
+        return Guarded(window, live_start_ms)
+    unseen = Span(boundary, live_start_ms) if window.since_ms <= boundary < live_start_ms else None
+    if boundary <= window.since_ms:
+        raise LiveHoursOnly(
+            f"live counting began at {_minute(live_start_ms)} UTC (the ingest's first counted line), so the hours "
+            f"from {_minute(boundary)} on belong to the ingest function, and the window "
+            f"{_minute(window.since_ms)} → {_minute(window.until_ms)} lies entirely after that: nothing to backfill "
+            "(writing it would count those lines twice; --ignore-live-start overrides this for hours the ingest "
+            "never received)"
+        )
+    return Guarded(Span(window.since_ms, boundary), live_start_ms, Span(boundary, window.until_ms), unseen)
+
+
+def _minute(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms // 1000))
 
 
 # ------------------------------------------------------------------------------------ checkpoint
@@ -260,7 +326,7 @@ class Backfill:
         pages: LogPages,
         proxy: str,
         *,
-        store: BatchStore | None = None,
+        store: BackfillStore | None = None,
         table: str | None = None,
         engine: EngineFamily | None = None,
         drivers: Sequence[str] = (),
@@ -366,7 +432,10 @@ class Backfill:
             tally.add(self.proxy, record, log_group=self.log_group)
         if self._store is not None and not tally.is_empty():
             applied = self._store.apply_batch(
-                page_batch_id(self.log_group, page.events), tally, int(self._clock() * 1000)
+                page_batch_id(self.log_group, page.events),
+                tally,
+                int(self._clock() * 1000),
+                backfill_until_ms=state.until_ms,
             )
             state.applied_chunks += applied.applied_chunks
             state.duplicate_chunks += applied.duplicate_chunks

@@ -3,8 +3,10 @@
 Reads ``/aws/rds/proxy/<P>`` with ``FilterLogEvents`` (see :mod:`pinwatch.backfill`), prints the
 same ranking as ``pinwatch analyze``, and with ``--write --table T`` adds the lines to the summary
 table through the ingest's exactly-once path, so the history shows up in ``pinwatch report`` and in
-alerts' all-time reasons. ``--checkpoint FILE`` makes an interrupted run resumable. The progress
-bar goes to stderr, so ``--format json`` and ``markdown`` stay clean on stdout.
+alerts' all-time reasons. A writing backfill stops at the UTC hour in which the live ingest began
+counting the proxy and says which hours it left to it (``--ignore-live-start`` overrides that).
+``--checkpoint FILE`` makes an interrupted run resumable. The progress bar goes to stderr, so
+``--format json`` and ``markdown`` stay clean on stdout. Full documentation: docs/backfill.md.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pinwatch.cli.ranking import add_ranking_arguments, markdown, print_table, s
 from pinwatch.report import iso
 
 if TYPE_CHECKING:
-    from pinwatch.backfill import BackfillResult, Span
+    from pinwatch.backfill import BackfillResult, Guarded, Span
 
 HELP = "count pins in a proxy's log history; --write adds them to the table"
 FORMATS = ("table", "json", "markdown")
@@ -37,10 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--write",
         action="store_true",
-        help="add the lines to the summary table (--table), exactly once: whole UTC hours that have ended; "
-        "lines the ingest function already counted would count again, so stop at the stack's deployment (--until)",
+        help="add the lines to the summary table (--table), exactly once: whole UTC hours that have ended, "
+        "stopping at the hour in which the live ingest began counting this proxy (those hours are its own)",
     )
     parser.add_argument("--table", help="summary table to write with --write (the stack's SummaryTable)")
+    parser.add_argument(
+        "--ignore-live-start",
+        action="store_true",
+        help="with --write, also write hours after live counting began, for a proxy whose subscription was off "
+        "for a while. RISK: every line the ingest function did receive in those hours is counted twice; "
+        "bound --since/--until to exactly the hours it missed",
+    )
     parser.add_argument(
         "--checkpoint",
         type=Path,
@@ -60,13 +69,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pinwatch.backfill import LOGS_RETRIES, Backfill, BackfillError, LogPages, Span, whole_hours
+    from pinwatch.backfill import LOGS_RETRIES, Backfill, BackfillError, Guarded, LogPages, Span, guard, whole_hours
     from pinwatch.report import ReportError, parse_time
 
     if args.write and not args.table:
         raise CliError("--write needs --table (the stack's SummaryTable)")
     if args.table and not args.write:
         raise CliError("--table is only used with --write; add --write to write the lines into it")
+    if args.ignore_live_start and not args.write:
+        raise CliError("--ignore-live-start is only used with --write")
     now_ms = int(time.time() * 1000)
     try:
         since_ms, until_ms = parse_time(args.since, now_ms), parse_time(args.until, now_ms)
@@ -81,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
 
         store = SummaryStore(clients.get("dynamodb"), args.table)
     progress = _ProgressBar()
+    pages = LogPages(clients.get("logs"), page_size=args.page_size)
     backfill = Backfill(
-        LogPages(clients.get("logs"), page_size=args.page_size),
+        pages,
         args.proxy,
         store=store,
         table=args.table,
@@ -91,15 +103,29 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         on_page=progress.update,
     )
+    guarded = Guarded(window)
+    unseen_lines: int | None = None
     try:
         resumed = backfill.resume_point()
         if resumed is not None:
+            # The window was guarded when the checkpoint was made; what a run wrote must not change.
             window = Span(resumed.since_ms, resumed.until_ms)
+            guarded = Guarded(window)
             _note(f"resuming from {args.checkpoint}: {resumed.pages} page(s) of {_span(window)} already read")
-        elif args.write:
+        elif store is not None:
+            if args.ignore_live_start:
+                _note("--ignore-live-start: lines the ingest function already counted in this window count again")
+            else:
+                guarded = guard(window, store.live_start_ms(args.proxy, window.since_ms, window.until_ms))
+                window = guarded.window
+                if guarded.live is not None and guarded.live_start_ms is not None:
+                    _note(_live_line(guarded.live, guarded.live_start_ms))
             _note(f"writing whole UTC hours: {_span(window)}")
         with progress.running(window):
             result = backfill.run(window)
+        if guarded.unseen is not None:
+            # Read only: these lines reached neither writer, and saying how many is the honest answer.
+            unseen_lines = Backfill(pages, args.proxy).run(guarded.unseen).matched
     except BackfillError as exc:
         raise CliError(_explain(exc, clients)) from None
     except KeyboardInterrupt:
@@ -115,8 +141,23 @@ def run(args: argparse.Namespace) -> int:
         if args.checkpoint:
             message += f"; rerun to resume from {args.checkpoint}"
         raise CliError(message) from None
-    _print(args, result)
+    _print(args, result, guarded, unseen_lines)
     return EXIT_OK
+
+
+def _live_line(live: Span, live_start_ms: int) -> str:
+    """Which hours the backfill left to the live ingest, and why."""
+    return (
+        f"live counting of this proxy began at {_iso(live_start_ms)}: {_span(live)} "
+        "is left to the live ingest (the hour it began in is wholly its own, so nothing is counted twice)"
+    )
+
+
+def _unseen_line(unseen: Span, lines: int | None) -> str:
+    return (
+        f"{lines} pin or would-pin line(s) in {_span(unseen)}, before the ingest's first counted line, "
+        "are counted by neither writer (the ingest owns that hour but the proxy logged them before it was subscribed)"
+    )
 
 
 def _explain(exc: Exception, clients: AwsClients) -> str:
@@ -130,17 +171,23 @@ def _explain(exc: Exception, clients: AwsClients) -> str:
     return str(exc)
 
 
-def _print(args: argparse.Namespace, result: BackfillResult) -> None:
+def _print(args: argparse.Namespace, result: BackfillResult, guarded: Guarded, unseen_lines: int | None) -> None:
+    notes = [_written_line(args, result)]
+    if guarded.live is not None and guarded.live_start_ms is not None:
+        text = _live_line(guarded.live, guarded.live_start_ms)
+        notes.append(text[0].upper() + text[1:])
+    if guarded.unseen is not None:
+        notes.append(_unseen_line(guarded.unseen, unseen_lines))
     if args.format == "json":
         summary = summary_object(result.analysis, proxy=args.proxy, sources=[result.log_group], top=args.top)
-        summary["backfill"] = _backfill_object(args, result)
+        summary["backfill"] = _backfill_object(args, result, guarded, unseen_lines)
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     if args.format == "markdown":
         sys.stdout.write(f"## Backfill of `{result.log_group}`, {_span(result.window)}\n\n")
         sys.stdout.write(markdown(result.analysis, proxy=args.proxy, top=args.top, drivers=args.driver))
-        sys.stdout.write("\n" + _written_line(args, result) + "\n")
+        sys.stdout.write("\n" + "\n\n".join(notes) + "\n")
         return
     from rich.console import Console
 
@@ -150,7 +197,8 @@ def _print(args: argparse.Namespace, result: BackfillResult) -> None:
         f"{result.events:,} events read, {result.matched:,} pin or would-pin lines",
     )
     print_table(result.analysis, args.proxy, top=args.top)
-    console.print(_written_line(args, result))
+    for note in notes:
+        console.print(note)
 
 
 def _written_line(args: argparse.Namespace, result: BackfillResult) -> str:
@@ -164,7 +212,11 @@ def _written_line(args: argparse.Namespace, result: BackfillResult) -> str:
     )
 
 
-def _backfill_object(args: argparse.Namespace, result: BackfillResult) -> dict[str, Any]:
+def _backfill_object(
+    args: argparse.Namespace, result: BackfillResult, guarded: Guarded, unseen_lines: int | None
+) -> dict[str, Any]:
+    live = guarded.live
+    unseen = guarded.unseen
     return {
         "log_group": result.log_group,
         "since": _iso(result.window.since_ms),
@@ -177,6 +229,12 @@ def _backfill_object(args: argparse.Namespace, result: BackfillResult) -> dict[s
         "applied_chunks": result.applied_chunks,
         "duplicate_chunks": result.duplicate_chunks,
         "writes": result.writes,
+        "ignore_live_start": bool(args.ignore_live_start),
+        "live_start": None if guarded.live_start_ms is None else _iso(guarded.live_start_ms),
+        "left_to_live": None if live is None else {"since": _iso(live.since_ms), "until": _iso(live.until_ms)},
+        "uncounted": None
+        if unseen is None
+        else {"since": _iso(unseen.since_ms), "until": _iso(unseen.until_ms), "lines": unseen_lines},
     }
 
 

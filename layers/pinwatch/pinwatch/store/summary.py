@@ -62,6 +62,10 @@ DEFAULT_TTL_DAYS: Final = 90
 A_PROXY, A_HOUR, A_KIND, A_REASON, A_COUNT = "proxy", "hour", "kind", "reason", "count"
 A_FIRST, A_LAST, A_DIGEST, A_DIGESTS = "first_seen_ms", "last_seen_ms", "example_digest", "latest_digests"
 A_TEXT, A_SAMPLE, A_UPDATED, A_LOG_GROUP = "reason_text", "sample", "updated_ms", "log_group"
+# Who wrote what, so a backfill and the live ingest never count the same hour (see docs/backfill.md):
+# the ingest marks the hourly items it writes and records on the proxies item when live counting began;
+# a backfill records the end of the window it wrote.
+A_LIVE, A_LIVE_SINCE, A_BACKFILLED_UNTIL = "live", "live_since_ms", "backfilled_until_ms"
 
 _PART_KIND = {"PIN": Kind.PINNED, "WOULD": Kind.WOULD_PIN, "UNPARSED": Kind.UNPARSED}
 
@@ -124,26 +128,36 @@ class SummaryStore:
 
     # ------------------------------------------------------------------ writes
 
-    def plan(self, tally: Tally, now_ms: int) -> list[PlannedUpdate]:
-        """One update per distinct key of `tally`, sorted by (pk, sk): the chunking is deterministic."""
+    def plan(self, tally: Tally, now_ms: int, *, backfill_until_ms: int | None = None) -> list[PlannedUpdate]:
+        """One update per distinct key of `tally`, sorted by (pk, sk): the chunking is deterministic.
+
+        `backfill_until_ms` None: the live ingest writes (hourly items marked live, live start recorded);
+        otherwise a backfill whose window ends there writes (no live marks; the window end recorded).
+        """
+        live = backfill_until_ms is None
         updates: list[PlannedUpdate] = []
         totals: dict[tuple[str, Kind, str], list[ReasonAggregate]] = defaultdict(list)
         for agg in tally.reasons:
-            updates.append(self._hourly_update(agg))
+            updates.append(self._hourly_update(agg, live))
             totals[(agg.proxy, agg.kind, agg.reason)].append(agg)
         updates.extend(self._total_update(aggs, now_ms) for aggs in totals.values())
-        updates.extend(self._unparsed_update(agg) for agg in tally.unparsed)
-        updates.extend(self._proxy_update(activity, now_ms) for activity in tally.proxies)
+        updates.extend(self._unparsed_update(agg, live) for agg in tally.unparsed)
+        updates.extend(self._proxy_update(activity, now_ms, backfill_until_ms) for activity in tally.proxies)
         updates.sort(key=lambda u: (u.pk, u.sk))
         return updates
 
-    def apply_batch(self, batch_id: str, tally: Tally, now_ms: int) -> ApplyResult:
+    def apply_batch(
+        self, batch_id: str, tally: Tally, now_ms: int, *, backfill_until_ms: int | None = None
+    ) -> ApplyResult:
         """Apply `tally` exactly once for `batch_id` (see the module docstring).
+
+        The ingest calls this without `backfill_until_ms`; a writing backfill passes the end of its
+        window (see :meth:`plan` and :meth:`live_start_ms`).
 
         Raises the client's error for anything but an already-applied chunk, after retrying
         transient cancellations (conflicting concurrent writers, throttling) a few times.
         """
-        updates = self.plan(tally, now_ms)
+        updates = self.plan(tally, now_ms, backfill_until_ms=backfill_until_ms)
         chunks = [updates[i : i + UPDATES_PER_CHUNK] for i in range(0, len(updates), UPDATES_PER_CHUNK)]
         # A random token on this call's markers tells "applied by an earlier delivery" apart from
         # "applied by us, but the response was lost and botocore retried the call".
@@ -240,7 +254,7 @@ class SummaryStore:
     def _hour_expiry(self, hour: str) -> int:
         return (keys.hour_start_ms(hour) + HOUR_MS) // 1000 + self._ttl_s
 
-    def _hourly_update(self, agg: ReasonAggregate) -> PlannedUpdate:
+    def _hourly_update(self, agg: ReasonAggregate, live: bool) -> PlannedUpdate:
         pk = keys.proxy_pk(agg.proxy)
         sk = (keys.pin_hour_sk if agg.kind is Kind.PINNED else keys.would_pin_hour_sk)(agg.hour, agg.reason)
         put: dict[str, Any] = {
@@ -255,6 +269,8 @@ class SummaryStore:
             put[A_DIGEST] = _s(agg.digest)
         if agg.reason_text is not None:
             put[A_TEXT] = _s(agg.reason_text)
+        if live:
+            put[A_LIVE] = _TRUE
         action = self._update(pk, sk, {A_COUNT: agg.count}, {A_FIRST: _n(agg.first_ms)}, put)
         return PlannedUpdate(pk, sk, action, counts=(agg.proxy, agg.kind, agg.reason, agg.count))
 
@@ -285,7 +301,7 @@ class SummaryStore:
         first_ms = min(a.first_ms for a in aggs)
         return PlannedUpdate(pk, sk, self._update(pk, sk, {A_COUNT: count}, {A_FIRST: _n(first_ms)}, put))
 
-    def _unparsed_update(self, agg: UnparsedAggregate) -> PlannedUpdate:
+    def _unparsed_update(self, agg: UnparsedAggregate, live: bool) -> PlannedUpdate:
         pk, sk = keys.proxy_pk(agg.proxy), keys.unparsed_hour_sk(agg.hour)
         put: dict[str, Any] = {
             A_PROXY: _s(agg.proxy),
@@ -295,15 +311,27 @@ class SummaryStore:
             A_SAMPLE: _s(agg.sample),
             keys.TTL_ATTRIBUTE: _n(self._hour_expiry(agg.hour)),
         }
+        if live:
+            put[A_LIVE] = _TRUE
         action = self._update(pk, sk, {A_COUNT: agg.count}, {A_FIRST: _n(agg.first_ms)}, put)
         return PlannedUpdate(pk, sk, action, unparsed=(agg.proxy, agg.count))
 
-    def _proxy_update(self, activity: ProxyActivity, now_ms: int) -> PlannedUpdate:
+    def _proxy_update(self, activity: ProxyActivity, now_ms: int, backfill_until_ms: int | None) -> PlannedUpdate:
         pk, sk = keys.PROXIES_PK, keys.proxies_sk(activity.proxy)
-        put: dict[str, Any] = {A_PROXY: _s(activity.proxy), A_LAST: _n(activity.last_ms), A_UPDATED: _n(now_ms)}
+        put: dict[str, Any] = {A_PROXY: _s(activity.proxy), A_UPDATED: _n(now_ms)}
+        if_absent: dict[str, Any] = {A_FIRST: _n(activity.first_ms)}
+        if backfill_until_ms is None:
+            put[A_LAST] = _n(activity.last_ms)
+            # Set by the first live batch applied; the hourly items' live marks cover an earlier batch
+            # applied later (a retry, a dead-letter re-drive), see live_start_ms.
+            if_absent[A_LIVE_SINCE] = _n(activity.first_ms)
+        else:
+            # History must not move a live proxy's last-seen time back; it only fills it in for a new one.
+            if_absent[A_LAST] = _n(activity.last_ms)
+            put[A_BACKFILLED_UNTIL] = _n(backfill_until_ms)
         if activity.log_group:
             put[A_LOG_GROUP] = _s(activity.log_group)
-        return PlannedUpdate(pk, sk, self._update(pk, sk, {}, {A_FIRST: _n(activity.first_ms)}, put))
+        return PlannedUpdate(pk, sk, self._update(pk, sk, {}, if_absent, put))
 
     # ------------------------------------------------------------------- reads
 
@@ -317,6 +345,71 @@ class SummaryStore:
         )
         for page in pages:
             yield from page.get("Items", [])
+
+    def live_start_ms(self, proxy: str, since_ms: int, until_ms: int) -> int | None:
+        """When the live ingest began counting `proxy`'s lines, as far as [since, until) is concerned.
+
+        The earlier of the proxies item's ``live_since_ms`` (the earliest line of the first live
+        batch applied) and the first line of the earliest live-marked hourly item inside the window
+        (a live batch with older lines applied after that first one: a retry or a re-drive). ``None``
+        when the ingest has counted nothing for the proxy. On a proxies item written before live
+        starts were recorded, ``first_seen_ms`` is the ingest's first line too, unless a backfill
+        wrote the item. An earlier start found this way is written back to ``live_since_ms`` (the
+        minimum is idempotent), so later backfills see it whatever their window.
+        One GetItem, one Query on the proxy's partition, and at most one conditional UpdateItem.
+        """
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={keys.PK: _s(keys.PROXIES_PK), keys.SK: _s(keys.proxies_sk(proxy))},
+            ConsistentRead=True,
+        )
+        item = response.get("Item") or {}
+        recorded = _int(item, A_LIVE_SINCE)
+        live = recorded
+        if A_BACKFILLED_UNTIL not in item:
+            live = _min(live, _int(item, A_FIRST))
+        end = until_ms if live is None else min(until_ms, live)
+        if end > since_ms:
+            live = _min(live, self._first_live_hour_ms(proxy, since_ms, end))
+        if live is not None and (recorded is None or live < recorded):
+            self._record_live_start(proxy, live)
+        return live
+
+    def _first_live_hour_ms(self, proxy: str, since_ms: int, until_ms: int) -> int | None:
+        """The first line of the earliest live-marked hourly item in the UTC hours overlapping [since, until)."""
+        first: int | None = None
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="#pk = :pk AND #sk BETWEEN :from AND :to",
+            FilterExpression="attribute_exists(#live)",
+            ProjectionExpression="#first",
+            ExpressionAttributeNames={"#pk": keys.PK, "#sk": keys.SK, "#live": A_LIVE, "#first": A_FIRST},
+            ExpressionAttributeValues={
+                ":pk": _s(keys.proxy_pk(proxy)),
+                ":from": _s(f"{keys.HOUR_PREFIX}{keys.hour_bucket(since_ms)}"),
+                ":to": _s(f"{keys.HOUR_PREFIX}{keys.hour_bucket(until_ms - 1)}{keys.RANGE_END}"),
+            },
+            ConsistentRead=True,
+        )
+        for page in pages:
+            for found in page.get("Items", []):
+                first = _min(first, _int(found, A_FIRST))
+        return first
+
+    def _record_live_start(self, proxy: str, live_ms: int) -> None:
+        """Lower ``live_since_ms`` to `live_ms` (never raise it: concurrent callers converge on the minimum)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={keys.PK: _s(keys.PROXIES_PK), keys.SK: _s(keys.proxies_sk(proxy))},
+                UpdateExpression="SET #live = :live",
+                ConditionExpression="attribute_not_exists(#live) OR #live > :live",
+                ExpressionAttributeNames={"#live": A_LIVE_SINCE},
+                ExpressionAttributeValues={":live": _n(live_ms)},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return  # an earlier start is recorded already (by another caller meanwhile)
 
     def hourly(self, proxy: str, since_ms: int, until_ms: int) -> list[HourlyCount]:
         """Every hourly item (pins, would-pins, unparsed) of `proxy` whose UTC hour overlaps [since, until).
@@ -416,6 +509,9 @@ def _reason_from_item(proxy: str, item: dict[str, Any]) -> ReasonCount:
         example_digest=_str(item, A_DIGEST),
         reason_text=_str(item, A_TEXT),
     )
+
+
+_TRUE: Final = {"BOOL": True}
 
 
 def _s(value: str) -> dict[str, str]:
