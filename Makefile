@@ -73,9 +73,12 @@ test: setup lint template-check ## everything CI runs: lint, template gates, the
 	$(BIN)/pytest
 
 # The inner loop: pure unit and property tests (no DynamoDB Local, moto or SAM), spread over CPUs by
-# pytest-xdist. PYTEST_ARGS passes options through, e.g. `make test-fast PYTEST_ARGS="-k parse -x"`.
+# pytest-xdist. Each worker imports and collects the whole set again (~2 s of CPU), so on a machine
+# whose cores are already busy TEST_WORKERS=0 (one process) can be quicker.
+# PYTEST_ARGS passes options through, e.g. `make test-fast PYTEST_ARGS="-k parse -x"`.
+TEST_WORKERS ?= auto
 test-fast: $(VENV)/.installed ## unit and property tests in parallel, for the edit-test loop (no local services)
-	$(BIN)/pytest -q -n auto tests/unit tests/fuzz $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) tests/unit tests/fuzz $(PYTEST_ARGS)
 
 # DEMO_ARGS passes options through, e.g. `make demo DEMO_ARGS=--keep` (see `pinwatch demo --help`).
 demo: $(VENV)/.installed node_modules/.installed ## the whole pipeline on local emulated AWS: an incident replayed through both functions
