@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint format demo bench template-check build clean
+.PHONY: help setup test test-fast lint format demo bench template-check build clean
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -71,6 +71,14 @@ build: $(SAM_VENV)/.installed ## sam build (python3.13, arm64, no container)
 
 test: setup lint template-check ## everything CI runs: lint, template gates, the test suite
 	$(BIN)/pytest
+
+# The inner loop: pure unit and property tests (no DynamoDB Local, moto or SAM), spread over CPUs by
+# pytest-xdist. Each worker imports and collects the whole set again (~2 s of CPU), so on a machine
+# whose cores are already busy TEST_WORKERS=0 (one process) can be quicker.
+# PYTEST_ARGS passes options through, e.g. `make test-fast PYTEST_ARGS="-k parse -x"`.
+TEST_WORKERS ?= auto
+test-fast: $(VENV)/.installed ## unit and property tests in parallel, for the edit-test loop (no local services)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) tests/unit tests/fuzz $(PYTEST_ARGS)
 
 # DEMO_ARGS passes options through, e.g. `make demo DEMO_ARGS=--keep` (see `pinwatch demo --help`).
 demo: $(VENV)/.installed node_modules/.installed ## the whole pipeline on local emulated AWS: an incident replayed through both functions

@@ -30,6 +30,8 @@ RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "
 # Never on a Lambda code path: CLI, local emulation and test tooling.
 FORBIDDEN_MODULES = ("rich", "yaml", "moto", "pinwatch.cli", "pinwatch.local")
 ELF_MACHINE_AARCH64 = 183
+# Subpackages of pinwatch that layers/pinwatch/Makefile leaves out: no function imports them.
+EXCLUDED_FROM_LAYER = ("cli", "local")
 
 SMOKE = """
 import importlib.util, json, sys, types
@@ -131,8 +133,14 @@ def _smoke(build_dir: Path, runtime_dir: Path, function: str, event: dict[str, A
         "POWERTOOLS_METRICS_NAMESPACE": "Pinwatch",
     }
     # -I -S: no site-packages, no PYTHONPATH, no user site, no working directory on sys.path.
+    # -B: no __pycache__ written into the artifacts (Lambda's /opt and /var/task are read-only too).
     proc = subprocess.run(
-        [_python313(), "-I", "-S", "-c", script], env=env, capture_output=True, text=True, check=False, timeout=120
+        [_python313(), "-I", "-S", "-B", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -157,6 +165,26 @@ def test_given_the_built_ingest_when_invoked_with_a_control_message_then_it_ackn
 
     assert outcome["forbidden"] == []
     assert outcome["result"] is not None
+
+
+def test_given_the_built_layer_then_it_holds_exactly_the_library_core_without_the_cli_or_local_emulation(
+    build_dir: Path,
+) -> None:
+    layer = build_dir / "PinwatchLayer"
+    source = ROOT / "layers" / "pinwatch" / "pinwatch"
+    core_files = {
+        p.relative_to(source).as_posix()
+        for p in source.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.relative_to(source).parts[0] not in EXCLUDED_FROM_LAYER
+    }
+
+    built = layer / "python" / "pinwatch"
+    built_files = {p.relative_to(built).as_posix() for p in built.rglob("*") if p.is_file()}
+
+    assert [p.name for p in layer.iterdir()] == ["python"]
+    assert not any((built / name).exists() for name in EXCLUDED_FROM_LAYER)
+    assert "__init__.py" in core_files
+    assert built_files == core_files
 
 
 def test_given_the_built_layer_then_it_ships_the_library_and_its_dependencies_but_never_boto3(build_dir: Path) -> None:

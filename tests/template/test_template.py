@@ -15,7 +15,7 @@ import pytest
 from pinwatch.config import CheckConfig, ConfigError, IngestConfig
 from pinwatch.local.template import load_template, table_create_args, table_ttl_attribute
 from pinwatch.parse import PIN_PHRASE, WOULD_PIN_PHRASE
-from tests.template.cfn import Stack, as_list, filter_pattern_terms, iam_statements, stack
+from tests.template.cfn import ROOT, Stack, as_list, filter_pattern_terms, iam_statements, stack
 
 pytestmark = pytest.mark.template
 
@@ -378,14 +378,17 @@ def test_given_each_function_when_rendered_then_it_runs_python313_arm64_with_the
     assert props["TracingConfig"]["Mode"] == "Active"
 
 
-def test_given_the_source_template_when_read_then_the_layer_builds_for_arm64_from_the_library() -> None:
+def test_given_the_source_template_when_read_then_the_layer_builds_for_arm64_with_its_own_makefile() -> None:
     resources = load_template()["Resources"]
-    (layer,) = [
-        v for v in resources.values() if isinstance(v, dict) and v.get("Type") == "AWS::Serverless::LayerVersion"
+    ((layer_id, layer),) = [
+        (k, v) for k, v in resources.items() if isinstance(v, dict) and v.get("Type") == "AWS::Serverless::LayerVersion"
     ]
+    makefile = ROOT / layer["Properties"]["ContentUri"] / "Makefile"
 
     assert layer["Properties"]["ContentUri"] == "layers/pinwatch"
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    # `sam build` runs the target named after the layer's logical id (SAM "Building Lambda layers").
+    assert re.search(rf"^build-{layer_id}:", makefile.read_text(encoding="utf-8"), re.MULTILINE)
 
 
 def test_given_defaults_when_rendered_then_every_function_has_a_retained_log_group_and_no_tracing(
