@@ -1,4 +1,4 @@
-"""What the check function pays for alerting at cold start: no CLI, no local emulation."""
+"""What the functions pay for their wiring at cold start: no CLI, no local emulation."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ def imported_after(statement: str) -> set[str]:
     return set(json.loads(out.stdout))
 
 
-def test_given_the_check_function_wiring_when_imported_then_no_cli_or_local_module_is_loaded() -> None:
-    modules = imported_after("import pinwatch.alerts.wiring")
+def test_given_the_functions_wiring_when_imported_then_no_cli_or_local_module_is_loaded() -> None:
+    modules = imported_after("import pinwatch.wiring")
     leaked = sorted(m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
     assert leaked == []
     assert "slack_sdk.webhook" in modules  # the sanity check that the import really happened
