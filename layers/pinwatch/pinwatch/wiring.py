@@ -15,27 +15,24 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 
-from pinwatch.alerts.dispatcher import AlertDispatcher, ChannelSpec
-from pinwatch.alerts.policy import PolicySettings
-from pinwatch.alerts.render import RenderSettings, SlackMention, render_slack, render_sns
-from pinwatch.alerts.secrets import CachedSecretProvider, SecretProvider
-from pinwatch.alerts.slack import SlackNotifier, SlackWebhookUrl, WebhookUrlError, parse_webhook_secret
-from pinwatch.alerts.sns import SnsPublisher
-from pinwatch.check import ConnectionCheck, Dispatcher, ReasonSource, catalog_hints
 from pinwatch.config import CheckConfig, ConfigError, IngestConfig
-from pinwatch.discovery import RdsProxyDiscovery
-from pinwatch.metrics import CloudWatchMetricsReader
-from pinwatch.store.alert_state import AlertStateStore
 from pinwatch.store.summary import SummaryStore
 
+# The check's and the alerts' modules are imported where they are built, not here: the ingest
+# function imports this module too, and its cold start should not load Slack, rendering or diagnosis.
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_rds import RDSClient
     from mypy_boto3_sns.client import SNSClient
+
+    from pinwatch.alerts.dispatcher import AlertDispatcher
+    from pinwatch.alerts.render import SlackMention
+    from pinwatch.alerts.secrets import SecretProvider
+    from pinwatch.alerts.slack import SlackWebhookUrl
+    from pinwatch.check import ConnectionCheck, Dispatcher, ReasonSource
 
 # botocore's standard retry mode (exponential backoff with jitter on throttling and 5xx) and
 # timeouts well inside the functions' own, so one slow API cannot eat a whole run.
@@ -103,6 +100,10 @@ def build_connection_check(
     dispatcher: Dispatcher | None = None,
 ) -> ConnectionCheck:
     """The check wired to these AWS clients; without a table it runs on metrics alone."""
+    from pinwatch.check import ConnectionCheck, catalog_hints
+    from pinwatch.discovery import RdsProxyDiscovery
+    from pinwatch.metrics import CloudWatchMetricsReader
+
     reasons: ReasonSource | None = None
     if dynamodb_client is not None and config.summary_table_name:
         reasons = SummaryStore(dynamodb_client, config.summary_table_name)
@@ -120,6 +121,10 @@ def build_connection_check(
 
 def alert_dispatcher(config: CheckConfig, clients: ClientFactory = aws_client) -> AlertDispatcher:
     """The dispatcher on clients from ``clients``: SNS and Secrets Manager only when configured."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    from pinwatch.alerts.secrets import CachedSecretProvider
+
     secrets = (
         CachedSecretProvider(SecretsProvider(boto3_client=clients("secretsmanager")))
         if config.slack_webhook_secret_arn
@@ -172,6 +177,13 @@ def build_dispatcher(
     ``region`` is used for links to the RDS console; it defaults to the DynamoDB client's region.
     Raises :class:`pinwatch.config.ConfigError` for an unusable webhook secret or missing client.
     """
+    from pinwatch.alerts.dispatcher import AlertDispatcher, ChannelSpec
+    from pinwatch.alerts.policy import PolicySettings
+    from pinwatch.alerts.render import RenderSettings, render_slack, render_sns
+    from pinwatch.alerts.slack import SlackNotifier
+    from pinwatch.alerts.sns import SnsPublisher
+    from pinwatch.store.alert_state import AlertStateStore
+
     if region is None and dynamodb_client is not None:
         region = dynamodb_client.meta.region_name
     render_settings = RenderSettings(
@@ -211,6 +223,8 @@ def build_dispatcher(
 
 
 def _webhook_url(provider: SecretProvider, secret_arn: str, allow_loopback: bool) -> SlackWebhookUrl:
+    from pinwatch.alerts.slack import WebhookUrlError, parse_webhook_secret
+
     try:
         secret = provider(secret_arn)
     except Exception as exc:
