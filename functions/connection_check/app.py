@@ -2,9 +2,11 @@
 
 Thin entry. Settings, AWS clients, the alert dispatcher and the check are built once per cold
 start by :mod:`pinwatch.wiring` (an invalid setting or an unreadable Slack secret fails there,
-naming the variable); :func:`handle` takes the check and the time as parameters, so ``pinwatch
-demo`` runs it at a simulated minute and tests with their own check. The work happens in :mod:`pinwatch.check` (discover, read metrics, diagnose, explain) and
-:mod:`pinwatch.alerts` (policy, rendering, delivery).
+naming the variable). :func:`handle` takes the check and the time as parameters: Lambda's entry
+passes the cold start's check and the wall clock, ``pinwatch demo`` a simulated minute. The work
+happens in :mod:`pinwatch.check` (discover, read metrics, diagnose, explain) and
+:mod:`pinwatch.alerts` (policy, rendering, delivery); the counts come from the run's
+:class:`~pinwatch.check.CheckResult`.
 
 A proxy whose alerting failed does not stop the others; the invocation then fails at the end so
 the function's Errors metric and alarm see it. The schedule does not retry: the next run checks

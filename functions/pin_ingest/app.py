@@ -1,13 +1,15 @@
 """Ingest function: CloudWatch Logs subscription batches of RDS Proxy log lines -> summary table + EMF metrics.
 
 Thin entry. Configuration, the DynamoDB client and the store are built once per cold start by
-:mod:`pinwatch.wiring` and reused; :func:`handle` takes the store and the time as parameters (the
-demo and tests pass their own). The work happens in :mod:`pinwatch.ingest` (decode, parse, tally) and
+:mod:`pinwatch.wiring` and reused; :func:`handle` takes the store and the time as parameters
+(Lambda's entry passes the cold start's store and the wall clock; the demo and tests their own).
+The work happens in :mod:`pinwatch.ingest` (decode, parse, tally) and
 :mod:`pinwatch.store.summary` (exactly-once writes). Any error propagates: Lambda retries the
 asynchronous invocation twice, then the on-failure destination keeps the batch and the error.
 
-Metrics (namespace ``POWERTOOLS_METRICS_NAMESPACE``, default ``Pinwatch``), counted from what this
-invocation newly wrote, so a redelivered batch adds nothing:
+Metrics (namespace ``POWERTOOLS_METRICS_NAMESPACE``, default ``Pinwatch``), counted by
+:class:`~pinwatch.ingest.IngestResult` from what this invocation newly wrote, so a redelivered batch
+adds nothing:
 
 * per (proxy, reason), one EMF document each: ``PinEvents`` / ``WouldPinEvents`` by ProxyName, Reason;
 * per invocation, one EMF document by ProxyName: ``PinEvents``, ``WouldPinEvents``, ``UnparsedLines``,
