@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 from tests.support.lambda_runtime import PIN_INGEST, FakeContext, load_function, quiet
 
 from benchmarks.common import HANDLER_ENV, Figure, interleaved_best_cpu
+from pinwatch.local.lambda_harness import decode_subscription, encode_subscription
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -58,10 +59,9 @@ def decode_floor(event: dict[str, Any]) -> Any:
 
 def with_stream(event: dict[str, Any], stream: str) -> dict[str, Any]:
     """The same lines under another log stream: a new batch id, so nothing is skipped as a duplicate."""
-    document = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    document = decode_subscription(event)
     document["logStream"] = stream
-    raw = json.dumps(document, separators=(",", ":")).encode()
-    return {"awslogs": {"data": base64.b64encode(gzip.compress(raw, mtime=0)).decode()}}
+    return encode_subscription(document)
 
 
 _RSS_SCRIPT = """

@@ -4,10 +4,11 @@ CloudWatch Logs delivers a subscription batch as ``{"awslogs": {"data": base64(g
 which nobody can read or edit. The sources keep that JSON in the clear; this script wraps each
 ``messageType`` source the way CloudWatch Logs does and copies any other event (the scheduled
 EventBridge event) as it is. Output is deterministic (gzip mtime 0), so regenerating an unchanged
-source changes no file. Standard library only.
+source changes no file. The encoding is the local Lambda harness's
+(:mod:`pinwatch.local.lambda_harness`), so run it where pinwatch is installed (``.venv/bin/python``).
 
-    python events/generate.py          # rewrite events/*.json
-    python events/generate.py --check  # exit 1 if a committed event differs from its source
+    .venv/bin/python events/generate.py          # rewrite events/*.json
+    .venv/bin/python events/generate.py --check  # exit 1 if a committed event differs from its source
 
 Use the results with ``sam local invoke PinIngestFunction -e events/logs-orders-db.json`` or in tests.
 """
@@ -15,31 +16,19 @@ Use the results with ``sam local invoke PinIngestFunction -e events/logs-orders-
 from __future__ import annotations
 
 import argparse
-import base64
-import gzip
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from pinwatch.local.lambda_harness import decode_subscription, encode_subscription
+
 EVENTS_DIR = Path(__file__).resolve().parent
 SOURCE_DIR = EVENTS_DIR / "src"
 
 
-def wrap_logs_payload(payload: dict[str, Any]) -> dict[str, Any]:
-    """A CloudWatch Logs subscription payload as Lambda receives it."""
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return {"awslogs": {"data": base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")}}
-
-
-def unwrap_logs_payload(event: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`wrap_logs_payload`."""
-    decoded: dict[str, Any] = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
-    return decoded
-
-
 def build_event(source: dict[str, Any]) -> dict[str, Any]:
-    return wrap_logs_payload(source) if "messageType" in source else source
+    return encode_subscription(source) if "messageType" in source else source
 
 
 def render(event: dict[str, Any]) -> str:
@@ -68,7 +57,7 @@ def stale(events_dir: Path = EVENTS_DIR, source_dir: Path = SOURCE_DIR) -> list[
             continue
         committed, expected = json.loads(target.read_text(encoding="utf-8")), json.loads(text)
         if "awslogs" in expected:
-            committed, expected = unwrap_logs_payload(committed), unwrap_logs_payload(expected)
+            committed, expected = decode_subscription(committed), decode_subscription(expected)
         if committed != expected:
             problems.append(name)
     return problems

@@ -1,5 +1,7 @@
 """Realistic CloudWatch Logs subscription payloads of RDS Proxy log lines, for tests and benchmarks.
 
+Encoding is the local Lambda harness's (:mod:`pinwatch.local.lambda_harness`); this module holds the lines.
+
 Line bodies are the verbatim shapes quoted in the reference (Prisma, Ruby pg and Doctrine digests,
 the 16 KB limit, the PostgreSQL parse message, the INFO would-pin warning); timestamps, ids and
 the optional ``proxyEndpoint`` tag vary per line as they do in real logs.
@@ -7,12 +9,12 @@ the optional ``proxyEndpoint`` tag vary per line as they do in real logs.
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 import random
 from datetime import UTC, datetime
 from typing import Any
+
+from pinwatch.local.lambda_harness import encode_subscription, subscription_document
 
 _PIN = (
     "The client session was pinned to the database connection [dbConnection={db}] for the remainder of the "
@@ -88,24 +90,17 @@ def payload(
     log_stream: str = "proxy-orders-db-1",
     message_type: str = "DATA_MESSAGE",
 ) -> dict[str, Any]:
-    return {
-        "messageType": message_type,
-        "owner": "123456789012",
-        "logGroup": log_group,
-        "logStream": log_stream,
-        "subscriptionFilters": ["pinwatch-pins"],
-        "logEvents": events,
-    }
-
-
-def wrap(document: Any) -> dict[str, Any]:
-    """The invocation event CloudWatch Logs sends: base64(gzip(JSON))."""
-    raw = json.dumps(document, separators=(",", ":")).encode()
-    return {"awslogs": {"data": base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")}}
+    """A subscription payload (decoded) of ``events``, by default from the orders-db proxy's first stream."""
+    return subscription_document(log_group, log_stream, events, message_type=message_type)
 
 
 def subscription_event(events: list[dict[str, Any]], **kwargs: str) -> dict[str, Any]:
-    return wrap(payload(events, **kwargs))
+    """:func:`payload` as the invocation event Lambda receives."""
+    return encode_subscription(payload(events, **kwargs))
+
+
+# The invocation event CloudWatch Logs sends for any document: base64(gzip(JSON)).
+wrap = encode_subscription
 
 
 def max_size_event(

@@ -1,9 +1,12 @@
 """Connection check function: on a schedule, diagnose every RDS Proxy and alert on what changed.
 
-Thin wiring. Settings, AWS clients, the alert dispatcher and the check are built once per cold
-start (an invalid setting or an unreadable Slack secret fails there, naming the variable); the
-work happens in :mod:`pinwatch.check` (discover, read metrics, diagnose, explain) and
-:mod:`pinwatch.alerts` (policy, rendering, delivery).
+Thin entry. Settings, AWS clients, the alert dispatcher and the check are built once per cold
+start by :mod:`pinwatch.wiring` (an invalid setting or an unreadable Slack secret fails there,
+naming the variable). :func:`handle` takes the check and the time as parameters: Lambda's entry
+passes the cold start's check and the wall clock, ``pinwatch demo`` a simulated minute. The work
+happens in :mod:`pinwatch.check` (discover, read metrics, diagnose, explain) and
+:mod:`pinwatch.alerts` (policy, rendering, delivery); the counts come from the run's
+:class:`~pinwatch.check.CheckResult`.
 
 A proxy whose alerting failed does not stop the others; the invocation then fails at the end so
 the function's Errors metric and alarm see it. The schedule does not retry: the next run checks
@@ -20,20 +23,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
-from pinwatch.alerts.policy import DeliveryStatus
-from pinwatch.alerts.wiring import SNS_CLIENT_CONFIG, CachedSecretProvider, build_dispatcher
-from pinwatch.check import CheckResult, build_connection_check
+from pinwatch import wiring
+from pinwatch.check import Check, CheckResult
 from pinwatch.config import CheckConfig
 
 # Cold start: a missing or invalid setting fails here with a message naming the variable.
@@ -45,79 +43,51 @@ metrics = Metrics(namespace=NAMESPACE)
 # The library logs through the standard logging module; give it the same JSON format and level.
 copy_config_to_registered_loggers(source_logger=logger, include={"pinwatch"})
 
-# botocore's standard retry mode backs off on throttling and 5xx; timeouts stay well inside the
-# function's, so one slow API cannot eat the whole run.
-_AWS_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=3, read_timeout=10)
-_DYNAMODB = boto3.client("dynamodb", config=_AWS_CONFIG)
-_SECRETS = (
-    CachedSecretProvider(SecretsProvider(boto3_client=boto3.client("secretsmanager", config=_AWS_CONFIG)))
-    if CONFIG.slack_webhook_secret_arn
-    else CachedSecretProvider()
-)
-DISPATCHER = build_dispatcher(
-    CONFIG,
-    _DYNAMODB,
-    boto3.client("sns", config=SNS_CLIENT_CONFIG) if CONFIG.alert_topic_arn else None,
-    _SECRETS,
-)
-CHECK = build_connection_check(
-    CONFIG,
-    rds_client=boto3.client("rds", config=_AWS_CONFIG),
-    cloudwatch_client=boto3.client("cloudwatch", config=_AWS_CONFIG),
-    dynamodb_client=_DYNAMODB,
-    dispatcher=DISPATCHER,
-)
-
-
-# Where "now" comes from: the wall clock in Lambda. `pinwatch demo` replays an incident on a
-# simulated clock and swaps this for it, so every run diagnoses the minute it simulates.
-clock: Callable[[], float] = time.time
+CHECK = wiring.check_function(CONFIG)
 
 
 class CheckFailed(RuntimeError):
     """Alerting failed for at least one proxy (the others were checked and alerted)."""
 
 
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    summary: dict[str, Any] = handle(event, context, check=CHECK, now_ms=int(time.time() * 1000))
+    return summary
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = CHECK.run(int(clock() * 1000))
-    summary = _emit_metrics(result)
+def handle(event: dict[str, Any], context: LambdaContext, *, check: Check, now_ms: int) -> dict[str, Any]:
+    """One check of every proxy at ``now_ms``; returns the summary it logs, raises :class:`CheckFailed` at the end."""
+    result = check.run(now_ms)
+    _emit_metrics(result)
+    summary = _summarise(result)
     logger.info("Check complete", **summary)
     if result.failures:
         raise CheckFailed(f"alerting failed for {len(result.failures)} proxies: {', '.join(sorted(result.failures))}")
     return summary
 
 
-def _emit_metrics(result: CheckResult) -> dict[str, Any]:
-    sent = failed = 0
-    for outcome in result.outcomes:
-        if outcome.error is not None:
-            failed += 1
-        if outcome.dispatch is None:
-            continue
-        for delivery in outcome.dispatch.outcomes.values():
-            if delivery.status is DeliveryStatus.ACCEPTED:
-                sent += 1
-            elif delivery.status in (DeliveryStatus.FAILED, DeliveryStatus.REJECTED):
-                failed += 1
-    by_severity = result.findings_by_severity()
+def _emit_metrics(result: CheckResult) -> None:
     metrics.add_metric(name="ChecksRun", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ProxiesChecked", unit=MetricUnit.Count, value=len(result.outcomes))
-    metrics.add_metric(name="AlertsSent", unit=MetricUnit.Count, value=sent)
-    metrics.add_metric(name="AlertDeliveryFailures", unit=MetricUnit.Count, value=failed)
-    for severity, count in by_severity.items():
+    metrics.add_metric(name="AlertsSent", unit=MetricUnit.Count, value=result.alerts_sent)
+    metrics.add_metric(name="AlertDeliveryFailures", unit=MetricUnit.Count, value=result.delivery_failures)
+    for severity, count in result.findings_by_severity().items():
         # Each severity is its own dimension value, so each needs its own EMF document.
         with single_metric(
             name="FindingsBySeverity", unit=MetricUnit.Count, value=count, namespace=NAMESPACE
         ) as metric:
             metric.add_dimension(name="Severity", value=severity.value)
+
+
+def _summarise(result: CheckResult) -> dict[str, Any]:
     return {
         "proxies": len(result.outcomes),
-        "findingsBySeverity": {s.value: n for s, n in by_severity.items()},
+        "findingsBySeverity": {s.value: n for s, n in result.findings_by_severity().items()},
         # Healthy proxies are left out: with hundreds of them the line would bury the ones that matter.
-        "unhealthyProxies": {r.proxy: r.severity.value for r in result.reports if r.severity.rank > 0},
-        "alertsSent": sent,
-        "alertDeliveryFailures": failed,
+        "unhealthyProxies": {proxy: severity.value for proxy, severity in result.unhealthy.items()},
+        "alertsSent": result.alerts_sent,
+        "alertDeliveryFailures": result.delivery_failures,
         "failedProxies": sorted(result.failures),
     }

@@ -1,12 +1,15 @@
 """Ingest function: CloudWatch Logs subscription batches of RDS Proxy log lines -> summary table + EMF metrics.
 
-Thin wiring. Configuration, the DynamoDB client and the store are built once per cold start and
-reused; the work happens in :mod:`pinwatch.ingest` (decode, parse, tally) and
+Thin entry. Configuration, the DynamoDB client and the store are built once per cold start by
+:mod:`pinwatch.wiring` and reused; :func:`handle` takes the store and the time as parameters
+(Lambda's entry passes the cold start's store and the wall clock; the demo and tests their own).
+The work happens in :mod:`pinwatch.ingest` (decode, parse, tally) and
 :mod:`pinwatch.store.summary` (exactly-once writes). Any error propagates: Lambda retries the
 asynchronous invocation twice, then the on-failure destination keeps the batch and the error.
 
-Metrics (namespace ``POWERTOOLS_METRICS_NAMESPACE``, default ``Pinwatch``), counted from what this
-invocation newly wrote, so a redelivered batch adds nothing:
+Metrics (namespace ``POWERTOOLS_METRICS_NAMESPACE``, default ``Pinwatch``), counted by
+:class:`~pinwatch.ingest.IngestResult` from what this invocation newly wrote, so a redelivered batch
+adds nothing:
 
 * per (proxy, reason), one EMF document each: ``PinEvents`` / ``WouldPinEvents`` by ProxyName, Reason;
 * per invocation, one EMF document by ProxyName: ``PinEvents``, ``WouldPinEvents``, ``UnparsedLines``,
@@ -23,19 +26,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections import defaultdict
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
+from pinwatch import wiring
 from pinwatch.config import IngestConfig
-from pinwatch.ingest import IngestResult, InvalidPayload, decode, ingest_delivery
+from pinwatch.ingest import BatchStore, IngestResult, InvalidPayload, decode, ingest_delivery
 from pinwatch.records import Kind
-from pinwatch.store.summary import SummaryStore
 
 # Cold start: a missing or invalid setting fails here with a message naming the variable.
 CONFIG = IngestConfig.from_env(os.environ)
@@ -43,20 +43,21 @@ CONFIG = IngestConfig.from_env(os.environ)
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "pinwatch")
 metrics = Metrics(namespace=CONFIG.metrics_namespace)
 
-# botocore's standard retry mode backs off on throttling and 5xx; the store adds bounded retries
-# for transaction conflicts between concurrent invocations. Timeouts stay well under the function's.
-_DYNAMODB = boto3.client(
-    "dynamodb",
-    config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10),
-)
-STORE = SummaryStore(_DYNAMODB, CONFIG.summary_table_name, ttl_days=CONFIG.ttl_days)
+_DYNAMODB = wiring.ingest_dynamodb_client()
+STORE = wiring.summary_store(CONFIG, _DYNAMODB)
 
 _METRIC_NAME = {Kind.PINNED: "PinEvents", Kind.WOULD_PIN: "WouldPinEvents"}
 
 
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    summary: dict[str, Any] = handle(event, context, store=STORE, now_ms=int(time.time() * 1000))
+    return summary
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: LambdaContext, *, store: BatchStore, now_ms: int) -> dict[str, Any]:
+    """One subscription batch into ``store`` at ``now_ms``; returns the summary it logs."""
     try:
         delivery = decode(event)
     except InvalidPayload as exc:
@@ -71,7 +72,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return {"messageType": delivery.message_type, "applied": False}
 
     try:
-        result = ingest_delivery(delivery, STORE, now_ms=int(time.time() * 1000))
+        result = ingest_delivery(delivery, store, now_ms=now_ms)
     except InvalidPayload as exc:
         metrics.add_metric(name="InvalidPayloads", unit=MetricUnit.Count, value=1)
         logger.error("Invalid log events; failing so the batch reaches the on-failure destination", problem=str(exc))
@@ -85,26 +86,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def _emit_metrics(result: IngestResult) -> None:
-    delivery, applied = result.delivery, result.applied
-    proxy = delivery.proxy
-    per_kind: dict[Kind, int] = defaultdict(int)
-    if applied is not None:
-        # One EMF document per (proxy, reason): dimensions differ, so they cannot share one.
-        for (reason_proxy, kind, reason), count in sorted(applied.applied_counts.items()):
-            per_kind[kind] += count
-            with single_metric(
-                name=_METRIC_NAME[kind], unit=MetricUnit.Count, value=count, namespace=CONFIG.metrics_namespace
-            ) as metric:
-                metric.add_dimension(name="ProxyName", value=reason_proxy)
-                metric.add_dimension(name="Reason", value=reason)
-    metrics.add_dimension(name="ProxyName", value=proxy)
-    metrics.add_metric(name="PinEvents", unit=MetricUnit.Count, value=per_kind[Kind.PINNED])
-    metrics.add_metric(name="WouldPinEvents", unit=MetricUnit.Count, value=per_kind[Kind.WOULD_PIN])
-    unparsed = sum(applied.applied_unparsed.values()) if applied is not None else 0
-    metrics.add_metric(name="UnparsedLines", unit=MetricUnit.Count, value=unparsed)
-    duplicate = 1 if applied is not None and applied.redelivered else 0
-    metrics.add_metric(name="DuplicateBatches", unit=MetricUnit.Count, value=duplicate)
-    metrics.add_metric(name="ForeignLogGroup", unit=MetricUnit.Count, value=1 if delivery.foreign else 0)
+    # One EMF document per (proxy, reason): dimensions differ, so they cannot share one.
+    for (proxy, kind, reason), count in result.pins_by_reason.items():
+        with single_metric(
+            name=_METRIC_NAME[kind], unit=MetricUnit.Count, value=count, namespace=CONFIG.metrics_namespace
+        ) as metric:
+            metric.add_dimension(name="ProxyName", value=proxy)
+            metric.add_dimension(name="Reason", value=reason)
+    metrics.add_dimension(name="ProxyName", value=result.delivery.proxy)
+    metrics.add_metric(name="PinEvents", unit=MetricUnit.Count, value=result.new_events(Kind.PINNED))
+    metrics.add_metric(name="WouldPinEvents", unit=MetricUnit.Count, value=result.new_events(Kind.WOULD_PIN))
+    metrics.add_metric(name="UnparsedLines", unit=MetricUnit.Count, value=result.new_unparsed)
+    metrics.add_metric(name="DuplicateBatches", unit=MetricUnit.Count, value=int(result.redelivered))
+    metrics.add_metric(name="ForeignLogGroup", unit=MetricUnit.Count, value=int(result.delivery.foreign))
 
 
 def _summarise(result: IngestResult) -> dict[str, Any]:

@@ -20,15 +20,17 @@ import pytest
 
 from pinwatch.alerts.policy import AlertState, Transition
 from pinwatch.config import ConfigError
+from pinwatch.local.lambda_harness import CONNECTION_CHECK_APP, check_context, load_handler, schedule_event
 from pinwatch.local.slack_receiver import Reply, SlackReceiver, slack_receiver
 from pinwatch.metrics import window_end_ms
 from pinwatch.store.alert_state import AlertStateStore
 from pinwatch.store.transactions import DEFAULT_RETRY
 from tests.integration.aws_proxies import ProxyFactory, clients, draining_shapes, put_series
 from tests.support.fault_proxy import SERVER_ERRORS, THROTTLES, Fault, FaultProxy
-from tests.support.lambda_runtime import CONNECTION_CHECK, SCHEDULE_EVENT, check_context, load_function
 
 pytestmark = pytest.mark.integration
+
+SCHEDULE_EVENT = schedule_event()
 
 REGION = "us-east-1"  # the region of the summary-table fixture (DynamoDB Local keeps tables per region)
 CONTEXT = check_context()
@@ -49,12 +51,17 @@ class CheckWorld:
 
     @staticmethod
     def cold_start() -> ModuleType:
-        return load_function(CONNECTION_CHECK)
+        return load_handler(CONNECTION_CHECK_APP)
 
     @staticmethod
-    def run(app: ModuleType) -> dict[str, Any]:
-        summary: dict[str, Any] = app.lambda_handler(SCHEDULE_EVENT, CONTEXT)
-        return summary
+    def run(app: ModuleType, *, later_s: float = 0) -> dict[str, Any]:
+        """One scheduled run, now or ``later_s`` seconds from now (the function's own check either way)."""
+        if not later_s:
+            summary: dict[str, Any] = app.lambda_handler(SCHEDULE_EVENT, CONTEXT)
+            return summary
+        now_ms = int((time.time() + later_s) * 1000)
+        later: dict[str, Any] = app.handle(SCHEDULE_EVENT, CONTEXT, check=app.CHECK, now_ms=now_ms)
+        return later
 
     def sns_messages(self) -> list[str]:
         """Alert texts that reached the topic's subscriber since the last call."""
@@ -326,7 +333,7 @@ def test_given_the_alert_state_table_throttling_and_failing_when_checks_run_then
 
 @pytest.mark.parametrize("write", [0, 1], ids=["claim", "record-delivery"])
 def test_given_a_throttled_alert_state_transaction_when_the_check_runs_then_it_is_retried_and_each_channel_gets_the_alert_once(
-    world: CheckWorld, table_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch, write: int
+    world: CheckWorld, table_proxy: FaultProxy, write: int
 ) -> None:
     app = world.cold_start()
     # DynamoDB's answer to a throttled transaction; botocore does not retry TransactionCanceledException,
@@ -334,8 +341,7 @@ def test_given_a_throttled_alert_state_transaction_when_the_check_runs_then_it_i
     table_proxy.script(*[None] * write, Fault.TRANSACTION_THROTTLED, operations=STATE_WRITES)
 
     first = world.run(app)
-    monkeypatch.setattr(app, "clock", lambda: time.time() + 180)  # past the 2-minute lease
-    after_lease = world.run(app)
+    after_lease = world.run(app, later_s=180)  # past the 2-minute lease
 
     assert [i.fault for i in table_proxy.injected] == [Fault.TRANSACTION_THROTTLED]
     assert (first["alertsSent"], first["failedProxies"]) == (2, [])
@@ -369,7 +375,7 @@ def test_given_the_claim_throttled_beyond_the_retries_when_the_check_runs_then_i
 
 
 def test_given_the_state_write_after_delivery_throttled_beyond_the_retries_when_later_runs_come_then_the_alert_is_repeated_after_the_lease(
-    world: CheckWorld, table_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+    world: CheckWorld, table_proxy: FaultProxy
 ) -> None:
     app = world.cold_start()
     # The claim goes through; every attempt of the write that records the delivery is cancelled for throttling.
@@ -379,9 +385,8 @@ def test_given_the_state_write_after_delivery_throttled_beyond_the_retries_when_
         world.run(app)
     claimed = world.alert_states()
     during_lease = world.run(app)
-    monkeypatch.setattr(app, "clock", lambda: time.time() + 180)  # the 2-minute lease has expired
-    after_lease = world.run(app)
-    settled = world.run(app)
+    after_lease = world.run(app, later_s=180)  # the 2-minute lease has expired
+    settled = world.run(app, later_s=180)
 
     # The state did not advance past the claim: the delivery is not recorded anywhere.
     assert claimed

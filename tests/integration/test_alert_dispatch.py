@@ -22,14 +22,15 @@ from slack_sdk.http_retry import FixedValueRetryIntervalCalculator
 from pinwatch.alerts import AlertDispatcher, ChannelSpec, DeliveryStatus, PolicySettings, Transition
 from pinwatch.alerts.policy import AlertState, AlertStatus
 from pinwatch.alerts.render import Alert, RenderSettings, render_slack, render_sns
+from pinwatch.alerts.secrets import CachedSecretProvider, SecretUnavailableError
 from pinwatch.alerts.slack import SlackNotifier, SlackWebhookUrl
 from pinwatch.alerts.sns import SnsPublisher
-from pinwatch.alerts.wiring import CachedSecretProvider, SecretUnavailableError, build_dispatcher
 from pinwatch.config import CheckConfig, ConfigError
 from pinwatch.findings import Finding, ProxyReport, Severity
 from pinwatch.local.dynamodb_local import free_port
 from pinwatch.local.slack_receiver import Reply, SlackReceiver, slack_receiver
 from pinwatch.store.alert_state import AlertStateStore
+from pinwatch.wiring import build_dispatcher
 
 pytestmark = pytest.mark.integration
 

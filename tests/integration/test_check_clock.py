@@ -1,4 +1,4 @@
-"""The check function's clock: what `pinwatch demo` swaps to run the real handler at a simulated minute."""
+"""The check function's time is an input: `pinwatch demo` runs the real handler at a simulated minute."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 
+from pinwatch.local.lambda_harness import CONNECTION_CHECK_APP, check_context, load_handler, schedule_event
 from pinwatch.metrics import window_end_ms
 from tests.integration.aws_proxies import ProxyFactory, clients, draining_shapes, put_series
-from tests.support.lambda_runtime import CONNECTION_CHECK, SCHEDULE_EVENT, check_context, load_function
 
 pytestmark = pytest.mark.integration
+
+SCHEDULE_EVENT = schedule_event()
 
 REGION = "us-east-1"
 HOURS_AGO = 3
@@ -38,21 +40,19 @@ def past_incident(
     return proxy, then_ms
 
 
-def test_given_metrics_from_hours_ago_when_the_clock_is_set_back_to_then_the_check_diagnoses_that_minute(
+def test_given_metrics_from_hours_ago_when_the_check_runs_at_that_minute_then_it_diagnoses_that_minute(
     past_incident: tuple[str, int],
 ) -> None:
     proxy, then_ms = past_incident
-    app = load_function(CONNECTION_CHECK)
-    app.clock = lambda: (then_ms + 5_000) / 1000
-    summary: dict[str, Any] = app.lambda_handler(SCHEDULE_EVENT, check_context())
+    app = load_handler(CONNECTION_CHECK_APP)
+    summary: dict[str, Any] = app.handle(SCHEDULE_EVENT, check_context(), check=app.CHECK, now_ms=then_ms + 5_000)
     assert summary["unhealthyProxies"] == {proxy: "critical"}
 
 
-def test_given_metrics_from_hours_ago_when_the_wall_clock_is_used_then_the_check_sees_no_recent_data(
+def test_given_metrics_from_hours_ago_when_lambda_invokes_the_function_now_then_it_sees_no_recent_data(
     past_incident: tuple[str, int],
 ) -> None:
-    app = load_function(CONNECTION_CHECK)
-    assert app.clock is time.time
+    app = load_handler(CONNECTION_CHECK_APP)
     summary: dict[str, Any] = app.lambda_handler(SCHEDULE_EVENT, check_context())
     assert summary["proxies"] == 1
     assert summary["unhealthyProxies"] == {}

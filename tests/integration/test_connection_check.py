@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pinwatch import diagnose as dx
-from pinwatch.check import NOT_FOUND_STATUS, build_connection_check
+from pinwatch.check import NOT_FOUND_STATUS
 from pinwatch.config import CheckConfig
 from pinwatch.discovery import RdsProxyDiscovery
 from pinwatch.findings import Severity
@@ -21,6 +21,7 @@ from pinwatch.metrics import (
     window_end_ms,
 )
 from pinwatch.records import EngineFamily
+from pinwatch.wiring import build_connection_check
 from tests.integration.aws_proxies import (
     WINDOW,
     CallRecorder,

@@ -12,14 +12,16 @@ import boto3
 import pytest
 
 from pinwatch.config import ConfigError
+from pinwatch.local.lambda_harness import CONNECTION_CHECK_APP, check_context, load_handler, schedule_event
 from pinwatch.metrics import window_end_ms
 from pinwatch.parse import parse_message
 from pinwatch.store.summary import SummaryStore
 from tests.integration.aws_proxies import ProxyFactory, clients, draining_shapes, healthy_busy_shapes, put_series
 from tests.support.builders import tally_records
-from tests.support.lambda_runtime import CONNECTION_CHECK, SCHEDULE_EVENT, check_context, load_function
 
 pytestmark = pytest.mark.integration
+
+SCHEDULE_EVENT = schedule_event()
 
 REGION = "us-east-1"  # DynamoDB Local keeps tables per region: use the one the table fixture uses
 PIN_LINE = (
@@ -77,7 +79,7 @@ def emf_documents(stdout: str) -> list[dict[str, Any]]:
 def test_given_a_draining_proxy_when_the_function_runs_then_one_sns_alert_carries_eta_reasons_and_hints(
     deployed: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = load_function(CONNECTION_CHECK)
+    app = load_handler(CONNECTION_CHECK_APP)
     summary = app.lambda_handler(SCHEDULE_EVENT, check_context())
 
     assert summary["proxies"] == 2
@@ -110,7 +112,7 @@ def test_given_a_draining_proxy_when_the_function_runs_then_one_sns_alert_carrie
 def test_given_an_alert_already_sent_when_the_function_runs_again_then_nothing_new_is_sent(
     deployed: dict[str, Any],
 ) -> None:
-    app = load_function(CONNECTION_CHECK)
+    app = load_handler(CONNECTION_CHECK_APP)
     first = app.lambda_handler(SCHEDULE_EVENT, check_context())
     second = app.lambda_handler(SCHEDULE_EVENT, check_context())
     assert (first["alertsSent"], second["alertsSent"]) == (1, 0)
@@ -122,4 +124,4 @@ def test_given_an_invalid_setting_when_the_function_cold_starts_then_it_fails_na
 ) -> None:
     monkeypatch.setenv("POOL_WARNING_PCT", "eighty")
     with pytest.raises(ConfigError, match="POOL_WARNING_PCT='eighty' is not a number"):
-        load_function(CONNECTION_CHECK)
+        load_handler(CONNECTION_CHECK_APP)

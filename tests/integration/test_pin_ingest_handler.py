@@ -17,20 +17,19 @@ from botocore.exceptions import ClientError
 
 from pinwatch.config import ConfigError
 from pinwatch.ingest import InvalidPayload
+from pinwatch.local.lambda_harness import PIN_INGEST_APP, LambdaContext, load_handler
 from pinwatch.store import keys
 from tests.payloads import log_events, subscription_event, wrap
-from tests.support.lambda_runtime import FakeContext, load_function
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLER = ROOT / "functions" / "pin_ingest" / "app.py"
 T0 = 1_795_600_800_000
 
 
-def load_handler() -> ModuleType:
-    """Import the handler module afresh: a cold start, reading the environment as it is now."""
-    return load_function(HANDLER)
+def cold_start() -> ModuleType:
+    """Import the handler module afresh, reading the environment as it is now."""
+    return load_handler(PIN_INGEST_APP)
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def handler_env(monkeypatch: pytest.MonkeyPatch, dynamodb_endpoint: str, summary
 
 @pytest.fixture
 def app(handler_env: str) -> ModuleType:
-    return load_handler()
+    return cold_start()
 
 
 Invoke = Callable[[Any], tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]]
@@ -61,7 +60,7 @@ def invoke(app: ModuleType, capsys: pytest.CaptureFixture[str]) -> Invoke:
         error: BaseException | None = None
         result = None
         try:
-            result = app.lambda_handler(event, FakeContext())
+            result = app.lambda_handler(event, LambdaContext())
         except Exception as exc:  # re-raised below, after the output is captured
             error = exc
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
@@ -177,7 +176,7 @@ def test_given_a_broken_payload_when_handled_then_the_invalid_payload_metric_is_
     capsys.readouterr()
 
     with pytest.raises(InvalidPayload):
-        app.lambda_handler({"awslogs": {"data": "aGVsbG8gd29ybGQ="}}, FakeContext())
+        app.lambda_handler({"awslogs": {"data": "aGVsbG8gd29ybGQ="}}, LambdaContext())
 
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     assert [v for _, v in metric_values(emf, "InvalidPayloads")] == [1]
@@ -203,11 +202,11 @@ def test_given_the_table_is_missing_when_handled_then_the_error_propagates_for_a
 ) -> None:
     monkeypatch.setenv("SUMMARY_TABLE_NAME", "pinwatch-missing-table")
     monkeypatch.setenv("AWS_ENDPOINT_URL", dynamodb_endpoint)
-    app = load_handler()
+    app = cold_start()
     capture_logs(app)
 
     with pytest.raises(ClientError):
-        app.lambda_handler(subscription_event(log_events(3, T0, 1000)), FakeContext())
+        app.lambda_handler(subscription_event(log_events(3, T0, 1000)), LambdaContext())
 
     out = capsys.readouterr().out
     assert "Batch not applied" in out
@@ -221,7 +220,7 @@ def test_given_no_table_name_when_the_function_cold_starts_then_it_fails_saying_
     monkeypatch.delenv("SUMMARY_TABLE_NAME", raising=False)
 
     with pytest.raises(ConfigError, match="SUMMARY_TABLE_NAME is not set"):
-        load_handler()
+        cold_start()
 
 
 def test_given_an_invalid_ttl_when_the_function_cold_starts_then_it_fails_naming_the_variable(
@@ -231,14 +230,14 @@ def test_given_an_invalid_ttl_when_the_function_cold_starts_then_it_fails_naming
     monkeypatch.setenv("SUMMARY_TTL_DAYS", "ninety")
 
     with pytest.raises(ConfigError, match="SUMMARY_TTL_DAYS"):
-        load_handler()
+        cold_start()
 
 
 def test_given_a_cold_start_when_the_handler_is_imported_then_no_cli_or_local_tooling_is_loaded() -> None:
     # A fresh interpreter: this test process has the CLI and the local emulators loaded already.
     script = (
         "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('app', {str(HANDLER)!r})\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(PIN_INGEST_APP)!r})\n"
         "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'yaml', 'moto')"
         " or m.startswith(('pinwatch.cli', 'pinwatch.local'))))\n"

@@ -1,7 +1,7 @@
-"""Run the Lambda handlers in process the way the Lambda service runs them.
+"""Lambda's invocation model around the in-process handlers of :mod:`pinwatch.local.lambda_harness`.
 
-- :func:`load_function`: a cold start (the handler module imported afresh, reading the
-  environment as it is now, creating its clients).
+- Cold start and context: :func:`~pinwatch.local.lambda_harness.load_handler` and
+  :class:`~pinwatch.local.lambda_harness.LambdaContext`, re-exported here for the suites.
 - :class:`AsyncLambda`: Lambda's *asynchronous* invocation model, which is how CloudWatch Logs
   invokes the ingest function: an invocation that raises is retried up to twice, later rather than
   at once (other events run in between), and an event that failed three times goes to the
@@ -13,51 +13,39 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import importlib.util
-import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-PIN_INGEST = ROOT / "functions" / "pin_ingest" / "app.py"
-CONNECTION_CHECK = ROOT / "functions" / "connection_check" / "app.py"
-# The EventBridge event the schedule invokes the check function with (the handler only reads it).
-SCHEDULE_EVENT: dict[str, Any] = json.loads((ROOT / "events" / "schedule.json").read_text())
+from pinwatch.local.lambda_harness import (
+    CONNECTION_CHECK_APP,
+    PIN_INGEST_APP,
+    LambdaContext,
+    check_context,
+    load_handler,
+    schedule_event,
+)
 
+CONNECTION_CHECK = CONNECTION_CHECK_APP
+PIN_INGEST = PIN_INGEST_APP
+SCHEDULE_EVENT: dict[str, Any] = schedule_event()
+# The names the benchmarks import.
+FakeContext = LambdaContext
+load_function = load_handler
 
-@dataclass
-class FakeContext:
-    """The attributes of a Lambda context that Powertools reads (the ingest function's by default)."""
-
-    function_name: str = "pinwatch-pin-ingest"
-    memory_limit_in_mb: int = 128
-    aws_request_id: str = "req-1"
-    region: str = "us-east-1"
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{self.region}:123456789012:function:{self.function_name}"
-
-
-def check_context() -> FakeContext:
-    """A context of the connection-check function, as its template entry configures it."""
-    return FakeContext("pinwatch-connection-check", memory_limit_in_mb=256, aws_request_id="check-1")
-
-
-def load_function(path: Path) -> ModuleType:
-    """Import a handler module afresh: what a cold start does."""
-    spec = importlib.util.spec_from_file_location(f"{path.parent.name}_app_{uuid.uuid4().hex}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+__all__ = [
+    "CONNECTION_CHECK",
+    "PIN_INGEST",
+    "SCHEDULE_EVENT",
+    "FakeContext",
+    "LambdaContext",
+    "check_context",
+    "load_function",
+    "load_handler",
+]
 
 
 @contextlib.contextmanager
@@ -243,10 +231,10 @@ class IngestFunction:
         self.switch = CrashSwitch()
         self.cold_starts = 0
         self.app = self._cold_start()
-        self.context = FakeContext()
+        self.context = LambdaContext()
 
     def _cold_start(self) -> ModuleType:
-        app = load_function(PIN_INGEST)
+        app = load_handler(PIN_INGEST_APP)
         self.switch.arm(app)
         self.cold_starts += 1
         return app

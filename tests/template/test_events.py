@@ -67,7 +67,7 @@ def test_given_a_stale_event_when_checked_then_the_generator_reports_it(tmp_path
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "logs-x.json").write_text(json.dumps({"messageType": "DATA_MESSAGE", "logEvents": []}))
     (tmp_path / "logs-x.json").write_text(
-        json.dumps(generate.wrap_logs_payload({"messageType": "DATA_MESSAGE", "logEvents": [{"id": "1"}]}))
+        json.dumps(generate.build_event({"messageType": "DATA_MESSAGE", "logEvents": [{"id": "1"}]}))
     )
 
     assert generate.stale(tmp_path, tmp_path / "src") == ["logs-x.json"]
@@ -79,7 +79,7 @@ def test_given_a_stale_event_when_checked_then_the_generator_reports_it(tmp_path
 def test_given_a_logs_source_when_wrapped_then_it_is_deterministic_gzip_that_decodes_to_the_source(name: str) -> None:
     source = _sources()[name]
 
-    first, second = generate.wrap_logs_payload(source), generate.wrap_logs_payload(source)
+    first, second = generate.build_event(source), generate.build_event(source)
     assert first == second
     compressed = base64.b64decode(first["awslogs"]["data"])
     assert compressed[4:8] == b"\0\0\0\0"  # gzip MTIME: no build time baked in

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from pinwatch import diagnose as dx
+from pinwatch.alerts.channels import DeliveryOutcome
 from pinwatch.alerts.dispatcher import DispatchResult
-from pinwatch.check import NOT_FOUND_STATUS, ConnectionCheck
+from pinwatch.alerts.policy import DeliveryStatus
+from pinwatch.check import NOT_FOUND_STATUS, ConnectionCheck, Dispatcher
 from pinwatch.config import Thresholds
 from pinwatch.discovery import Discovery, ProxyInfo
 from pinwatch.findings import ProxyReport, Severity
@@ -135,7 +137,7 @@ def make_check(
     proxies: Sequence[ProxyInfo] = (PINNING, HEALTHY, MODIFYING),
     missing: Sequence[str] = (),
     reasons: FakeReasons | None = None,
-    dispatcher: RecordingDispatcher | None = None,
+    dispatcher: Dispatcher | None = None,
     names: Sequence[str] = (),
     reason_limit: int = 5,
 ) -> tuple[ConnectionCheck, FakeProxies, FakeMetrics, RecordingHints]:
@@ -289,3 +291,42 @@ def test_given_a_run_when_counted_then_findings_by_severity_counts_decided_findi
     assert sum(counts.values()) == len(decided)
     assert counts[Severity.CRITICAL] == sum(1 for f in decided if f.severity is Severity.CRITICAL) > 0
     assert counts[Severity.INFO] == 1  # reports is modifying
+
+
+@dataclass
+class ChannelDispatcher:
+    """Answers each proxy's messages with the given channel statuses; raises for the proxies in ``fail_for``."""
+
+    statuses: Mapping[str, Mapping[str, DeliveryStatus]]
+    fail_for: frozenset[str] = frozenset()
+
+    def process(self, report: ProxyReport, now_ms: int, dry_run: bool = False) -> DispatchResult:
+        if report.proxy in self.fail_for:
+            raise TimeoutError("alert state unavailable")
+        outcomes = {c: DeliveryOutcome(c, status) for c, status in self.statuses.get(report.proxy, {}).items()}
+        return DispatchResult(report.proxy, outcomes=outcomes)
+
+
+def test_given_channel_outcomes_when_counted_then_accepted_are_sent_and_failed_rejected_and_raised_are_failures() -> (
+    None
+):
+    dispatcher = ChannelDispatcher(
+        {
+            "orders": {"slack": DeliveryStatus.ACCEPTED, "sns": DeliveryStatus.FAILED},
+            "billing": {"slack": DeliveryStatus.SKIPPED, "sns": DeliveryStatus.REJECTED},
+        },
+        fail_for=frozenset({"reports"}),
+    )
+    check, *_ = make_check(dispatcher=dispatcher)
+    result = check.run(NOW_MS)
+    assert result.alerts_sent == 1
+    assert result.delivery_failures == 3  # orders' SNS, billing's SNS, and reports, whose alerting raised
+    assert result.failures == {"reports": "TimeoutError: alert state unavailable"}
+
+
+def test_given_a_run_when_asked_for_unhealthy_proxies_then_each_not_ok_proxy_has_its_worst_severity() -> None:
+    check, *_ = make_check(missing=("ghost",))
+    result = check.run(NOW_MS)
+    assert result.unhealthy == {r.proxy: r.severity for r in result.reports if r.severity is not Severity.OK}
+    assert result.unhealthy["orders"] is Severity.CRITICAL
+    assert "billing" not in result.unhealthy

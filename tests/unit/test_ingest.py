@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from pinwatch.ingest import (
     CONTROL_MESSAGE,
+    IngestResult,
     InvalidPayload,
     batch_id,
     decode,
@@ -23,6 +24,7 @@ from pinwatch.ingest import (
 )
 from pinwatch.parse import PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
 from pinwatch.records import Kind
+from pinwatch.store.summary import ApplyResult
 from pinwatch.tally import Tally
 from pinwatch.timebase import hour_bucket
 from tests.payloads import PIN_BODIES, WOULD_PIN_BODIES, log_events, payload, subscription_event, wrap
@@ -243,3 +245,40 @@ def test_given_realistic_lines_when_folded_then_the_tally_equals_parsing_every_l
 
     assert _aggregates(tally) == _aggregates(_reference(events, "orders-db"))
     assert sum(a.count for a in tally.reasons) == 2000
+
+
+def test_given_what_a_store_newly_applied_when_counted_then_the_result_gives_pins_per_proxy_and_reason_and_totals() -> (
+    None
+):
+    delivery = decode(subscription_event(log_events(3, T0, 1000)))
+    applied = ApplyResult(
+        "b-1",
+        chunks=2,
+        applied_chunks=1,
+        duplicate_chunks=1,
+        transactions=1,
+        writes=4,
+        applied_counts={
+            ("orders-db", Kind.WOULD_PIN, "prepared_statement"): 2,
+            ("orders-db", Kind.PINNED, "set_variable"): 5,
+            ("orders-db", Kind.PINNED, "large_statement"): 1,
+        },
+        applied_unparsed={"orders-db": 3},
+    )
+    result = IngestResult(delivery, "b-1", applied=applied)
+
+    assert list(result.pins_by_reason) == [  # in key order: one metric document each, always in the same order
+        ("orders-db", Kind.PINNED, "large_statement"),
+        ("orders-db", Kind.PINNED, "set_variable"),
+        ("orders-db", Kind.WOULD_PIN, "prepared_statement"),
+    ]
+    assert (result.new_events(Kind.PINNED), result.new_events(Kind.WOULD_PIN)) == (6, 2)
+    assert result.new_unparsed == 3
+    assert result.redelivered
+
+
+def test_given_nothing_applied_when_counted_then_the_result_counts_nothing() -> None:
+    result = IngestResult(decode(subscription_event(log_events(3, T0, 1000))), "b-2")
+
+    assert result.pins_by_reason == {}
+    assert (result.new_events(Kind.PINNED), result.new_unparsed, result.redelivered) == (0, 0, False)

@@ -1,7 +1,7 @@
 """The connection check: discover proxies, read their metrics once, diagnose, explain, alert.
 
 Orchestration only, every dependency injected: the scheduled function and ``pinwatch check``
-wire real adapters (:func:`build_connection_check`), tests wire fakes or local services.
+wire real adapters (:mod:`pinwatch.wiring`), tests wire fakes or local services.
 
 One run costs: one ``DescribeDBProxies`` listing (or one call per configured name), one
 ``DescribeDBProxyTargetGroups`` per available proxy, ceil(proxies x 7 / 500) ``GetMetricData``
@@ -17,21 +17,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from pinwatch.config import CheckConfig, Thresholds
+from pinwatch.config import Thresholds
 from pinwatch.diagnose import diagnose, not_found_finding
-from pinwatch.discovery import Discovery, ProxyInfo, RdsProxyDiscovery
+from pinwatch.discovery import Discovery, ProxyInfo
 from pinwatch.findings import ProxyReport, Severity
 from pinwatch.hints import hints_for
-from pinwatch.metrics import PINNED, CloudWatchMetricsReader, ProxyMetrics
+from pinwatch.metrics import PINNED, ProxyMetrics
 from pinwatch.records import EngineFamily, PoolConfig, ReasonCount
-from pinwatch.store.summary import SummaryStore
 from pinwatch.timebase import HOUR_MS
 
 if TYPE_CHECKING:
-    from mypy_boto3_cloudwatch import CloudWatchClient
-    from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_rds import RDSClient
-
     from pinwatch.alerts.dispatcher import DispatchResult
 
 logger = logging.getLogger(__name__)
@@ -85,9 +80,31 @@ class CheckResult:
     def failures(self) -> dict[str, str]:
         return {o.report.proxy: o.error for o in self.outcomes if o.error is not None}
 
+    @property
+    def alerts_sent(self) -> int:
+        """Messages a channel accepted."""
+        return sum(len(o.dispatch.delivered) for o in self.outcomes if o.dispatch is not None)
+
+    @property
+    def delivery_failures(self) -> int:
+        """Messages a channel failed or rejected, plus proxies whose alerting raised (their messages are unknown)."""
+        return sum(len(o.dispatch.failures) if o.dispatch is not None else o.error is not None for o in self.outcomes)
+
+    @property
+    def unhealthy(self) -> dict[str, Severity]:
+        """Proxy -> worst severity, for the proxies that are not ok."""
+        return {r.proxy: r.severity for r in self.reports if r.severity.rank > Severity.OK.rank}
+
     def findings_by_severity(self) -> dict[Severity, int]:
+        """Findings per severity, every severity present; findings without enough data are not counted."""
         counts = Counter(f.severity for r in self.reports for f in r.findings if not f.insufficient_data)
         return {severity: counts.get(severity, 0) for severity in Severity}
+
+
+class Check(Protocol):
+    """What the check function runs: :class:`ConnectionCheck`, or one wrapped (the demo records each result)."""
+
+    def run(self, now_ms: int, *, dry_run: bool = False) -> CheckResult: ...
 
 
 class ConnectionCheck:
@@ -197,27 +214,3 @@ class ConnectionCheck:
 def catalog_hints(reason: str, engine: EngineFamily | None, digest: str | None, pool: PoolConfig | None) -> list[str]:
     """Hints from the reason catalog, for this engine family and pool configuration."""
     return [hint.text for hint in hints_for(reason, engine, digest=digest, pool=pool)]
-
-
-def build_connection_check(
-    config: CheckConfig,
-    *,
-    rds_client: RDSClient,
-    cloudwatch_client: CloudWatchClient,
-    dynamodb_client: DynamoDBClient | None = None,
-    dispatcher: Dispatcher | None = None,
-) -> ConnectionCheck:
-    """The check wired to AWS clients; without a table (CLI only) it runs on metrics alone."""
-    reasons: ReasonSource | None = None
-    if dynamodb_client is not None and config.summary_table_name:
-        reasons = SummaryStore(dynamodb_client, config.summary_table_name)
-    return ConnectionCheck(
-        proxies=RdsProxyDiscovery(rds_client),
-        metrics=CloudWatchMetricsReader(cloudwatch_client),
-        thresholds=config.thresholds,
-        window_minutes=config.metrics_window_minutes,
-        proxy_names=config.proxy_names,
-        reasons=reasons,
-        hints=catalog_hints,
-        dispatcher=dispatcher,
-    )

@@ -87,6 +87,27 @@ class IngestResult:
     tally: Tally | None = None
     applied: ApplyResult | None = None  # None when there was nothing to write
 
+    # What this invocation newly wrote, for its metrics: a redelivered batch counts nothing again.
+
+    @property
+    def pins_by_reason(self) -> dict[tuple[str, Kind, str], int]:
+        """(proxy, kind, reason) -> lines newly counted, in key order."""
+        return dict(sorted(self.applied.applied_counts.items())) if self.applied is not None else {}
+
+    def new_events(self, kind: Kind) -> int:
+        """Lines of this kind newly counted (pinned or would-pin), over every proxy and reason."""
+        return sum(n for (_, k, _), n in self.pins_by_reason.items() if k is kind)
+
+    @property
+    def new_unparsed(self) -> int:
+        """Pin-like lines the parser could not read, newly counted."""
+        return sum(self.applied.applied_unparsed.values()) if self.applied is not None else 0
+
+    @property
+    def redelivered(self) -> bool:
+        """An earlier delivery of this batch had already been applied."""
+        return self.applied is not None and self.applied.redelivered
+
 
 def proxy_name(log_group: str) -> tuple[str, bool]:
     """(proxy name, is an RDS Proxy log group). Other groups: their last path segment."""

@@ -1,7 +1,7 @@
 """Alerting: the policy (dedup, cooldown, escalation, resolve), rendering, and delivery.
 
 ``AlertDispatcher.process(report, now_ms, dry_run=False) -> DispatchResult`` is the entry point
-(build one with :func:`pinwatch.alerts.wiring.build_dispatcher`). Slack and SNS delivery live in
+(built by :func:`pinwatch.wiring.build_dispatcher`). Slack and SNS delivery live in
 :mod:`pinwatch.alerts.slack` and :mod:`pinwatch.alerts.sns`; importing this package does not
 import either.
 """

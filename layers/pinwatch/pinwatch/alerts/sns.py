@@ -1,7 +1,7 @@
 """SNS delivery: one ``Publish`` per message to the alert topic (SNS client injected).
 
 Retries are botocore's (create the client with ``Config(retries={"mode": "standard"})``, see
-:data:`pinwatch.alerts.wiring.SNS_CLIENT_CONFIG`). Whatever still fails is reported as a transient
+:data:`pinwatch.wiring.SNS_CLIENT_CONFIG`). Whatever still fails is reported as a transient
 failure — the policy keeps the channel pending and the next run publishes again — except a request
 SNS refuses as invalid, which no retry can fix.
 """

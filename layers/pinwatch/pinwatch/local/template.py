@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[4]
+from pinwatch.local import PROJECT_ROOT
+
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
 
 

@@ -1,0 +1,338 @@
+"""The demo's stack: emulated AWS services, the stack's resources on them, and the two functions.
+
+* :func:`emulation`: moto in server mode (RDS, CloudWatch, CloudWatch Logs, SNS, SQS, Secrets
+  Manager) and DynamoDB Local for the table, or moto's DynamoDB when Java or the jar is missing;
+* :func:`create_stack`: the summary table from the template's definition, the alert topic with a
+  capturing SQS queue, the Slack webhook secret, and a PostgreSQL proxy with a target;
+* :func:`local_functions`: both handlers imported as a cold start does, with the template's
+  environment for this stack, called with the check's results recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from pinwatch.local.dynamodb_local import DynamoDBLocalUnavailable, dynamodb_local
+from pinwatch.local.lambda_harness import (
+    ACCOUNT_ID,
+    CONNECTION_CHECK_APP,
+    PIN_INGEST_APP,
+    REGION,
+    HandlerNotFound,
+    LambdaContext,
+    check_context,
+    load_handler,
+    patched_environ,
+)
+from pinwatch.local.moto_server import moto_server
+from pinwatch.local.template import load_template, table_create_args, table_ttl_attribute
+
+if TYPE_CHECKING:
+    from pinwatch.check import Check, CheckResult
+
+
+# Demo settings on top of the template's defaults: a reminder interval short enough to show one
+# within the replay, and the local Slack receiver allowed (never in a deployed stack).
+DEMO_OVERRIDES: Mapping[str, str] = {"RENOTIFY_MINUTES": "10", "SLACK_ALLOW_LOOPBACK": "true"}
+
+_FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run here (something it needs is missing); the message says what."""
+
+
+# --------------------------------------------------------------------------------------------
+# Emulation
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where the emulated services listen."""
+
+    moto: str
+    dynamodb: str
+    dynamodb_engine: str  # what serves the table: "DynamoDB Local" or "moto"
+    region: str = REGION
+    dynamodb_note: str | None = None  # why moto serves the table, when it does
+
+    def aws_environment(self) -> dict[str, str]:
+        """Environment for AWS SDKs and the AWS CLI aimed at the emulation, never at a real account."""
+        return {
+            **_FAKE_CREDENTIALS,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.moto,
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb,
+            # A profile, an SSO session or a credential process from ~/.aws must not apply here.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+
+@contextlib.contextmanager
+def emulation(region: str = REGION, *, use_dynamodb_local: bool = True) -> Iterator[Endpoints]:
+    """moto server and (when Java and the jar are there) DynamoDB Local on free loopback ports."""
+    if importlib.util.find_spec("moto") is None:
+        raise DemoError("the demo needs moto in server mode: pip install 'pinwatch[dev]' (or run `make demo`)")
+    # Werkzeug (under moto) logs every request to stderr; the demo's output is its own.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    with contextlib.ExitStack() as stack:
+        moto = stack.enter_context(moto_server())
+        note = "DynamoDB Local not requested" if not use_dynamodb_local else None
+        dynamodb: str | None = None
+        if use_dynamodb_local:
+            try:
+                dynamodb = stack.enter_context(dynamodb_local())
+            except DynamoDBLocalUnavailable as exc:
+                note = str(exc)
+        if dynamodb is None:
+            yield Endpoints(moto, moto, "moto", region, note)
+        else:
+            yield Endpoints(moto, dynamodb, "DynamoDB Local", region)
+
+
+# Variables that would point the SDK elsewhere than the emulation.
+AWS_VARIABLES_TO_CLEAR = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+
+
+def client(endpoints: Endpoints, service: str) -> Any:
+    """A boto3 client for the emulation (Any: services are chosen at run time)."""
+    url = endpoints.dynamodb if service == "dynamodb" else endpoints.moto
+    factory: Any = boto3.client  # boto3's typed overloads need the service name as a literal
+    return factory(
+        service,
+        endpoint_url=url,
+        region_name=endpoints.region,
+        aws_access_key_id=_FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=_FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=_FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The stack's resources
+
+
+@dataclass(frozen=True, slots=True)
+class DemoStack:
+    """The emulated resources the two functions use."""
+
+    endpoints: Endpoints
+    proxy: str
+    table: str
+    topic_arn: str
+    queue_url: str
+    secret_arn: str
+    log_group: str
+    db_instance: str
+
+    def function_environment(self, logical_id: str, template: Mapping[str, Any] | None = None) -> dict[str, str]:
+        """A function's environment as the template defines it, resolved against this stack, plus the demo's overrides."""
+        tpl = template if template is not None else load_template()
+        resources = {"SummaryTable": self.table, "AlertTopic": self.topic_arn}
+        parameters = {name: str(spec.get("Default", "")) for name, spec in (tpl.get("Parameters") or {}).items()} | {
+            "ProxyNames": self.proxy,
+            "SlackWebhookSecretArn": self.secret_arn,
+            "AlertEmail": "",
+        }
+        variables: dict[str, Any] = {}
+        variables.update(tpl.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+        props = tpl["Resources"][logical_id]["Properties"]
+        variables.update(props.get("Environment", {}).get("Variables", {}))
+        env = {}
+        for name, value in variables.items():
+            resolved = _resolve(value, parameters, resources)
+            if resolved is not None:
+                env[name] = resolved
+        return env | dict(DEMO_OVERRIDES)
+
+
+def _resolve(value: Any, parameters: Mapping[str, str], resources: Mapping[str, str]) -> str | None:
+    """A template value as a string: literals, ``Ref`` and ``Fn::Join``; None for what has no local meaning (links)."""
+    if isinstance(value, str | int | float | bool):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, Mapping) and "Ref" in value:
+        name = value["Ref"]
+        return resources.get(name, parameters.get(name))
+    if isinstance(value, Mapping) and "Fn::Join" in value:
+        separator, items = value["Fn::Join"]
+        # `!Join [",", !Ref ListParameter]`: the list is one Ref, which resolves to the joined text.
+        parts = [_resolve(item, parameters, resources) for item in ([items] if isinstance(items, Mapping) else items)]
+        return str(separator).join(p for p in parts if p is not None)
+    return None  # Fn::Sub links to the console and dashboard: nothing to link to locally
+
+
+def create_stack(endpoints: Endpoints, proxy: str, slack_url: str, *, suffix: str | None = None) -> DemoStack:
+    """Create the table, topic + capturing queue, Slack secret and a simulated RDS proxy with a target."""
+    suffix = suffix or uuid.uuid4().hex[:8]
+    template = load_template()
+
+    table = f"pinwatch-demo-{suffix}"
+    dynamodb = client(endpoints, "dynamodb")
+    dynamodb.create_table(**table_create_args(table, template=template))
+    dynamodb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1})
+    ttl = table_ttl_attribute(template=template)
+    if ttl:
+        dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl})
+
+    # The stack's topic (its KMS key is not emulated) with a queue subscribed: what an SQS subscriber receives.
+    sns, sqs = client(endpoints, "sns"), client(endpoints, "sqs")
+    display_name = template["Resources"]["AlertTopic"]["Properties"].get("DisplayName", "pinwatch")
+    topic_arn = sns.create_topic(Name=f"pinwatch-demo-alerts-{suffix}", Attributes={"DisplayName": display_name})[
+        "TopicArn"
+    ]
+    queue_url = sqs.create_queue(QueueName=f"pinwatch-demo-subscriber-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+
+    secrets = client(endpoints, "secretsmanager")
+    secret_arn = secrets.create_secret(
+        Name=f"pinwatch-demo/slack-webhook-{suffix}", SecretString=json.dumps({"url": slack_url})
+    )["ARN"]
+
+    db_instance = _create_proxy(endpoints, proxy, suffix)
+
+    logs = client(endpoints, "logs")
+    log_group = f"/aws/rds/proxy/{proxy}"
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=log_group)
+    return DemoStack(endpoints, proxy, table, topic_arn, queue_url, secret_arn, log_group, db_instance)
+
+
+def _create_proxy(endpoints: Endpoints, proxy: str, suffix: str) -> str:
+    """A PostgreSQL proxy the way a user creates one: subnets, a credentials secret, a role, a target."""
+    ec2, rds, secrets = client(endpoints, "ec2"), client(endpoints, "rds"), client(endpoints, "secretsmanager")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{10 + i}.0/24", AvailabilityZone=f"{endpoints.region}{az}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, az in enumerate("ab")
+    ]
+    credentials = secrets.create_secret(
+        Name=f"pinwatch-demo/db-credentials-{suffix}", SecretString=json.dumps({"username": "app", "password": suffix})
+    )["ARN"]
+    db_instance = f"{proxy}-primary"
+    with contextlib.suppress(rds.exceptions.DBInstanceAlreadyExistsFault):
+        rds.create_db_instance(
+            DBInstanceIdentifier=db_instance,
+            Engine="postgres",
+            DBInstanceClass="db.r6g.large",
+            MasterUsername="app",
+            MasterUserPassword=f"demo-{suffix}",
+            AllocatedStorage=20,
+        )
+    if any(p["DBProxyName"] == proxy for p in rds.describe_db_proxies().get("DBProxies", [])):
+        raise DemoError(f"a proxy named {proxy!r} already exists in this emulation; choose another with --proxy")
+    rds.create_db_proxy(
+        DBProxyName=proxy,
+        EngineFamily="POSTGRESQL",
+        Auth=[{"AuthScheme": "SECRETS", "SecretArn": credentials, "IAMAuth": "DISABLED"}],
+        RoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{proxy}-rds-proxy",
+        VpcSubnetIds=subnets,
+        DebugLogging=True,  # enhanced logging on: pin lines carry statement digests
+        IdleClientTimeout=1800,
+    )
+    rds.register_db_proxy_targets(DBProxyName=proxy, TargetGroupName="default", DBInstanceIdentifiers=[db_instance])
+    rds.modify_db_proxy_target_group(
+        DBProxyName=proxy,
+        TargetGroupName="default",
+        ConnectionPoolConfig={"MaxConnectionsPercent": 100, "ConnectionBorrowTimeout": 120},
+    )
+    return db_instance
+
+
+# --------------------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------------
+# The two Lambda functions, in process
+
+
+class _RecordingCheck:
+    """Runs the check function's own check and keeps each run's result (a failed run raises in the handler)."""
+
+    def __init__(self, inner: Check) -> None:
+        self.inner = inner
+        self.last: CheckResult | None = None
+
+    def run(self, now_ms: int, *, dry_run: bool = False) -> CheckResult:
+        self.last = None
+        result = self.inner.run(now_ms, dry_run=dry_run)
+        self.last = result
+        return result
+
+
+class LocalFunctions:
+    """The ingest and check handlers, imported as a cold start does, with their stdout captured.
+
+    Each call passes the handler its inputs: the ingest its store and the time, the check a
+    recorder around its own check and the simulated minute.
+    """
+
+    def __init__(self, ingest: ModuleType, check: ModuleType, output: io.StringIO) -> None:
+        self._ingest = ingest
+        self._check = check
+        self._recorder = _RecordingCheck(check.CHECK)
+        self.output = output
+
+    def ingest(self, event: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+        with self._captured():
+            result: dict[str, Any] = self._ingest.handle(
+                dict(event), LambdaContext(memory_limit_in_mb=256), store=self._ingest.STORE, now_ms=now_ms
+            )
+        return result
+
+    @contextlib.contextmanager
+    def _captured(self) -> Iterator[None]:
+        """The handler's stdout and warnings (e.g. Powertools' "no metrics") go to :attr:`output`, as in Lambda."""
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(self.output):
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                for warning in caught:
+                    self.output.write(json.dumps({"level": "WARNING", "message": str(warning.message)}) + "\n")
+
+    def check(
+        self, now_ms: int, event: Mapping[str, Any]
+    ) -> tuple[dict[str, Any] | None, CheckResult | None, str | None]:
+        """(summary, the run's result, error): a run whose alerting failed raises in Lambda; here it is reported."""
+        try:
+            with self._captured():
+                summary: dict[str, Any] = self._check.handle(
+                    dict(event), check_context(), check=self._recorder, now_ms=now_ms
+                )
+        except Exception as exc:
+            return None, self._recorder.last, f"{type(exc).__name__}: {exc}"
+        return summary, self._recorder.last, None
+
+
+@contextlib.contextmanager
+def local_functions(stack: DemoStack) -> Iterator[LocalFunctions]:
+    """Both handlers with the template's environment for this stack, for the duration of the block."""
+    env = stack.function_environment("ConnectionCheckFunction") | stack.function_environment("PinIngestFunction")
+    output = io.StringIO()
+    with patched_environ(env | stack.endpoints.aws_environment(), AWS_VARIABLES_TO_CLEAR):
+        try:
+            with contextlib.redirect_stdout(output):
+                ingest = load_handler(PIN_INGEST_APP)
+                check = load_handler(CONNECTION_CHECK_APP)
+        except HandlerNotFound as exc:
+            raise DemoError(str(exc)) from None
+        yield LocalFunctions(ingest, check, output)

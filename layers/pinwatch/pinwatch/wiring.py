@@ -1,0 +1,250 @@
+"""The one place where pinwatch's objects are wired to AWS: clients, store, dispatcher, check.
+
+Both functions build their module-level objects here once per cold start, and ``pinwatch check``
+builds the same check from the CLI's clients, so the three run the same wiring. A Slack webhook
+secret that cannot be read, or whose URL is not an https Slack webhook, fails here with a message
+naming ``SLACK_WEBHOOK_SECRET_ARN`` — never with the URL.
+
+Imports nothing from ``pinwatch.cli`` or ``pinwatch.local``: the Lambda layer leaves those out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+from botocore.config import Config
+
+from pinwatch.config import CheckConfig, ConfigError, IngestConfig
+from pinwatch.store.summary import SummaryStore
+
+# The check's and the alerts' modules are imported where they are built, not here: the ingest
+# function imports this module too, and its cold start should not load Slack, rendering or diagnosis.
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_rds import RDSClient
+    from mypy_boto3_sns.client import SNSClient
+
+    from pinwatch.alerts.dispatcher import AlertDispatcher
+    from pinwatch.alerts.render import SlackMention
+    from pinwatch.alerts.secrets import SecretProvider
+    from pinwatch.alerts.slack import SlackWebhookUrl
+    from pinwatch.check import ConnectionCheck, Dispatcher, ReasonSource
+
+# botocore's standard retry mode (exponential backoff with jitter on throttling and 5xx) and
+# timeouts well inside the functions' own, so one slow API cannot eat a whole run.
+AWS_CLIENT_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=3, read_timeout=10)
+# SNS: fewer attempts and a shorter read, so an SNS outage leaves time for the other proxies.
+SNS_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=5)
+# The ingest function's table writes: more attempts, as a throttled batch is otherwise retried whole
+# by Lambda; the store adds bounded retries for transaction conflicts between concurrent invocations.
+INGEST_DYNAMODB_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
+
+_CLIENT_CONFIGS = {"sns": SNS_CLIENT_CONFIG}
+
+# service name -> boto3 client (Any: the service is chosen at run time).
+ClientFactory = Callable[[str], Any]
+
+
+def aws_client(service: str) -> Any:
+    """A boto3 client as the functions create them (region and endpoint from the environment)."""
+    factory: Any = boto3.client  # boto3's typed overloads need the service name as a literal
+    return factory(service, config=_CLIENT_CONFIGS.get(service, AWS_CLIENT_CONFIG))
+
+
+# --------------------------------------------------------------------------------------------
+# The ingest function
+
+
+def ingest_dynamodb_client() -> DynamoDBClient:
+    """The ingest function's DynamoDB client (its retry settings: :data:`INGEST_DYNAMODB_CONFIG`)."""
+    return boto3.client("dynamodb", config=INGEST_DYNAMODB_CONFIG)
+
+
+def summary_store(config: IngestConfig, dynamodb_client: DynamoDBClient) -> SummaryStore:
+    """The store the ingest function writes batches to."""
+    return SummaryStore(dynamodb_client, config.summary_table_name, ttl_days=config.ttl_days)
+
+
+# --------------------------------------------------------------------------------------------
+# The check function and ``pinwatch check``
+
+
+def check_function(config: CheckConfig) -> ConnectionCheck:
+    """The scheduled function's check: every client from the environment, alerts always on."""
+    return connection_check(config, aws_client, dispatcher=alert_dispatcher(config, aws_client))
+
+
+def connection_check(
+    config: CheckConfig, clients: ClientFactory = aws_client, *, dispatcher: Dispatcher | None = None
+) -> ConnectionCheck:
+    """The check on clients from ``clients``; without a table (CLI only) it runs on metrics alone."""
+    return build_connection_check(
+        config,
+        rds_client=clients("rds"),
+        cloudwatch_client=clients("cloudwatch"),
+        dynamodb_client=clients("dynamodb") if config.summary_table_name else None,
+        dispatcher=dispatcher,
+    )
+
+
+def build_connection_check(
+    config: CheckConfig,
+    *,
+    rds_client: RDSClient,
+    cloudwatch_client: CloudWatchClient,
+    dynamodb_client: DynamoDBClient | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> ConnectionCheck:
+    """The check wired to these AWS clients; without a table it runs on metrics alone."""
+    from pinwatch.check import ConnectionCheck, catalog_hints
+    from pinwatch.discovery import RdsProxyDiscovery
+    from pinwatch.metrics import CloudWatchMetricsReader
+
+    reasons: ReasonSource | None = None
+    if dynamodb_client is not None and config.summary_table_name:
+        reasons = SummaryStore(dynamodb_client, config.summary_table_name)
+    return ConnectionCheck(
+        proxies=RdsProxyDiscovery(rds_client),
+        metrics=CloudWatchMetricsReader(cloudwatch_client),
+        thresholds=config.thresholds,
+        window_minutes=config.metrics_window_minutes,
+        proxy_names=config.proxy_names,
+        reasons=reasons,
+        hints=catalog_hints,
+        dispatcher=dispatcher,
+    )
+
+
+def alert_dispatcher(config: CheckConfig, clients: ClientFactory = aws_client) -> AlertDispatcher:
+    """The dispatcher on clients from ``clients``: SNS and Secrets Manager only when configured."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    from pinwatch.alerts.secrets import CachedSecretProvider
+
+    secrets = (
+        CachedSecretProvider(SecretsProvider(boto3_client=clients("secretsmanager")))
+        if config.slack_webhook_secret_arn
+        else CachedSecretProvider()
+    )
+    return build_dispatcher(
+        config,
+        clients("dynamodb") if config.summary_table_name else None,
+        clients("sns") if config.alert_topic_arn else None,
+        secrets,
+    )
+
+
+class AlertConfig(Protocol):
+    """The alert-related attributes of ``pinwatch.config.CheckConfig`` (read-only)."""
+
+    @property
+    def summary_table_name(self) -> str: ...
+    @property
+    def alert_topic_arn(self) -> str | None: ...
+    @property
+    def slack_webhook_secret_arn(self) -> str | None: ...
+    @property
+    def renotify_minutes(self) -> int: ...
+    @property
+    def resolve_after_checks(self) -> int: ...
+    @property
+    def slack_mention_on_critical(self) -> SlackMention: ...
+    @property
+    def chat_notifications(self) -> bool: ...
+    @property
+    def dashboard_url(self) -> str | None: ...
+
+
+def build_dispatcher(
+    config: AlertConfig,
+    dynamodb_client: DynamoDBClient | None,
+    sns_client: SNSClient | None,
+    secret_provider: SecretProvider,
+    *,
+    region: str | None = None,
+    slack_timeout_s: float = 5.0,
+    slack_budget_s: float = 20.0,
+) -> AlertDispatcher:
+    """Channels from the config (Slack and SNS each optional), state in the summary table.
+
+    Called once at cold start: the webhook secret is read and checked here, then re-read through
+    ``secret_provider`` for each message (a rotated webhook is picked up without a redeploy).
+
+    ``region`` is used for links to the RDS console; it defaults to the DynamoDB client's region.
+    Raises :class:`pinwatch.config.ConfigError` for an unusable webhook secret or missing client.
+    """
+    from pinwatch.alerts.dispatcher import AlertDispatcher, ChannelSpec
+    from pinwatch.alerts.policy import PolicySettings
+    from pinwatch.alerts.render import RenderSettings, render_slack, render_sns
+    from pinwatch.alerts.slack import SlackNotifier
+    from pinwatch.alerts.sns import SnsPublisher
+    from pinwatch.store.alert_state import AlertStateStore
+
+    if region is None and dynamodb_client is not None:
+        region = dynamodb_client.meta.region_name
+    render_settings = RenderSettings(
+        region=region,
+        dashboard_url=config.dashboard_url,
+        mention_on_critical=config.slack_mention_on_critical,
+        chat_notifications=config.chat_notifications,
+    )
+    allow_loopback = bool(getattr(config, "slack_allow_loopback", False))
+
+    slack_sender: SlackNotifier | None = None
+    if config.slack_webhook_secret_arn:
+        secret_arn = config.slack_webhook_secret_arn
+        _webhook_url(secret_provider, secret_arn, allow_loopback)  # fail at cold start, not at the first alert
+        slack_sender = SlackNotifier(
+            partial(_webhook_url, secret_provider, secret_arn, allow_loopback),
+            timeout_s=slack_timeout_s,
+            budget_s=slack_budget_s,
+        )
+    sns_sender: SnsPublisher | None = None
+    if config.alert_topic_arn:
+        if sns_client is None:
+            raise ConfigError(["ALERT_TOPIC_ARN is set but no SNS client was given; pass one to build_dispatcher"])
+        sns_sender = SnsPublisher(sns_client, config.alert_topic_arn)
+
+    store = (
+        AlertStateStore(dynamodb_client, config.summary_table_name)
+        if dynamodb_client and config.summary_table_name
+        else None
+    )
+    channels = [
+        ChannelSpec("slack", partial(render_slack, settings=render_settings), slack_sender),
+        ChannelSpec("sns", partial(render_sns, settings=render_settings), sns_sender),
+    ]
+    settings = PolicySettings.from_minutes(config.renotify_minutes, config.resolve_after_checks)
+    return AlertDispatcher(store, channels, settings)
+
+
+def _webhook_url(provider: SecretProvider, secret_arn: str, allow_loopback: bool) -> SlackWebhookUrl:
+    from pinwatch.alerts.slack import WebhookUrlError, parse_webhook_secret
+
+    try:
+        secret = provider(secret_arn)
+    except Exception as exc:
+        raise ConfigError(
+            [
+                f"SLACK_WEBHOOK_SECRET_ARN: the secret cannot be read ({_short(exc)}); check that it exists "
+                "and the function may call secretsmanager:GetSecretValue on it, or leave it empty for no Slack alerts"
+            ]
+        ) from None
+    try:
+        return parse_webhook_secret(secret, allow_loopback=allow_loopback)
+    except WebhookUrlError as exc:
+        raise ConfigError(
+            [
+                f"SLACK_WEBHOOK_SECRET_ARN: {exc}; store an incoming webhook URL (https://hooks.slack.com/services/...) "
+                'or JSON {"url": "..."} in the secret'
+            ]
+        ) from None
+
+
+def _short(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:199] + "…"
