@@ -9,13 +9,14 @@ import pinwatch
 
 PACKAGE = Path(pinwatch.__file__).parent
 
-# Adapters and use cases that wire the store in; everything else in the package is core.
+# Adapters, use cases and the one wiring module that builds them; everything else in the package is core.
 STORE_USERS = (
     "store/",
     "alerts/",
     "cli/",
     "local/",
     "check.py",
+    "wiring.py",
     "ingest.py",
     "backfill.py",
     "discovery.py",
