@@ -1,4 +1,4 @@
-"""The keyword-gated rule tables classify exactly as running every rule's regex in order would."""
+"""The shipped rule tables classify exactly as the plain ones: every regex, in order, over the whole text."""
 
 from __future__ import annotations
 
@@ -18,8 +18,51 @@ from pinwatch.classify import (
     refine_by_digest,
 )
 
-_REFERENCE_REASONS = [(code, re.compile(pattern)) for code, pattern, _ in REASON_RULES]
-_REFERENCE_DIGESTS = [(code, re.compile(pattern)) for code, pattern, _ in DIGEST_RULES]
+# The rule tables as first written: one regex per code, each searched over the whole text, in order.
+# The shipped tables split some codes into literal-first rows and gate each row on keywords; these
+# stay the specification they must agree with.
+_REFERENCE_REASONS = [
+    (code, re.compile(pattern))
+    for code, pattern in (
+        ("large_statement", r"16384 byte|16 ?kb|byte limit|exceeded the .*limit"),
+        ("distributed_transaction", r"distributed transaction|\bdtc\b|\bmsdtc\b"),
+        ("multiple_active_result_sets", r"multiple active result sets|\bmars\b"),
+        ("executable_comment", r"executable comment|/\*m?!"),
+        ("session_reset", r"\bdiscard all\b|\breset all\b|reset query"),
+        ("prepared_statement", r"parse message|prepared statement|\bprepare\b"),
+        ("temporary_table", r"\btemp(orary)? (table|sequence|view)s?\b"),
+        ("cursor", r"\bcursors?\b"),
+        ("listen", r"\blisten\b"),
+        ("user_variable", r"user[- ](defined )?variable"),
+        ("sequence_function", r"\b(nextval|setval)\b|sequence function"),
+        ("library_load", r"\bload\b.*\blibrar|\blibrary\b"),
+        ("lock", r"\block(s|ed|ing)?\b|get_lock|advisory"),
+        (
+            SESSION_SETTINGS,
+            r"session (settings?|state|variables?|parameters?|options?)|system variable|\bset (statement|option)s?\b",
+        ),
+        ("transaction", r"\btransactions?\b"),
+    )
+]
+_REFERENCE_DIGESTS = [
+    (code, re.compile(pattern))
+    for code, pattern in (
+        ("executable_comment", r"/\*m?!"),
+        ("session_reset", r"\b(discard\s+all|reset\s+all)\b"),
+        ("listen", r"(^|;)\s*listen\b"),
+        ("library_load", r"(^|;)\s*load\b"),
+        ("cursor", r"\bdeclare\b[^;]*\bcursor\b"),
+        ("temporary_table", r"\bcreate\s+(global\s+|local\s+)?(temp|temporary)\s+(table|sequence|view)\b"),
+        (
+            "lock",
+            r"\bpg_(try_)?advisory_lock(_shared)?\s*\(|\bget_lock\s*\(|(^|;)\s*lock\s+tables?\b|"
+            r"\bflush\s+tables\s+with\s+read\s+lock\b",
+        ),
+        ("sequence_function", r"\b(nextval|setval)\s*\("),
+        ("user_variable", r"(^|[\s,;(])@(?!@)[\w$.]+\s*:?=|\binto\s+@(?!@)\w"),
+        ("prepared_statement", r"(^|;)\s*(prepare|deallocate|execute)\b"),
+    )
+]
 
 
 def reference_refine(digest: str) -> str | None:
@@ -50,7 +93,9 @@ _PIECES = [
     *("load", "LOAD ", "library", "librar", "lock", "locked", "LOCK TABLES ", "lock  table", "get_lock ("),
     *("pg_advisory_lock(", "pg_try_advisory_lock_shared (", "advisory", "flush tables with read lock"),
     *("transaction", "transactions", "@x := ", "@@session.x = ", "@", "@@", "= ", ":=", "into @v", "INTO  @"),
-    *("lock_timeout", "search_path", "$1", "?", ";", ",", "(", ")", " ", "\n", "x", "_", "'", "İ"),
+    *("lock_timeout", "search_path", "$1", "?", ";", ",", "(", ")", " ", "\n", "x", "_", "'", "İ", "é", "1"),
+    *("xpg_advisory_lock(", "pg_advisory_lock_shared(", "_get_lock(", "into", "xinto @a", "(@a=", "a@b=", "flush "),
+    *("tables", "@ab.c :=", ";lock tables", "; listen", ";load", "execute", "; prepare", "copy@"),
 ]
 _texts = st.one_of(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join), st.text(max_size=60))
 

@@ -16,6 +16,7 @@ checks. The rule order, and so which rule wins, is unchanged by the gate.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 UNKNOWN = "unknown"
@@ -48,22 +49,29 @@ REASON_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 # Digest rules refine a generic session_settings reason by what the statement did. They run on
 # the lower-cased digest, first match wins: executable comments first (they wrap other SQL),
 # plain SETs of user variables late (a statement may also reset, listen or lock).
+# Where one code has several spellings they are consecutive rows, each written to start with a
+# literal where it can (``(?<!\w)`` after the literal instead of a leading ``\b``, ``;``/``^`` rows
+# instead of ``(^|;)``): the regex engine then skips to that literal instead of trying every position.
 DIGEST_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("executable_comment", r"/\*m?!", ("/*",)),
     ("session_reset", r"\b(discard\s+all|reset\s+all)\b", ("discard", "reset")),
-    ("listen", r"(^|;)\s*listen\b", ("listen",)),
-    ("library_load", r"(^|;)\s*load\b", ("load",)),
+    ("listen", r"^\s*listen\b", ("listen",)),
+    ("listen", r";\s*listen\b", ("listen",)),
+    ("library_load", r"^\s*load\b", ("load",)),
+    ("library_load", r";\s*load\b", ("load",)),
     ("cursor", r"\bdeclare\b[^;]*\bcursor\b", ("cursor",)),
     ("temporary_table", r"\bcreate\s+(global\s+|local\s+)?(temp|temporary)\s+(table|sequence|view)\b", ("temp",)),
-    (
-        "lock",
-        r"\bpg_(try_)?advisory_lock(_shared)?\s*\(|\bget_lock\s*\(|(^|;)\s*lock\s+tables?\b|"
-        r"\bflush\s+tables\s+with\s+read\s+lock\b",
-        ("advisory_lock", "get_lock", "table"),
-    ),
+    ("lock", r"pg_(?<!\wpg_)(try_)?advisory_lock(_shared)?\s*\(", ("advisory_lock",)),
+    ("lock", r"get_lock(?<!\wget_lock)\s*\(", ("get_lock",)),
+    ("lock", r"^\s*lock\s+tables?\b", ("lock",)),
+    ("lock", r";\s*lock\s+tables?\b", ("lock",)),
+    ("lock", r"flush(?<!\wflush)\s+tables\s+with\s+read\s+lock\b", ("flush",)),
     ("sequence_function", r"\b(nextval|setval)\s*\(", ("nextval", "setval")),
-    ("user_variable", r"(^|[\s,;(])@(?!@)[\w$.]+\s*:?=|\binto\s+@(?!@)\w", ("@",)),
-    ("prepared_statement", r"(^|;)\s*(prepare|deallocate|execute)\b", ("prepare", "deallocate", "execute")),
+    # A user variable assigned: `@` at the start or after whitespace, `,`, `;` or `(`, not `@@`.
+    ("user_variable", r"@(?<![^\s,;(]@)(?!@)[\w$.]+\s*:?=", ("@",)),
+    ("user_variable", r"into(?<!\winto)\s+@(?!@)\w", ("into",)),
+    ("prepared_statement", r"^\s*(prepare|deallocate|execute)\b", ("prepare", "deallocate", "execute")),
+    ("prepared_statement", r";\s*(prepare|deallocate|execute)\b", ("prepare", "deallocate", "execute")),
 )
 
 # Memoisation keys are bounded so a hostile 256 KB reason cannot pin megabytes in the cache;
@@ -75,18 +83,25 @@ DIGEST_KEY_CHARS = 2048
 class RuleTable:
     """An ordered rule table compiled once: the code of the first rule whose pattern matches, or None."""
 
-    __slots__ = ("_rules",)
+    __slots__ = ("_gates",)
 
     def __init__(self, rules: tuple[tuple[str, str, tuple[str, ...]], ...]) -> None:
-        self._rules = tuple((code, re.compile(pattern).search, keywords) for code, pattern, keywords in rules)
+        # Consecutive rows with the same keywords share one gate: (keywords, [(code, search), ...]).
+        gates: list[tuple[tuple[str, ...], list[tuple[str, Callable[[str], object]]]]] = []
+        for code, pattern, keywords in rules:
+            if not gates or gates[-1][0] != keywords:
+                gates.append((keywords, []))
+            gates[-1][1].append((code, re.compile(pattern).search))
+        self._gates = tuple((keywords, tuple(rows)) for keywords, rows in gates)
 
     def first(self, text: str) -> str | None:
-        for code, search, keywords in self._rules:
+        for keywords, rows in self._gates:
             for keyword in keywords:
                 if keyword in text:
-                    if search(text):
-                        return code
-                    break  # the pattern was tried on the whole text: other keywords cannot change that
+                    for code, search in rows:
+                        if search(text):
+                            return code
+                    break  # the patterns were tried on the whole text: other keywords cannot change that
         return None
 
 
@@ -97,21 +112,17 @@ _DIGESTS = RuleTable(DIGEST_RULES)
 def classify(reason_text: str, digest: str | None) -> str:
     """The catalog code for a pin reason; ``unknown`` when no rule recognises the reason text."""
     # Reason texts are a handful of proxy wordings, digests are as many as the application's
-    # statements: two caches, so a new statement never re-runs the reason rules.
+    # statements: the reason's code is cached on its own, so a new statement never re-runs the
+    # reason rules (and its digest costs a few substring checks; callers memoise whole tails).
     code = _reason_code(reason_text[:REASON_KEY_CHARS])
     if code == SESSION_SETTINGS and digest:
-        return _refined(digest[:DIGEST_KEY_CHARS]) or code
+        return _DIGESTS.first(digest[:DIGEST_KEY_CHARS].lower()) or code
     return code
 
 
 @lru_cache(maxsize=256)
 def _reason_code(reason_text: str) -> str:
     return _REASONS.first(reason_text.lower()) or UNKNOWN
-
-
-@lru_cache(maxsize=4096)
-def _refined(digest: str) -> str | None:
-    return _DIGESTS.first(digest.lower())
 
 
 def refine_by_digest(digest: str) -> str | None:
