@@ -16,7 +16,6 @@ checks. The rule order, and so which rule wins, is unchanged by the gate.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from functools import lru_cache
 
 UNKNOWN = "unknown"
@@ -83,25 +82,19 @@ DIGEST_KEY_CHARS = 2048
 class RuleTable:
     """An ordered rule table compiled once: the code of the first rule whose pattern matches, or None."""
 
-    __slots__ = ("_gates",)
+    __slots__ = ("_checks",)
 
     def __init__(self, rules: tuple[tuple[str, str, tuple[str, ...]], ...]) -> None:
-        # Consecutive rows with the same keywords share one gate: (keywords, [(code, search), ...]).
-        gates: list[tuple[tuple[str, ...], list[tuple[str, Callable[[str], object]]]]] = []
-        for code, pattern, keywords in rules:
-            if not gates or gates[-1][0] != keywords:
-                gates.append((keywords, []))
-            gates[-1][1].append((code, re.compile(pattern).search))
-        self._gates = tuple((keywords, tuple(rows)) for keywords, rows in gates)
+        # One flat (keyword, code, search) per keyword of each rule, in rule order: a rule with two
+        # keywords both present may run its regex twice, which is rare and cheaper than nested loops.
+        self._checks = tuple(
+            (keyword, code, re.compile(pattern).search) for code, pattern, keywords in rules for keyword in keywords
+        )
 
     def first(self, text: str) -> str | None:
-        for keywords, rows in self._gates:
-            for keyword in keywords:
-                if keyword in text:
-                    for code, search in rows:
-                        if search(text):
-                            return code
-                    break  # the patterns were tried on the whole text: other keywords cannot change that
+        for keyword, code, search in self._checks:
+            if keyword in text and search(text):
+                return code
         return None
 
 
