@@ -5,6 +5,12 @@ only (what a subscription filter on the pin phrase delivers) and one realistic m
 lines (an unfiltered subscription). For each, the decode floor (b64decode + gunzip + json.loads)
 and decode + parse of every message are timed as process CPU, best of N, in turn; the ratio is
 the figure that carries across machines. The classifier cache is warm, as it is in a warm Lambda.
+
+``analyze_lines_per_s_variety``: ``pinwatch analyze`` (a fresh process, JSON output) over a plain
+text export written to a temporary directory (``ANALYZE_EXPORT_MB``, 200 MB unless the environment
+variable ``PINWATCH_BENCH_ANALYZE_MB`` says otherwise): 15% pin lines drawn from an application's
+5,000 distinct statements (the realistic shapes of ``benchmarks.bench_ingest``), the rest other
+proxy lines. Lines per second of the process's CPU time, start-up included.
 """
 
 from __future__ import annotations
@@ -12,8 +18,14 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
 import random
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Figure, interleaved_best_cpu
@@ -22,6 +34,8 @@ from pinwatch.parse import PIN_PHRASE, parse_message
 TARGET_JSON_BYTES = 1_000_000
 PIN_SHARE_IN_MIX = 0.15
 REPEAT = 15
+ANALYZE_EXPORT_MB = float(os.environ.get("PINWATCH_BENCH_ANALYZE_MB", "200"))
+ANALYZE_STATEMENTS = 5000
 
 _TAIL = "for the remainder of the session. The proxy can't reuse this connection until the session ends. Reason: "
 _SETTINGS = (
@@ -121,5 +135,57 @@ def _measure(label: str, pin_share: float, meaning: str) -> list[Figure]:
     ]
 
 
+def write_export(path: Path, target_bytes: int, seed: int = 3) -> int:
+    """A plain-text proxy log export of about `target_bytes`; returns its line count."""
+    from tests.payloads import proxy_line
+
+    from benchmarks.bench_ingest import variety_body
+
+    rng = random.Random(seed)
+    bodies = [variety_body(n) for n in range(ANALYZE_STATEMENTS)]
+    lines = size = 0
+    ms = 1_764_000_000_000
+    with path.open("w", encoding="utf-8") as fh:
+        while size < target_bytes:
+            ms += rng.randint(1, 40)
+            if rng.random() < PIN_SHARE_IN_MIX:
+                line = proxy_line(rng, ms, bodies[rng.randrange(ANALYZE_STATEMENTS)])
+            else:
+                line = _message(rng, ms, pin=False)
+            fh.write(line + "\n")
+            size += len(line) + 1
+            lines += 1
+    return lines
+
+
+_ANALYZE = "import sys; from pinwatch.cli import main; sys.exit(main())"
+
+
+def _analyze_figures() -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="pinwatch-bench-") as tmp:
+        export = Path(tmp) / "proxy-export.log"
+        lines = write_export(export, int(ANALYZE_EXPORT_MB * 1_048_576))
+        size_mb = export.stat().st_size / 1_048_576
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(
+            [sys.executable, "-c", _ANALYZE, "analyze", "--format", "json", str(export)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return [
+        Figure("analyze_export_mb", size_mb, f"plain-text export for pinwatch analyze, {lines} lines", 0),
+        Figure(
+            "analyze_lines_per_s_variety",
+            lines / cpu_s,
+            f"pinwatch analyze CPU throughput, {ANALYZE_STATEMENTS} distinct statements",
+            0,
+        ),
+    ]
+
+
 def run() -> list[Figure]:
-    return _measure("pins", 1.0, "pin lines only") + _measure("mix", PIN_SHARE_IN_MIX, "15% pins mix")
+    return (
+        _measure("pins", 1.0, "pin lines only") + _measure("mix", PIN_SHARE_IN_MIX, "15% pins mix") + _analyze_figures()
+    )

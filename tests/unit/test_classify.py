@@ -96,7 +96,7 @@ def test_given_a_hostile_256_kb_reason_when_classified_then_the_result_is_comput
 
 
 def test_given_the_rule_tables_when_read_then_every_code_they_produce_is_in_the_catalog() -> None:
-    produced = {code for code, _ in REASON_RULES} | {code for code, _ in DIGEST_RULES}
+    produced = {code for code, *_ in REASON_RULES} | {code for code, *_ in DIGEST_RULES}
 
     assert produced <= set(CATALOG)
     assert produced | {"unknown"} == set(CATALOG)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pinwatch.records import EngineFamily
 
@@ -121,6 +122,12 @@ class DigestInfo:
 
 def guess_engine(digest: str) -> EngineFamily | None:
     """The engine family a digest's spelling points to (``$1`` placeholders → PostgreSQL, ``?`` → MySQL)."""
+    # `pinwatch analyze` asks once per pin line, and an application's statements repeat; long
+    # digests (rare) are not kept, so the cache stays small.
+    return _guess_engine_memo(digest) if len(digest) <= _GUESS_MEMO_CHARS else _guess_engine(digest)
+
+
+def _guess_engine(digest: str) -> EngineFamily | None:
     if _PG_HINT.search(digest):
         return EngineFamily.POSTGRESQL
     if _MYSQL_HINT.search(digest):
@@ -129,6 +136,9 @@ def guess_engine(digest: str) -> EngineFamily | None:
         return EngineFamily.SQLSERVER
     return None
 
+
+_GUESS_MEMO_CHARS = 2048
+_guess_engine_memo = lru_cache(maxsize=8192)(_guess_engine)
 
 # Reason wordings that only one engine family produces (the PostgreSQL extended protocol's Parse).
 _REASON_ENGINE_WORDS = (("parse message", EngineFamily.POSTGRESQL),)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
 
-from pinwatch.parse import MAX_TIMESTAMP_MS, PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
+from pinwatch.parse import MAX_TIMESTAMP_MS, PIN_PHRASE, WOULD_PIN_PHRASE, parse_message, pin_reason
 from pinwatch.records import Kind, LogRecord
 from pinwatch.tally import Tally
 from pinwatch.timebase import HOUR_MS
@@ -165,9 +165,10 @@ def fold(delivery: Delivery) -> tuple[str, Tally]:
 
     Hot path. A pin line's reason code, reason text and digest depend only on which pin phrase it
     holds and on the text from ``Reason:`` on; the rest (timestamp, tags, connection ids) differs on
-    every line and is not needed for counting. So :func:`~pinwatch.parse.parse_message` runs once
-    per distinct (phrase, reason tail) in the batch and its answer is reused for the others; lines
-    without a pin phrase are parsed in full. Equivalence with the parser is a tested property.
+    every line and is not needed for counting. So the reason is read (:func:`~pinwatch.parse.pin_reason`,
+    what :func:`~pinwatch.parse.parse_message` reads it with) once per distinct (phrase, reason tail)
+    in the batch and reused for the others; lines without a pin phrase are parsed in full.
+    Equivalence with the parser is a tested property.
     """
     proxy, _ = proxy_name(delivery.log_group)
     tally = Tally()
@@ -176,7 +177,9 @@ def fold(delivery: Delivery) -> tuple[str, Tally]:
     # Per pin phrase: reason tail -> the timestamps of the lines that share it (one parse for all of them).
     pin_times: dict[str, list[int]] = {}
     would_times: dict[str, list[int]] = {}
-    groups: dict[tuple[Kind, str], _Group] = {}
+    # Per pin phrase: reason tail -> (reason text, digest, reason code), keyed by the tail alone (its hash is cached).
+    pin_groups: dict[str, tuple[str | None, str | None, str]] = {}
+    would_groups: dict[str, tuple[str | None, str | None, str]] = {}
     unmemoised: list[int] = []  # timestamps of lines counted on their own
     try:
         for entry in delivery.events:
@@ -207,28 +210,28 @@ def fold(delivery: Delivery) -> tuple[str, Tally]:
             if times is not None:
                 times.append(ts)
                 continue
-            kind = Kind.PINNED if memo is pin_times else Kind.WOULD_PIN
-            record = parse_message(message, ts)
-            if record.kind is not kind or len(groups) >= _MEMO_MAX or len(tail) > _MEMO_KEY_MAX_CHARS:
+            parsed = pin_reason(tail)  # what parse_message would say about it, tags aside
+            if len(pin_groups) + len(would_groups) >= _MEMO_MAX or len(tail) > _MEMO_KEY_MAX_CHARS:
                 unmemoised.append(ts)
-                _add_record(tally, proxy, record, ts)  # not memoisable: count it on its own
+                kind = Kind.PINNED if memo is pin_times else Kind.WOULD_PIN
+                tally.add_reason(proxy, kind, parsed[2], ts, parsed[0], parsed[1])  # not memoisable: on its own
                 continue
             memo[tail] = [ts]
-            groups[(kind, tail)] = _Group(record.reason or "unknown", record.reason_text, record.digest)
+            (pin_groups if memo is pin_times else would_groups)[tail] = parsed
         joined_ids = "\n".join(ids)
     except (KeyError, TypeError, AttributeError):
         _raise_for_bad_event(delivery.events)
         raise  # not caused by the payload: a bug, let it surface as it is
     first_ms = min(unmemoised, default=None)
     last_ms = max(unmemoised, default=None)
-    for kind, memo in ((Kind.PINNED, pin_times), (Kind.WOULD_PIN, would_times)):
+    for kind, memo, groups in ((Kind.PINNED, pin_times, pin_groups), (Kind.WOULD_PIN, would_times, would_groups)):
         for tail, times in memo.items():
-            group = groups[(kind, tail)]
+            reason_text, digest, reason = groups[tail]
             times.sort()  # already in order for a normal stream: linear
             first_ms = times[0] if first_ms is None else min(first_ms, times[0])
             last_ms = times[-1] if last_ms is None else max(last_ms, times[-1])
             for count, first, last in _per_hour(times):
-                tally.add_reasons(proxy, kind, group.reason, count, first, last, group.reason_text, group.digest)
+                tally.add_reasons(proxy, kind, reason, count, first, last, reason_text, digest)
     if first_ms is not None and last_ms is not None:
         tally.seen(proxy, first_ms, last_ms, len(ids), delivery.log_group)
     return _batch_id(delivery.log_group, delivery.log_stream, joined_ids), tally
@@ -260,17 +263,6 @@ def _per_hour(times: list[int]) -> list[tuple[int, int, int]]:
         out.append((end - start, times[start], times[end - 1]))
         start = end
     return out
-
-
-class _Group:
-    """The parse result shared by lines with one pin phrase and one reason tail."""
-
-    __slots__ = ("digest", "reason", "reason_text")
-
-    def __init__(self, reason: str, reason_text: str | None, digest: str | None) -> None:
-        self.reason = reason
-        self.reason_text = reason_text
-        self.digest = digest
 
 
 def _add_record(tally: Tally, proxy: str, record: LogRecord, ts: int) -> None:

@@ -71,8 +71,7 @@ def parse_message(message: str, timestamp_ms: int | None = None) -> LogRecord:
         reason_text = digest = None
         reason = UNKNOWN_REASON
     else:
-        tail = message[reason_at:]
-        reason_text, digest, reason = _pin_reason(tail) if len(tail) <= _MEMO_TAIL_CHARS else _classified(tail)
+        reason_text, digest, reason = pin_reason(message[reason_at:])
     prefix = message[:pin_at]
     level, endpoint, client, db = _fields(prefix)
     if db is None:  # usually right after the phrase: "… to the database connection [dbConnection=<id>] …"
@@ -109,18 +108,27 @@ def _parse_non_pin(message: str, timestamp_ms: int | None) -> LogRecord:
 
 def _split_reason(tail: str) -> tuple[str | None, str | None]:
     """Split ``Reason: <text> Digest: "<statement>".`` into its text (verbatim) and the digest."""
-    tail = tail[len(_REASON_MARK) :]
+    start = len(_REASON_MARK)
     # The digest is user SQL and may itself contain quotes; it always ends the line, so the last
     # marker is the real one and the closing `".` (or `"`) is stripped from the very end.
-    digest_at = tail.rfind(_DIGEST_MARK)
+    digest_at = tail.rfind(_DIGEST_MARK, start)
     if digest_at < 0:
-        return tail.strip() or None, None
+        return tail[start:].strip() or None, None
     digest = tail[digest_at + len(_DIGEST_MARK) :].rstrip()
     if digest.endswith('".'):
         digest = digest[:-2]
     elif digest.endswith('"'):
         digest = digest[:-1]
-    return tail[:digest_at].strip() or None, digest
+    return tail[start:digest_at].strip() or None, digest
+
+
+def pin_reason(tail: str) -> tuple[str | None, str | None, str]:
+    """(reason text, digest, catalog code) of a pin line's text from ``Reason:`` on (``""``: no reason).
+
+    All of a pin line that counting needs: callers that already found the tail (the ingest fold)
+    skip the tags and timestamp that :func:`parse_message` also reads.
+    """
+    return _pin_reason(tail) if len(tail) <= _MEMO_TAIL_CHARS else _classified(tail)
 
 
 def _classified(tail: str) -> tuple[str | None, str | None, str]:

@@ -13,6 +13,7 @@ and unparsed lines to :data:`SAMPLE_MAX_CHARS`, so one noisy line can never bloa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from pinwatch.records import Kind, LogRecord
 from pinwatch.timebase import HOUR_MS, hour_bucket
@@ -26,6 +27,9 @@ SAMPLE_MAX_CHARS = 512
 DIGESTS_PER_KEY = 3
 """Distinct digests remembered per key and batch (the running total keeps the latest batch's)."""
 _DIGESTS_TRACKED = 4 * DIGESTS_PER_KEY  # candidates kept while folding; bounded for pathological batches
+
+# Rank of a (digest, latest ms) item: C-level, as eviction runs per line when every digest is new.
+_TIME_THEN_DIGEST = itemgetter(1, 0)
 
 
 def _cut_digest(digest: str) -> str:
@@ -191,7 +195,7 @@ class Tally:
                 seen[digest] = last_ms
                 if len(seen) > _DIGESTS_TRACKED:
                     # Forget the stalest: the latest few survive, whatever order lines come in.
-                    del seen[min(seen.items(), key=lambda item: (item[1], item[0]))[0]]
+                    del seen[min(seen.items(), key=_TIME_THEN_DIGEST)[0]]
 
     def add_unparsed(self, proxy: str, ts: int, raw: str) -> None:
         """Count one unreadable line; the first of each (proxy, hour) is kept as the sample."""
