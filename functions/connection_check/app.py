@@ -5,7 +5,9 @@ start (an invalid setting or an unreadable Slack secret fails there, naming the 
 work happens in :mod:`pinwatch.check` (discover, read metrics, diagnose, explain) and
 :mod:`pinwatch.alerts` (policy, rendering, delivery).
 
-A proxy whose alerting failed does not stop the others; the invocation then fails at the end so
+Alert channels are delivered concurrently, each within its own deadline and all within one taken
+from the invocation's remaining time, so a slow Slack or SNS cannot run the function into its
+timeout before the alert state is written. A proxy whose alerting failed does not stop the others; the invocation then fails at the end so
 the function's Errors metric and alarm see it. The schedule does not retry: the next run checks
 again with fresh numbers, and undelivered messages stay pending in the alert state.
 
@@ -73,6 +75,20 @@ CHECK = build_connection_check(
 # simulated clock and swaps this for it, so every run diagnoses the minute it simulates.
 clock: Callable[[], float] = time.time
 
+# Time kept back from the function's timeout for what follows delivery: the alert-state write (a
+# transaction with its retries) and the metrics flush. A quarter of what is left, at most 5 s.
+RESERVE_FRACTION = 0.25
+RESERVE_MAX_S = 5.0
+
+
+def delivery_deadline(context: Any) -> float | None:
+    """``time.monotonic()`` by which every alert channel must be done, from the Lambda's remaining time."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None  # not in Lambda: the channels' own deadlines still hold
+    remaining_s = remaining() / 1000
+    return time.monotonic() + remaining_s - min(RESERVE_MAX_S, remaining_s * RESERVE_FRACTION)
+
 
 class CheckFailed(RuntimeError):
     """Alerting failed for at least one proxy (the others were checked and alerted)."""
@@ -81,7 +97,7 @@ class CheckFailed(RuntimeError):
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = CHECK.run(int(clock() * 1000))
+    result = CHECK.run(int(clock() * 1000), deadline=delivery_deadline(context))
     summary = _emit_metrics(result)
     logger.info("Check complete", **summary)
     if result.failures:

@@ -105,7 +105,9 @@ class RecordingDispatcher:
     fail_for: frozenset[str] = frozenset()
     calls: list[tuple[ProxyReport, int, bool]] = field(default_factory=list)
 
-    def process(self, report: ProxyReport, now_ms: int, dry_run: bool = False) -> DispatchResult:
+    def process(
+        self, report: ProxyReport, now_ms: int, dry_run: bool = False, deadline: float | None = None
+    ) -> DispatchResult:
         self.calls.append((report, now_ms, dry_run))
         if report.proxy in self.fail_for:
             raise TimeoutError("sns timed out")

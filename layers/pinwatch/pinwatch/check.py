@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from pinwatch.config import CheckConfig, Thresholds
-from pinwatch.diagnose import diagnose, not_found_finding
+from pinwatch.diagnose import diagnose, not_checked_finding, not_found_finding
 from pinwatch.discovery import Discovery, ProxyInfo, RdsProxyDiscovery
 from pinwatch.findings import ProxyReport, Severity
 from pinwatch.hints import hints_for
@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 HOUR_MS = 3_600_000
 NOT_FOUND_STATUS = "not-found"
+# A proxy whose describe, target-group or metric read failed: not "available", so the alert policy
+# neither raises nor resolves its other rules on a run that could not see them.
+NOT_CHECKED_STATUS = "not-checked"
 
 
 class ProxySource(Protocol):
@@ -58,7 +61,9 @@ class ReasonSource(Protocol):
 class Dispatcher(Protocol):
     """Alert policy and delivery: ``pinwatch.alerts.AlertDispatcher``."""
 
-    def process(self, report: ProxyReport, now_ms: int, dry_run: bool = False) -> DispatchResult: ...
+    def process(
+        self, report: ProxyReport, now_ms: int, dry_run: bool = False, deadline: float | None = None
+    ) -> DispatchResult: ...
 
 
 # (reason code, engine, example digest, pool config) -> hint texts, best first.
@@ -114,13 +119,16 @@ class ConnectionCheck:
         self._dispatcher = dispatcher
         self._reason_limit = reason_limit
 
-    def run(self, now_ms: int, *, dry_run: bool = False) -> CheckResult:
-        """One check of every proxy; ``dry_run`` asks the dispatcher to render without sending or saving."""
+    def run(self, now_ms: int, *, dry_run: bool = False, deadline: float | None = None) -> CheckResult:
+        """One check of every proxy; ``dry_run`` asks the dispatcher to render without sending or saving.
+
+        ``deadline`` (``time.monotonic()``) is when alert delivery must be over so the run can
+        finish; a failure reading one proxy makes that proxy "not checked" and the rest go on.
+        """
         found = self._proxies.discover(self._proxy_names)
-        available = [p.name for p in found.proxies if p.available]
-        # One batched read for every proxy: the call count depends on proxies x metrics / 500 only.
-        series = self._metrics.read(available, now_ms, self._window_minutes) if available else {}
-        reports = [self._report(proxy, series.get(proxy.name), now_ms) for proxy in found.proxies]
+        available = [p.name for p in found.proxies if p.available and p.error is None]
+        series = self._read_metrics(available, now_ms)
+        reports = [self._checked(proxy, series.get(proxy.name), now_ms) for proxy in found.proxies]
         reports += [
             ProxyReport(
                 proxy=name,
@@ -131,7 +139,35 @@ class ConnectionCheck:
             )
             for name in found.missing
         ]
-        return CheckResult(tuple(self._dispatch(r, now_ms, dry_run) for r in reports), now_ms)
+        return CheckResult(tuple(self._dispatch(r, now_ms, dry_run, deadline) for r in reports), now_ms)
+
+    def _read_metrics(self, proxies: Sequence[str], now_ms: int) -> Mapping[str, ProxyMetrics]:
+        """One batched read for every proxy: the call count depends on proxies x metrics / 500 only."""
+        if not proxies:
+            return {}
+        try:
+            return self._metrics.read(proxies, now_ms, self._window_minutes)
+        except Exception as exc:  # the reader retries per batch; this is whatever escaped it
+            logger.exception("reading metrics failed for every proxy")
+            error = f"reading metrics failed ({type(exc).__name__}): {exc}"
+            return {name: ProxyMetrics(name, (), {}, error=error) for name in proxies}
+
+    def _checked(self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int) -> ProxyReport:
+        error = proxy.error or (metrics.error if metrics is not None else None)
+        if error is None:
+            try:
+                return self._report(proxy, metrics, now_ms)
+            except Exception as exc:  # a bug or odd data in one proxy must not cost the others their check
+                logger.exception("diagnosing %s failed", proxy.name)
+                error = f"diagnosis failed ({type(exc).__name__}): {exc}"
+        logger.warning("proxy not checked: %s", error, extra={"proxy": proxy.name})
+        return ProxyReport(
+            proxy=proxy.name,
+            engine=proxy.engine,
+            status=NOT_CHECKED_STATUS,
+            findings=(not_checked_finding(proxy.name, error),),
+            checked_at_ms=now_ms,
+        )
 
     def _report(self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int) -> ProxyReport:
         result = diagnose(proxy, metrics, self._thresholds)
@@ -183,11 +219,11 @@ class ConnectionCheck:
         }
         return {reason: texts for reason, texts in hints.items() if texts}
 
-    def _dispatch(self, report: ProxyReport, now_ms: int, dry_run: bool) -> ProxyOutcome:
+    def _dispatch(self, report: ProxyReport, now_ms: int, dry_run: bool, deadline: float | None) -> ProxyOutcome:
         if self._dispatcher is None:
             return ProxyOutcome(report)
         try:
-            return ProxyOutcome(report, self._dispatcher.process(report, now_ms, dry_run=dry_run))
+            return ProxyOutcome(report, self._dispatcher.process(report, now_ms, dry_run=dry_run, deadline=deadline))
         except Exception as exc:
             # One proxy's alerting failure must not cost the other proxies their alerts.
             logger.exception("alerting failed for %s", report.proxy)

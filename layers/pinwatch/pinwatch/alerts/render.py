@@ -73,6 +73,7 @@ RULE_TITLES: Mapping[str, str] = {
     "enhanced_logging_off": "enhanced logging off",
     "proxy_unavailable": "proxy unavailable",
     "proxy_not_found": "proxy not found",
+    "not_checked": "not checked",
 }
 
 

@@ -36,6 +36,11 @@ SECRET_MAX_AGE_S = 300
 # For the SNS (and any other) client the check function creates: botocore's standard retry mode
 # (exponential backoff with jitter on throttling and 5xx) and timeouts well inside the function's.
 SNS_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=5)
+# Wall-clock limit of one SNS publish, botocore's retries included (its timeouts are per socket
+# operation, so they alone do not bound a slow answer).
+SNS_DEADLINE_S = 20.0
+# Beyond the Slack budget: the budget ends a send cleanly; this ends one the peer keeps alive.
+SLACK_DEADLINE_GRACE_S = 1.0
 
 SecretProvider = Callable[[str], str]
 
@@ -157,8 +162,13 @@ def build_dispatcher(
         else None
     )
     channels = [
-        ChannelSpec("slack", partial(render_slack, settings=render_settings), slack_sender),
-        ChannelSpec("sns", partial(render_sns, settings=render_settings), sns_sender),
+        ChannelSpec(
+            "slack",
+            partial(render_slack, settings=render_settings),
+            slack_sender,
+            deadline_s=slack_budget_s + SLACK_DEADLINE_GRACE_S,
+        ),
+        ChannelSpec("sns", partial(render_sns, settings=render_settings), sns_sender, deadline_s=SNS_DEADLINE_S),
     ]
     settings = PolicySettings.from_minutes(config.renotify_minutes, config.resolve_after_checks)
     return AlertDispatcher(store, channels, settings)
