@@ -260,7 +260,13 @@ def not_found_finding(proxy: str) -> Finding:
     )
 
 
+NOT_CHECKED_ERROR_MAX = 300  # an API error's text is quoted, not dumped
+
+
 def not_checked_finding(proxy: str, error: str) -> Finding:
+    error = " ".join(error.split())
+    if len(error) > NOT_CHECKED_ERROR_MAX:
+        error = error[: NOT_CHECKED_ERROR_MAX - 1] + "…"
     return Finding(
         proxy,
         NOT_CHECKED,
