@@ -3,8 +3,9 @@
 One proxy's failure is that proxy's alone: an API error other than "not found" while describing a
 named proxy or reading its target group (throttling beyond botocore's retries, access denied, a
 malformed answer) is kept on its :class:`ProxyInfo` as ``error``, and the check reports that proxy
-as not checked while the others go on. Only a failed listing of every proxy stops the run — then
-there is nothing to check.
+as not checked while the others go on. What concerns every call alike — no credentials, an
+unreachable endpoint (botocore's ``BotoCoreError``s) — and a failed listing of every proxy stop
+the run instead: then nothing could be checked.
 
 The RDS client is injected; this module never imports boto3.
 """
@@ -16,12 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from pinwatch.records import EngineFamily, PoolConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
 
 AVAILABLE = "available"
+# An error answer to one request (throttling after botocore's retries, access denied on one
+# proxy's ARN) or an answer missing what it should hold: that proxy's problem, not the run's.
+_PER_PROXY_ERRORS = (ClientError, KeyError, TypeError, ValueError, AttributeError)
 DEFAULT_TARGET_GROUP = "default"  # the only target group a proxy has
 
 
@@ -120,7 +126,7 @@ class RdsProxyDiscovery:
             return proxy_from_api(items[0]) if items else None
         except self._client.exceptions.DBProxyNotFoundFault:
             return None
-        except Exception as exc:  # this name only: the other names are still described
+        except _PER_PROXY_ERRORS as exc:  # this name only: the other names are still described
             return ProxyInfo(name, None, "unknown", error=describe_error("DescribeDBProxies", exc))
 
     def _with_pool(self, proxy: ProxyInfo) -> ProxyInfo:
@@ -140,5 +146,5 @@ class RdsProxyDiscovery:
             self._client.exceptions.DBProxyTargetGroupNotFoundFault,
         ):
             return proxy
-        except Exception as exc:  # throttled past the retries, access denied, a malformed answer
+        except _PER_PROXY_ERRORS as exc:  # throttled past the retries, access denied, a malformed answer
             return replace(proxy, error=describe_error("DescribeDBProxyTargetGroups", exc))
