@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from pinwatch.alerts.policy import GONE_STATUS
 from pinwatch.config import CheckConfig, Thresholds
 from pinwatch.diagnose import diagnose, not_checked_finding, not_found_finding
 from pinwatch.discovery import Discovery, ProxyInfo, RdsProxyDiscovery
@@ -64,6 +65,8 @@ class Dispatcher(Protocol):
     def process(
         self, report: ProxyReport, now_ms: int, dry_run: bool = False, deadline: float | None = None
     ) -> DispatchResult: ...
+
+    def alerting_proxies(self) -> frozenset[str]: ...
 
 
 # (reason code, engine, example digest, pool config) -> hint texts, best first.
@@ -139,7 +142,23 @@ class ConnectionCheck:
             )
             for name in found.missing
         ]
+        reports += [
+            ProxyReport(proxy=name, engine=None, status=GONE_STATUS, findings=(), checked_at_ms=now_ms)
+            for name in self._gone(found)
+        ]
         return CheckResult(tuple(self._dispatch(r, now_ms, dry_run, deadline) for r in reports), now_ms)
+
+    def _gone(self, found: Discovery) -> list[str]:
+        """Proxies with open alerts that this run did not see: deleted, or dropped from PROXY_NAMES."""
+        if self._dispatcher is None:
+            return []
+        try:
+            alerting = self._dispatcher.alerting_proxies()
+        except Exception:  # closing stale alerts can wait for the next run; checking cannot
+            logger.warning("could not list proxies with open alerts; stale ones are closed next run", exc_info=True)
+            return []
+        seen = {p.name for p in found.proxies} | set(found.missing)
+        return sorted(alerting - seen)
 
     def _read_metrics(self, proxies: Sequence[str], now_ms: int) -> Mapping[str, ProxyMetrics]:
         """One batched read for every proxy: the call count depends on proxies x metrics / 500 only."""

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 from pinwatch.alerts.channels import DeliveryOutcome, Sender
 from pinwatch.alerts.policy import (
+    GONE_STATUS,
     AlertState,
     DeliveryStatus,
     Plan,
@@ -62,6 +63,8 @@ class AlertStore(Protocol):
     def load(self, proxy: str) -> dict[str, AlertState]: ...
 
     def save(self, states: Sequence[AlertState]) -> tuple[AlertState, ...] | None: ...
+
+    def alerting_proxies(self) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,10 @@ class AlertDispatcher:
         """Channels that deliver (a channel without a sender only renders, for previews)."""
         return tuple(c.name for c in self._channels if c.sender is not None)
 
+    def alerting_proxies(self) -> frozenset[str]:
+        """Proxies with open alerts in the store (none without a store)."""
+        return self._store.alerting_proxies() if self._store is not None else frozenset()
+
     def process(
         self, report: ProxyReport, now_ms: int, dry_run: bool = False, deadline: float | None = None
     ) -> DispatchResult:
@@ -169,6 +176,7 @@ class AlertDispatcher:
             self._settings,
             delivering,
             proxy_available=report.status.lower() == "available",
+            proxy_gone=report.status == GONE_STATUS,
         )
         messages, render_failures = self._render(plan, report, now_ms)
         notifications = _notifications(plan)
