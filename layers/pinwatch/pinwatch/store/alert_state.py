@@ -12,10 +12,10 @@ A conflict that clears into a failed condition is a lost race like any other.
 Lifecycle. Every write stamps ``expires_at`` (the table's TTL attribute, as on the hourly
 summary items), ``ttl_days`` after the write: an active alert is rewritten at least every
 reminder interval, so only states nobody touches any more — resolved long ago, or of a proxy that
-is gone — expire. A rule that is active also has an index item (``pk=ALERTING``,
-``sk=PROXY#<proxy>#ALERT#<rule>``) written in the same transaction and deleted when the rule is
-resolved, so a check run finds, with one Query and no Scan, the proxies that still have open
-alerts — including proxies that no longer exist, whose alerts it then resolves.
+is gone — expire. Each rule also has an index item (``pk=ALERTING``, ``sk=PROXY#<proxy>#ALERT#<rule>``, ``active``)
+put in the same transaction, so a check run finds, with one Query and no Scan, the proxies that
+still have open alerts — including proxies that no longer exist, whose alerts it then resolves.
+It is put, never deleted (the function may only query and put), and expires with its state.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ class AlertStateStore:
         pages = paginator.paginate(
             TableName=self._table,
             KeyConditionExpression="#pk = :pk",
-            ExpressionAttributeNames={"#pk": keys.PK, "#proxy": "proxy"},
-            ExpressionAttributeValues={":pk": {"S": ALERTING_PK}},
+            FilterExpression="#active = :true",
+            ExpressionAttributeNames={"#pk": keys.PK, "#proxy": "proxy", "#active": "active"},
+            ExpressionAttributeValues={":pk": {"S": ALERTING_PK}, ":true": {"BOOL": True}},
             ProjectionExpression="#proxy",
             ConsistentRead=True,
         )
@@ -145,9 +146,12 @@ class AlertStateStore:
             keys.PK: {"S": ALERTING_PK},
             keys.SK: {"S": f"{keys.proxy_pk(state.proxy)}#{keys.alert_sk(state.rule)}"},
         }
-        if not state.active:
-            return {"Delete": {"TableName": self._table, "Key": key}}
-        item = {**key, "proxy": {"S": state.proxy}, keys.TTL_ATTRIBUTE: {"N": str(expires_at)}}
+        item = {
+            **key,
+            "proxy": {"S": state.proxy},
+            "active": {"BOOL": state.active},
+            keys.TTL_ATTRIBUTE: {"N": str(expires_at)},
+        }
         return {"Put": {"TableName": self._table, "Item": item}}
 
 
