@@ -47,7 +47,9 @@ class Region:
     names: list[str]
 
     def discover(self, names: Sequence[str] = ()) -> Discovery:
-        return Discovery(tuple(ProxyInfo(n, EngineFamily.MYSQL, "available") for n in sorted(self.names)))
+        wanted = [n for n in sorted(self.names) if not names or n in names]
+        missing = tuple(n for n in names if n not in self.names)
+        return Discovery(tuple(ProxyInfo(n, EngineFamily.MYSQL, "available") for n in wanted), missing)
 
 
 class NoMetrics:
@@ -160,3 +162,25 @@ def test_given_the_gone_message_failing_when_the_check_runs_again_then_it_is_ret
 
     assert len(channel.sent) == 2  # the alert, then exactly one "gone" resolution
     assert store.alerting_proxies() == frozenset()
+
+
+def test_given_a_check_limited_to_some_proxies_when_it_runs_then_it_leaves_the_other_proxies_alerts_open(
+    dispatcher: AlertDispatcher, store: AlertStateStore, recorder: Recorder
+) -> None:
+    dispatcher.process(critical("orders"), NOW_MS)
+    dispatcher.process(critical("billing"), NOW_MS)
+    recorder.sent.clear()
+    only_billing = ConnectionCheck(
+        proxies=Region(["orders", "billing"]),
+        metrics=NoMetrics(),
+        thresholds=Thresholds(),
+        window_minutes=30,
+        proxy_names=["billing"],  # what PROXY_NAMES or `pinwatch check --proxy billing` gives
+        dispatcher=dispatcher,
+    )
+
+    result = only_billing.run(NOW_MS + 5 * MIN)
+
+    assert [o.report.proxy for o in result.outcomes] == ["billing"]
+    assert store.alerting_proxies() >= {"orders"}
+    assert not [m for m in recorder.sent if "orders" in m["Subject"]]

@@ -149,8 +149,13 @@ class ConnectionCheck:
         return CheckResult(tuple(self._dispatch(r, now_ms, dry_run, deadline) for r in reports), now_ms)
 
     def _gone(self, found: Discovery) -> list[str]:
-        """Proxies with open alerts that this run did not see: deleted, or dropped from PROXY_NAMES."""
-        if self._dispatcher is None:
+        """Proxies with open alerts that a run over every proxy in the region did not see: deleted.
+
+        A run limited to some names (PROXY_NAMES, ``pinwatch check --proxy``) sees too little to
+        tell: it leaves the others' alerts alone (a deleted configured name is ``proxy_not_found``,
+        and states nobody rewrites expire with the table's TTL).
+        """
+        if self._dispatcher is None or self._proxy_names:
             return []
         try:
             alerting = self._dispatcher.alerting_proxies()

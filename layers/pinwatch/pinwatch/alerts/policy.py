@@ -14,7 +14,7 @@ warning they are "unknown" and leave the state alone; at warning or above they h
 alert (or open a warning one) without escalating to critical or de-escalating from it. Checks that
 are unknown neither extend nor break a healthy streak, like CloudWatch's "missing data: ignore".
 
-A proxy that is gone (deleted, or no longer among the proxies checked) resolves every open alert
+A proxy that is gone (a run over every proxy in the region no longer finds it) resolves every open alert
 at once, without the healthy streak: nothing will ever be observed about it again. Its rules go
 out in one "resolved" message, and the resolved states then expire from the table.
 
@@ -32,7 +32,7 @@ from enum import StrEnum
 
 from pinwatch.findings import Finding, Severity
 
-GONE_STATUS = "gone"  # ProxyReport.status of a proxy that had open alerts and is no longer checked
+GONE_STATUS = "gone"  # ProxyReport.status of a proxy that had open alerts and no longer exists
 
 
 class AlertStatus(StrEnum):
@@ -297,7 +297,7 @@ def _gone(before: AlertState, now_ms: int, channels: frozenset[str]) -> RuleDeci
         resolved_ms=now_ms,
         last_notified_ms=now_ms,
         last_transition=Transition.RESOLVED,
-        summary=f"{before.proxy} is gone (deleted, or no longer checked): the alert is closed. {before.summary}".strip(),
+        summary=f"{before.proxy} is gone (no longer found in the region): the alert is closed. {before.summary}".strip(),
     )
     return RuleDecision(before.rule, before, after, Transition.RESOLVED, None, send_to=channels)
 
