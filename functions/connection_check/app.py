@@ -8,8 +8,10 @@ happens in :mod:`pinwatch.check` (discover, read metrics, diagnose, explain) and
 :mod:`pinwatch.alerts` (policy, rendering, delivery); the counts come from the run's
 :class:`~pinwatch.check.CheckResult`.
 
-A proxy whose alerting failed does not stop the others; the invocation then fails at the end so
-the function's Errors metric and alarm see it. The schedule does not retry: the next run checks
+Alert channels are delivered concurrently, each within its own deadline and all within one taken
+from the invocation's remaining time, so a slow Slack or SNS cannot run the function into its
+timeout before the alert state is written. A proxy whose alerting failed does not stop the
+others; the invocation then fails at the end so the function's Errors metric and alarm see it. The schedule does not retry: the next run checks
 again with fresh numbers, and undelivered messages stay pending in the alert state.
 
 Metrics (namespace ``POWERTOOLS_METRICS_NAMESPACE``, default ``Pinwatch``), per invocation:
@@ -45,6 +47,20 @@ copy_config_to_registered_loggers(source_logger=logger, include={"pinwatch"})
 
 CHECK = wiring.check_function(CONFIG)
 
+# Time kept back from the function's timeout for what follows delivery: the alert-state write (a
+# transaction with its retries) and the metrics flush. A quarter of what is left, at most 5 s.
+RESERVE_FRACTION = 0.25
+RESERVE_MAX_S = 5.0
+
+
+def delivery_deadline(context: Any) -> float | None:
+    """``time.monotonic()`` by which every alert channel must be done, from the Lambda's remaining time."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None  # not in Lambda: the channels' own deadlines still hold
+    remaining_s = remaining() / 1000
+    return time.monotonic() + remaining_s - min(RESERVE_MAX_S, remaining_s * RESERVE_FRACTION)
+
 
 class CheckFailed(RuntimeError):
     """Alerting failed for at least one proxy (the others were checked and alerted)."""
@@ -59,7 +75,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 @logger.inject_lambda_context(clear_state=True)
 def handle(event: dict[str, Any], context: LambdaContext, *, check: Check, now_ms: int) -> dict[str, Any]:
     """One check of every proxy at ``now_ms``; returns the summary it logs, raises :class:`CheckFailed` at the end."""
-    result = check.run(now_ms)
+    result = check.run(now_ms, deadline=delivery_deadline(context))
     _emit_metrics(result)
     summary = _summarise(result)
     logger.info("Check complete", **summary)

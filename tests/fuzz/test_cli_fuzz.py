@@ -1,4 +1,5 @@
-"""Fuzzing ``pinwatch analyze``: any file ends in exit 0 with valid output, or exit 2 with a one-line error.
+"""Fuzzing the CLI: any file given to ``pinwatch analyze`` ends in exit 0 with valid output, or exit 2
+with a one-line error; so does any option or environment value given to the AWS subcommands.
 
 Exit 2 is only for input that cannot be read at all (here: a file that announces gzip and is not).
 Whatever the bytes, a line is reported as a pin only if it holds the pin phrase.
@@ -8,12 +9,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from io import StringIO
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -143,3 +148,115 @@ def test_given_a_gzipped_export_cut_short_when_analyzed_then_it_exits_2_or_count
     assert_exit_contract(content, code, err)
     if code == EXIT_OK:
         assert json.loads(out)["totals"]["pinned"] <= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Options and environment variables of the AWS subcommands: any value ends in a one-line error.
+
+# Values that stay off the network: malformed URLs and regions, or a loopback port nothing serves.
+option_value = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "not a url",
+            "http://",
+            "http://127.0.0.1:1",
+            "ftp://x",
+            "http://[::1",
+            "http://a b",
+            "https://:80",
+            "\x00",
+            "",
+        ]
+    ),
+)
+ENV_VARS = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_RDS",
+    "AWS_DEFAULT_REGION",
+    "PINNED_WARNING_PCT",
+    "PROXY_NAMES",
+    "METRICS_WINDOW_MINUTES",
+    "SLACK_WEBHOOK_SECRET_ARN",
+)
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    err = StringIO()
+    with redirect_stdout(StringIO()), redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's own usage errors
+            code = int(exc.code or 0)
+    return code, err.getvalue()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["report", "check"]),
+    st.dictionaries(st.sampled_from(["--endpoint-url", "--region", "--profile"]), option_value, max_size=3),
+    st.dictionaries(st.sampled_from(ENV_VARS), option_value.filter(lambda v: "\x00" not in v), max_size=3),
+)
+@example("report", {"--endpoint-url": "not a url"}, {})
+@example("check", {"--endpoint-url": "not a url"}, {})
+@example("report", {}, {"AWS_ENDPOINT_URL": "not a url"})
+@example("check", {}, {"AWS_ENDPOINT_URL": "not a url"})
+@example("check", {}, {"PINNED_WARNING_PCT": "lots"})
+def test_given_any_option_or_environment_value_when_an_aws_command_runs_then_it_exits_2_with_one_line(
+    command: str, options: dict[str, str], env: dict[str, str]
+) -> None:
+    argv = [command, *(["--table", "pins"] if command == "report" else []), "--format", "json"]
+    for name, value in options.items():
+        argv += [f"{name}={value}"]
+    env.setdefault("AWS_MAX_ATTEMPTS", "1")
+    with environment(env):
+        code, err = run_cli(argv)
+
+    # Nothing listens and most values are malformed: the command cannot succeed, and says why in one line.
+    assert code == EXIT_USAGE, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(("pinwatch ", "usage: pinwatch")) or ": error: " in last, err
+
+
+# The installed console script does exactly this (pyproject's [project.scripts]).
+PINWATCH = [sys.executable, "-c", "import sys; from pinwatch.cli import main; sys.exit(main())"]
+
+
+def test_given_stdout_closed_when_a_command_runs_then_it_exits_quietly() -> None:
+    with a_file(pin_line(0) + b"\n") as path:
+        result = subprocess.run(
+            [*PINWATCH, "analyze", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            preexec_fn=lambda: os.close(1),
+        )
+    assert (result.returncode, result.stderr) == (EXIT_OK, "")
+
+
+@pytest.mark.parametrize("command", [["analyze", "--format", "jsonl"], ["reasons"], ["reasons", "--format", "json"]])
+def test_given_a_reader_that_goes_away_when_a_command_writes_then_it_exits_quietly(command: list[str]) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line (what `| head -0` does)
+    with a_file(b"\n".join(pin_line(n) for n in range(2000)) + b"\n") as path:
+        argv = [command[0], str(path), *command[1:]] if command[0] == "analyze" else command
+        result = subprocess.run([*PINWATCH, *argv], stdout=write_end, stderr=subprocess.PIPE, text=True, check=False)
+    os.close(write_end)
+    assert (result.returncode, result.stderr) == (EXIT_OK, "")

@@ -182,6 +182,26 @@ def test_given_a_broken_payload_when_handled_then_the_invalid_payload_metric_is_
     assert [v for _, v in metric_values(emf, "InvalidPayloads")] == [1]
 
 
+@pytest.mark.parametrize("log_group", ["/aws/rds/proxy/", "/aws/rds/proxy//", "/aws/rds/proxy/orders--db"])
+def test_given_a_proxy_log_group_without_a_valid_name_when_handled_then_it_is_an_invalid_payload_and_nothing_is_written(
+    app: ModuleType,
+    capsys: pytest.CaptureFixture[str],
+    dynamodb_client: Any,
+    handler_env: str,
+    log_group: str,
+) -> None:
+    capture_logs(app)
+    capsys.readouterr()
+
+    with pytest.raises(InvalidPayload, match="RDS proxy name"):
+        app.lambda_handler(subscription_event(log_events(2, T0, 60_000), log_group=log_group), LambdaContext())
+
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert [v for _, v in metric_values(emf, "InvalidPayloads")] == [1]
+    assert metric_values(emf, "PinEvents") == []  # no metric with an empty ProxyName dimension
+    assert table_items(dynamodb_client, handler_env) == []
+
+
 def test_given_the_sam_sample_event_when_handled_then_it_is_flagged_foreign_and_counts_no_pins(
     invoke: Invoke, dynamodb_client: Any, handler_env: str
 ) -> None:

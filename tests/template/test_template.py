@@ -281,24 +281,54 @@ def test_given_any_parameters_when_rendered_then_only_the_justified_read_only_st
 ) -> None:
     s = stack(params)
     table_indexes = f"arn:aws:dynamodb:us-east-1:123456789012:table/{s.ref('SummaryTable')}/index/*"
-    wildcard: list[dict[str, Any]] = []
+    proxies = "arn:aws:rds:us-east-1:123456789012:db-proxy:*"
+    target_groups = "arn:aws:rds:us-east-1:123456789012:target-group:*"
+    allowed_on_everything: list[dict[str, Any]] = []
     for role_id in s.of_type("AWS::IAM::Role"):
         for statement in iam_statements(s.prop(role_id)):
             actions = as_list(statement["Action"])
             assert not any(a == "*" or a.endswith(":*") for a in actions), statement
             resources = as_list(statement["Resource"])
-            if "*" in resources:
-                wildcard.append(statement)
-            # The only other pattern allowed: the indexes of the stack's own table (DynamoDB policy templates).
-            assert all(r in ("*", table_indexes) for r in resources if "*" in r), statement
+            if "*" in resources and statement.get("Effect", "Allow") == "Allow":
+                allowed_on_everything.append(statement)
+            # Other patterns allowed: the stack's own table indexes (DynamoDB policy templates) and
+            # this account's proxies and target groups (RDS names them by id, not by name).
+            assert all(r in ("*", table_indexes, proxies, target_groups) for r in resources if "*" in r), statement
 
-    assert len(wildcard) == 1
-    assert wildcard[0]["Resource"] == "*"
-    assert sorted(wildcard[0]["Action"]) == [
-        "cloudwatch:GetMetricData",
-        "rds:DescribeDBProxies",
-        "rds:DescribeDBProxyTargetGroups",
+    # GetMetricData has no resource types; everything else is scoped.
+    assert [as_list(st["Action"]) for st in allowed_on_everything] == [["cloudwatch:GetMetricData"]]
+
+
+def test_given_the_check_when_rendered_then_it_reads_proxies_of_this_account_and_region_only(
+    every_proxy: Stack,
+) -> None:
+    statements = iam_statements(_role_of(every_proxy, _check(every_proxy)))
+    (rds,) = [st for st in statements if any(a.startswith("rds:") for a in as_list(st["Action"]))]
+
+    assert sorted(as_list(rds["Action"])) == ["rds:DescribeDBProxies", "rds:DescribeDBProxyTargetGroups"]
+    assert sorted(as_list(rds["Resource"])) == [
+        "arn:aws:rds:us-east-1:123456789012:db-proxy:*",
+        "arn:aws:rds:us-east-1:123456789012:target-group:*",
     ]
+
+
+XRAY_WRITES = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+@pytest.mark.parametrize(("params", "tracing"), [({}, False), (NAMED, True)], ids=["tracing-off", "tracing-on"])
+def test_given_the_tracing_setting_when_rendered_then_functions_may_write_to_xray_only_with_tracing_on(
+    params: dict[str, str], tracing: bool
+) -> None:
+    s = stack(params)
+    for function_id in s.of_type("AWS::Lambda::Function"):
+        denied = {
+            action
+            for st in iam_statements(_role_of(s, function_id))
+            if st.get("Effect") == "Deny"
+            for action in as_list(st["Action"])
+        }
+        # SAM adds AWSXrayWriteOnlyAccess whenever Tracing is set; with tracing off it is denied again.
+        assert XRAY_WRITES.isdisjoint(denied) if tracing else denied >= XRAY_WRITES
 
 
 @pytest.mark.parametrize(("params", "has_secret"), [({}, False), (NAMED, True)])
@@ -328,8 +358,11 @@ def test_given_the_check_when_rendered_then_it_may_publish_to_the_encrypted_aler
     publish = [st["Resource"] for st in statements if "sns:Publish" in as_list(st["Action"])]
     assert publish == [f"arn:aws:sns:us-east-1:123456789012:getatt:{topic_id}.TopicName"]
     assert any(st["Resource"] == f"getatt:{key_id}.Arn" for st in statements if "kms:Decrypt" in as_list(st["Action"]))
-    table_arn = f"arn:aws:dynamodb:us-east-1:123456789012:table/{s.ref('SummaryTable')}"
-    assert any(table_arn in as_list(st["Resource"]) for st in statements if "dynamodb:UpdateItem" in st["Action"])
+    # The check queries the table and writes alert state in transactions of Put items: nothing else.
+    table = f"getatt:{'SummaryTable'}.Arn"
+    dynamodb = {a for st in statements for a in as_list(st["Action"]) if a.startswith("dynamodb:")}
+    assert dynamodb == {"dynamodb:Query", "dynamodb:PutItem"}
+    assert all(st["Resource"] == table for st in statements if "dynamodb:Query" in as_list(st["Action"]))
     # CloudWatch alarms publish through the same key: its policy must let them.
     key_policy = s.prop(key_id, "KeyPolicy")
     assert any(
@@ -595,3 +628,32 @@ def test_given_a_deployed_stack_when_its_outputs_are_read_then_they_name_everyth
         f"#dashboards/dashboard/{s.prop('Dashboard', 'DashboardName')}"
     )
     assert s.output("SubscriptionMode") == "account-policy"
+
+
+# ---------------------------------------------------------------------------- edges that used to fail at deploy
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("rate(1 minute)", True),
+        ("rate(5 minutes)", True),
+        ("rate(12 hours)", True),
+        ("rate(1 day)", True),
+        ("cron(0/5 * * * ? *)", True),
+        ("rate(1 minutes)", False),  # EventBridge wants the singular for 1
+        ("rate(5 minute)", False),  # and the plural above
+        ("rate(0 minutes)", False),  # a rate must be positive
+        ("rate(05 minutes)", False),
+        ("rate(-1 minutes)", False),
+        ("cron(0 12 * * ?)", False),  # six fields
+        ("every 5 minutes", False),
+    ],
+)
+def test_given_a_check_schedule_when_validated_then_only_what_eventbridge_accepts_passes_and_the_message_says_why(
+    value: str, accepted: bool
+) -> None:
+    parameter = load_template()["Parameters"]["CheckSchedule"]
+
+    assert (re.fullmatch(parameter["AllowedPattern"], value) is not None) == accepted
+    # What the console and the CLI show on a rejected value: it must say what to write instead.
+    assert "rate(1 minute)" in parameter["ConstraintDescription"]
+    assert "singular" in parameter["ConstraintDescription"]

@@ -106,12 +106,18 @@ class RecordingHints:
 class RecordingDispatcher:
     fail_for: frozenset[str] = frozenset()
     calls: list[tuple[ProxyReport, int, bool]] = field(default_factory=list)
+    alerting: frozenset[str] = frozenset()
 
-    def process(self, report: ProxyReport, now_ms: int, dry_run: bool = False) -> DispatchResult:
+    def process(
+        self, report: ProxyReport, now_ms: int, dry_run: bool = False, deadline: float | None = None
+    ) -> DispatchResult:
         self.calls.append((report, now_ms, dry_run))
         if report.proxy in self.fail_for:
             raise TimeoutError("sns timed out")
         return DispatchResult(report.proxy, dry_run=dry_run)
+
+    def alerting_proxies(self) -> frozenset[str]:
+        return self.alerting
 
 
 def rc(proxy: str, reason: str, count: int, digest: str | None = None) -> ReasonCount:

@@ -69,6 +69,34 @@ def test_given_a_log_group_when_named_then_proxy_groups_give_the_proxy_and_other
     assert proxy_name(log_group) == expected
 
 
+BAD_PROXY_GROUPS = [
+    "/aws/rds/proxy/",
+    "/aws/rds/proxy//",
+    "/aws/rds/proxy/orders/db",  # a path, not a name
+    "/aws/rds/proxy/1orders",  # must start with a letter
+    "/aws/rds/proxy/orders--db",  # no double hyphen
+    "/aws/rds/proxy/orders-",  # no trailing hyphen
+    "/aws/rds/proxy/orders_db",  # letters, digits and hyphens only
+    "/aws/rds/proxy/orders db",
+    "/aws/rds/proxy/ördersdb",
+    "/aws/rds/proxy/" + "a" * 64,  # 63 at most
+]
+
+
+@pytest.mark.parametrize("log_group", [*BAD_PROXY_GROUPS, "/", "///"])
+def test_given_a_log_group_without_a_usable_proxy_name_when_decoded_then_it_is_an_invalid_payload(
+    log_group: str,
+) -> None:
+    with pytest.raises(InvalidPayload, match="logGroup"):
+        decode(subscription_event(log_events(1, T0, 60_000), log_group=log_group))
+
+
+@pytest.mark.parametrize("name", ["a", "orders-db", "A1-b2-c3", "a" * 63])
+def test_given_any_valid_rds_proxy_name_when_its_log_group_is_decoded_then_the_name_is_the_key(name: str) -> None:
+    delivery = decode(subscription_event(log_events(1, T0, 60_000), log_group=f"/aws/rds/proxy/{name}"))
+    assert (delivery.proxy, delivery.foreign) == (name, False)
+
+
 def test_given_a_control_message_when_ingested_then_it_is_acknowledged_and_nothing_is_written() -> None:
     store = RecordingStore()
     control = json.loads((EVENTS / "src" / "logs-control.json").read_text())

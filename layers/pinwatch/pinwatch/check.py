@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from pinwatch.alerts.policy import GONE_STATUS
 from pinwatch.config import Thresholds
-from pinwatch.diagnose import diagnose, not_found_finding
+from pinwatch.diagnose import diagnose, not_checked_finding, not_found_finding
 from pinwatch.discovery import Discovery, ProxyInfo
 from pinwatch.findings import ProxyReport, Severity
 from pinwatch.hints import hints_for
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NOT_FOUND_STATUS = "not-found"
+# A proxy whose describe, target-group or metric read failed: not "available", so the alert policy
+# neither raises nor resolves its other rules on a run that could not see them.
+NOT_CHECKED_STATUS = "not-checked"
 
 
 class ProxySource(Protocol):
@@ -53,7 +57,11 @@ class ReasonSource(Protocol):
 class Dispatcher(Protocol):
     """Alert policy and delivery: ``pinwatch.alerts.AlertDispatcher``."""
 
-    def process(self, report: ProxyReport, now_ms: int, dry_run: bool = False) -> DispatchResult: ...
+    def process(
+        self, report: ProxyReport, now_ms: int, dry_run: bool = False, deadline: float | None = None
+    ) -> DispatchResult: ...
+
+    def alerting_proxies(self) -> frozenset[str]: ...
 
 
 # (reason code, engine, example digest, pool config) -> hint texts, best first.
@@ -104,7 +112,7 @@ class CheckResult:
 class Check(Protocol):
     """What the check function runs: :class:`ConnectionCheck`, or one wrapped (the demo records each result)."""
 
-    def run(self, now_ms: int, *, dry_run: bool = False) -> CheckResult: ...
+    def run(self, now_ms: int, *, dry_run: bool = False, deadline: float | None = None) -> CheckResult: ...
 
 
 class ConnectionCheck:
@@ -131,13 +139,16 @@ class ConnectionCheck:
         self._dispatcher = dispatcher
         self._reason_limit = reason_limit
 
-    def run(self, now_ms: int, *, dry_run: bool = False) -> CheckResult:
-        """One check of every proxy; ``dry_run`` asks the dispatcher to render without sending or saving."""
+    def run(self, now_ms: int, *, dry_run: bool = False, deadline: float | None = None) -> CheckResult:
+        """One check of every proxy; ``dry_run`` asks the dispatcher to render without sending or saving.
+
+        ``deadline`` (``time.monotonic()``) is when alert delivery must be over so the run can
+        finish; a failure reading one proxy makes that proxy "not checked" and the rest go on.
+        """
         found = self._proxies.discover(self._proxy_names)
-        available = [p.name for p in found.proxies if p.available]
-        # One batched read for every proxy: the call count depends on proxies x metrics / 500 only.
-        series = self._metrics.read(available, now_ms, self._window_minutes) if available else {}
-        reports = [self._report(proxy, series.get(proxy.name), now_ms) for proxy in found.proxies]
+        available = [p.name for p in found.proxies if p.available and p.error is None]
+        series = self._read_metrics(available, now_ms)
+        reports = [self._checked(proxy, series.get(proxy.name), now_ms) for proxy in found.proxies]
         reports += [
             ProxyReport(
                 proxy=name,
@@ -148,7 +159,56 @@ class ConnectionCheck:
             )
             for name in found.missing
         ]
-        return CheckResult(tuple(self._dispatch(r, now_ms, dry_run) for r in reports), now_ms)
+        reports += [
+            ProxyReport(proxy=name, engine=None, status=GONE_STATUS, findings=(), checked_at_ms=now_ms)
+            for name in self._gone(found)
+        ]
+        return CheckResult(tuple(self._dispatch(r, now_ms, dry_run, deadline) for r in reports), now_ms)
+
+    def _gone(self, found: Discovery) -> list[str]:
+        """Proxies with open alerts that a run over every proxy in the region did not see: deleted.
+
+        A run limited to some names (PROXY_NAMES, ``pinwatch check --proxy``) sees too little to
+        tell: it leaves the others' alerts alone (a deleted configured name is ``proxy_not_found``,
+        and states nobody rewrites expire with the table's TTL).
+        """
+        if self._dispatcher is None or self._proxy_names:
+            return []
+        try:
+            alerting = self._dispatcher.alerting_proxies()
+        except Exception:  # closing stale alerts can wait for the next run; checking cannot
+            logger.warning("could not list proxies with open alerts; stale ones are closed next run", exc_info=True)
+            return []
+        seen = {p.name for p in found.proxies} | set(found.missing)
+        return sorted(alerting - seen)
+
+    def _read_metrics(self, proxies: Sequence[str], now_ms: int) -> Mapping[str, ProxyMetrics]:
+        """One batched read for every proxy: the call count depends on proxies x metrics / 500 only."""
+        if not proxies:
+            return {}
+        try:
+            return self._metrics.read(proxies, now_ms, self._window_minutes)
+        except Exception as exc:  # the reader retries per batch; this is whatever escaped it
+            logger.exception("reading metrics failed for every proxy")
+            error = f"reading metrics failed ({type(exc).__name__}): {exc}"
+            return {name: ProxyMetrics(name, (), {}, error=error) for name in proxies}
+
+    def _checked(self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int) -> ProxyReport:
+        error = proxy.error or (metrics.error if metrics is not None else None)
+        if error is None:
+            try:
+                return self._report(proxy, metrics, now_ms)
+            except Exception as exc:  # a bug or odd data in one proxy must not cost the others their check
+                logger.exception("diagnosing %s failed", proxy.name)
+                error = f"diagnosis failed ({type(exc).__name__}): {exc}"
+        logger.warning("proxy not checked: %s", error, extra={"proxy": proxy.name})
+        return ProxyReport(
+            proxy=proxy.name,
+            engine=proxy.engine,
+            status=NOT_CHECKED_STATUS,
+            findings=(not_checked_finding(proxy.name, error),),
+            checked_at_ms=now_ms,
+        )
 
     def _report(self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int) -> ProxyReport:
         result = diagnose(proxy, metrics, self._thresholds)
@@ -200,11 +260,11 @@ class ConnectionCheck:
         }
         return {reason: texts for reason, texts in hints.items() if texts}
 
-    def _dispatch(self, report: ProxyReport, now_ms: int, dry_run: bool) -> ProxyOutcome:
+    def _dispatch(self, report: ProxyReport, now_ms: int, dry_run: bool, deadline: float | None) -> ProxyOutcome:
         if self._dispatcher is None:
             return ProxyOutcome(report)
         try:
-            return ProxyOutcome(report, self._dispatcher.process(report, now_ms, dry_run=dry_run))
+            return ProxyOutcome(report, self._dispatcher.process(report, now_ms, dry_run=dry_run, deadline=deadline))
         except Exception as exc:
             # One proxy's alerting failure must not cost the other proxies their alerts.
             logger.exception("alerting failed for %s", report.proxy)

@@ -38,6 +38,9 @@ BORROW_LATENCY_RULE = "borrow_latency"
 ENHANCED_LOGGING_OFF = "enhanced_logging_off"
 PROXY_UNAVAILABLE = "proxy_unavailable"
 PROXY_NOT_FOUND = "proxy_not_found"
+# The check could not read this proxy (its describe, target-group or metric read failed): a
+# warning, so somebody looks, while the proxy's other alerts are neither raised nor resolved.
+NOT_CHECKED = "not_checked"
 
 METRIC_RULES = (
     PINNED_SHARE,
@@ -113,6 +116,25 @@ def not_found_finding(proxy: str) -> Finding:
         Severity.WARNING,
         f"{proxy} is listed in PROXY_NAMES but no such proxy exists in this account and region",
         details=("Fix the name in PROXY_NAMES, or remove it if the proxy was deleted.",),
+    )
+
+
+NOT_CHECKED_ERROR_MAX = 300  # an API error's text is quoted, not dumped
+
+
+def not_checked_finding(proxy: str, error: str) -> Finding:
+    error = " ".join(error.split())
+    if len(error) > NOT_CHECKED_ERROR_MAX:
+        error = error[: NOT_CHECKED_ERROR_MAX - 1] + "…"
+    return Finding(
+        proxy,
+        NOT_CHECKED,
+        Severity.WARNING,
+        f"{proxy} was not checked: {error}",
+        details=(
+            "The other proxies were checked. This one is checked again on the next run; if the "
+            "error persists, check the function's IAM permissions and the RDS and CloudWatch API quotas.",
+        ),
     )
 
 

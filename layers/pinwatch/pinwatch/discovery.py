@@ -1,5 +1,12 @@
 """Find the proxies to check and what the advice depends on: engine, status, logging, pool config.
 
+One proxy's failure is that proxy's alone: an API error other than "not found" while describing a
+named proxy or reading its target group (throttling beyond botocore's retries, access denied, a
+malformed answer) is kept on its :class:`ProxyInfo` as ``error``, and the check reports that proxy
+as not checked while the others go on. What concerns every call alike — no credentials, an
+unreachable endpoint (botocore's ``BotoCoreError``s) — and a failed listing of every proxy stop
+the run instead: then nothing could be checked.
+
 The RDS client is injected; this module never imports boto3.
 """
 
@@ -10,12 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 from pinwatch.records import EngineFamily, PoolConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
 
 AVAILABLE = "available"
+# An error answer to one request (throttling after botocore's retries, access denied on one
+# proxy's ARN) or an answer missing what it should hold: that proxy's problem, not the run's.
+_PER_PROXY_ERRORS = (ClientError, KeyError, TypeError, ValueError, AttributeError)
 DEFAULT_TARGET_GROUP = "default"  # the only target group a proxy has
 
 
@@ -27,10 +39,20 @@ class ProxyInfo:
     debug_logging: bool | None = None
     idle_client_timeout_s: int | None = None
     pool: PoolConfig | None = None
+    error: str | None = None  # why this proxy could not be read (it is reported as not checked)
 
     @property
     def available(self) -> bool:
         return self.status == AVAILABLE
+
+
+def describe_error(operation: str, exc: Exception) -> str:
+    """One line naming the call and the error code (botocore's ``ClientError`` carries one)."""
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text if len(text) <= 300 else text[:299] + "…"
+    return f"{operation} failed ({code or type(exc).__name__}): {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +122,12 @@ class RdsProxyDiscovery:
     def _describe_one(self, name: str) -> ProxyInfo | None:
         try:
             response = self._client.describe_db_proxies(DBProxyName=name)
+            items = response.get("DBProxies", [])
+            return proxy_from_api(items[0]) if items else None
         except self._client.exceptions.DBProxyNotFoundFault:
             return None
-        items = response.get("DBProxies", [])
-        return proxy_from_api(items[0]) if items else None
+        except _PER_PROXY_ERRORS as exc:  # this name only: the other names are still described
+            return ProxyInfo(name, None, "unknown", error=describe_error("DescribeDBProxies", exc))
 
     def _with_pool(self, proxy: ProxyInfo) -> ProxyInfo:
         if not proxy.available:
@@ -112,13 +136,15 @@ class RdsProxyDiscovery:
             response = self._client.describe_db_proxy_target_groups(
                 DBProxyName=proxy.name, TargetGroupName=DEFAULT_TARGET_GROUP
             )
+            groups = response.get("TargetGroups", [])
+            group = next((g for g in groups if g.get("TargetGroupName") == DEFAULT_TARGET_GROUP), None)
+            if group is None or "ConnectionPoolConfig" not in group:
+                return proxy
+            return replace(proxy, pool=pool_from_api(group["ConnectionPoolConfig"]))
         except (
             self._client.exceptions.DBProxyNotFoundFault,  # deleted since it was listed
             self._client.exceptions.DBProxyTargetGroupNotFoundFault,
         ):
             return proxy
-        groups = response.get("TargetGroups", [])
-        group = next((g for g in groups if g.get("TargetGroupName") == DEFAULT_TARGET_GROUP), None)
-        if group is None or "ConnectionPoolConfig" not in group:
-            return proxy
-        return replace(proxy, pool=pool_from_api(group["ConnectionPoolConfig"]))
+        except _PER_PROXY_ERRORS as exc:  # throttled past the retries, access denied, a malformed answer
+            return replace(proxy, error=describe_error("DescribeDBProxyTargetGroups", exc))

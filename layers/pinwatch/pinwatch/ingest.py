@@ -18,6 +18,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
+import re
 import zlib
 from bisect import bisect_left
 from collections.abc import Mapping
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 DATA_MESSAGE = "DATA_MESSAGE"
 CONTROL_MESSAGE = "CONTROL_MESSAGE"
 PROXY_LOG_GROUP_PREFIX = "/aws/rds/proxy/"
+# What RDS accepts as a proxy name (CreateDBProxy, DBProxyName): "An identifier must begin with a
+# letter and must contain only ASCII letters, digits, and hyphens; it can't end with a hyphen or
+# contain two consecutive hyphens", at most 63 characters like every RDS identifier. A log group
+# under the proxy prefix whose rest is not such a name was not written by a proxy.
+RDS_PROXY_NAME = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)")
 REASON_MARK = "Reason:"  # where the reason text starts in a pin line (after the pin phrase)
 _MEMO_MAX = 4096  # distinct reason tails remembered per batch; more is a pathological batch, parsed in full
 _MEMO_KEY_MAX_CHARS = 2048
@@ -111,10 +117,32 @@ class IngestResult:
 
 def proxy_name(log_group: str) -> tuple[str, bool]:
     """(proxy name, is an RDS Proxy log group). Other groups: their last path segment."""
-    if log_group.startswith(PROXY_LOG_GROUP_PREFIX) and len(log_group) > len(PROXY_LOG_GROUP_PREFIX):
-        return log_group[len(PROXY_LOG_GROUP_PREFIX) :].strip("/"), True
+    name = _proxy_part(log_group)
+    if name is not None and RDS_PROXY_NAME.fullmatch(name):
+        return name, True
     segments = [s for s in log_group.split("/") if s]
     return (segments[-1] if segments else log_group), False
+
+
+def _proxy_part(log_group: str) -> str | None:
+    """What follows the proxy prefix (a trailing slash tolerated), or None for another group."""
+    if not log_group.startswith(PROXY_LOG_GROUP_PREFIX):
+        return None
+    return log_group[len(PROXY_LOG_GROUP_PREFIX) :].removesuffix("/")
+
+
+def _check_log_group(log_group: str) -> None:
+    """The counts are keyed by the proxy name it yields: it must be one (never empty, never odd)."""
+    name = _proxy_part(log_group)
+    if name is not None:
+        if not RDS_PROXY_NAME.fullmatch(name):
+            shown = name if len(name) <= 80 else name[:79] + "…"
+            raise InvalidPayload(
+                f"logGroup {PROXY_LOG_GROUP_PREFIX}{shown!r} does not end in an RDS proxy name "
+                "(1-63 letters, digits and hyphens, starting with a letter, no double or trailing hyphen)"
+            )
+    elif not any(log_group.split("/")):
+        raise InvalidPayload(f"logGroup {log_group!r} has no name segment to count its lines under")
 
 
 def decode(event: Mapping[str, Any]) -> Delivery:
@@ -149,6 +177,7 @@ def decode(event: Mapping[str, Any]) -> Delivery:
     log_group, log_stream, events = data.get("logGroup"), data.get("logStream"), data.get("logEvents")
     if not isinstance(log_group, str) or not log_group:
         raise InvalidPayload("logGroup is missing or not a non-empty string")
+    _check_log_group(log_group)
     if not isinstance(log_stream, str):
         raise InvalidPayload("logStream is missing or not a string")
     if not isinstance(events, list):

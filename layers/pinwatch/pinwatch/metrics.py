@@ -4,10 +4,15 @@ One ``MetricStat`` query per (proxy, metric), packed 500 to a call, so a check c
 ceil(proxies x metrics / 500) calls instead of one ``GetMetricStatistics`` per metric and proxy.
 No metric math: ratios are computed in Python from the raw series, which also keeps the reader
 testable on moto. The CloudWatch client is injected; this module never imports boto3.
+
+A call that still fails after botocore's retries is tried once more (:data:`CALL_ATTEMPTS`); if it
+fails again, every proxy whose queries were in it gets a :class:`ProxyMetrics` with ``error`` set
+(and no data), so the check reports those proxies as not checked and goes on with the rest.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,10 +26,13 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
 
+logger = logging.getLogger(__name__)
+
 NAMESPACE = "AWS/RDS"
 DIMENSION = "ProxyName"
 PERIOD_S = 60
 MAX_QUERIES_PER_CALL = 500  # GetMetricData's limit
+CALL_ATTEMPTS = 2  # per batch, each with botocore's own retries inside
 
 CLIENT_CONNECTIONS = "ClientConnections"
 DATABASE_CONNECTIONS = "DatabaseConnections"
@@ -70,6 +78,7 @@ class ProxyMetrics:
     proxy: str
     timestamps_ms: tuple[int, ...]
     series: Mapping[str, tuple[float | None, ...]]
+    error: str | None = None  # the metrics could not be read; the series are empty
 
     def values(self, metric: str) -> tuple[float | None, ...]:
         return self.series.get(metric, (None,) * len(self.timestamps_ms))
@@ -154,8 +163,17 @@ class CloudWatchMetricsReader:
         empty: list[float | None] = [None] * window_minutes
         raw = {proxy: {spec.name: list(empty) for spec in METRICS} for proxy in proxies}
         queries, index = build_queries(proxies)
+        errors: dict[str, str] = {}
         for chunk in _chunks(queries, self._max_queries):
-            for result in self._fetch(list(chunk), start_ms, end_ms):
+            try:
+                results = self._fetch_retried(list(chunk), start_ms, end_ms)
+            except Exception as exc:
+                # This batch's proxies only: the other batches are still read and diagnosed.
+                error = _describe(exc)
+                logger.warning("GetMetricData failed for %d queries: %s", len(chunk), error)
+                errors.update({index[q["Id"]][0]: error for q in chunk})
+                continue
+            for result in results:
                 proxy, metric = index[result["Id"]]
                 target = raw[proxy][metric]
                 for ts, value in zip(result.get("Timestamps", []), result.get("Values", []), strict=False):
@@ -163,7 +181,26 @@ class CloudWatchMetricsReader:
                     if 0 <= slot < window_minutes:
                         target[slot] = float(value)
         timestamps = tuple(start_ms + i * MINUTE_MS for i in range(window_minutes))
-        return {proxy: _assemble(proxy, timestamps, series) for proxy, series in raw.items()}
+        return {
+            proxy: ProxyMetrics(proxy, timestamps, {}, error=errors[proxy])
+            if proxy in errors
+            else _assemble(proxy, timestamps, series)
+            for proxy, series in raw.items()
+        }
+
+    def _fetch_retried(self, queries: list[MetricDataQueryTypeDef], start_ms: int, end_ms: int) -> list[Any]:
+        """One batch's results (NextToken pages included), the whole batch tried again on failure."""
+        for attempt in range(1, CALL_ATTEMPTS + 1):
+            try:
+                results = list(self._fetch(queries, start_ms, end_ms))
+                for result in results:
+                    _ = result["Id"]  # a malformed answer fails here, inside the retry
+                return results
+            except Exception:
+                if attempt == CALL_ATTEMPTS:
+                    raise
+                logger.info("GetMetricData failed; trying the batch once more", exc_info=True)
+        raise AssertionError("unreachable")
 
     def _fetch(self, queries: list[MetricDataQueryTypeDef], start_ms: int, end_ms: int) -> Iterator[Any]:
         kwargs: dict[str, Any] = {
@@ -179,6 +216,13 @@ class CloudWatchMetricsReader:
             if not token:
                 return
             kwargs["NextToken"] = token
+
+
+def _describe(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"GetMetricData failed ({code or type(exc).__name__}): {text[:300]}"
 
 
 def _epoch_ms(ts: datetime | int | float) -> int:

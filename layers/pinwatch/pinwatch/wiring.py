@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 AWS_CLIENT_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=3, read_timeout=10)
 # SNS: fewer attempts and a shorter read, so an SNS outage leaves time for the other proxies.
 SNS_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=5)
+# Wall-clock limit of one SNS publish, botocore's retries included (its timeouts are per socket
+# operation, so they alone do not bound a slow answer).
+SNS_DEADLINE_S = 20.0
+# Beyond the Slack budget: the budget ends a send cleanly; this ends one the peer keeps alive.
+SLACK_DEADLINE_GRACE_S = 1.0
 # The ingest function's table writes: more attempts, as a throttled batch is otherwise retried whole
 # by Lambda; the store adds bounded retries for transaction conflicts between concurrent invocations.
 INGEST_DYNAMODB_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
@@ -215,8 +220,13 @@ def build_dispatcher(
         else None
     )
     channels = [
-        ChannelSpec("slack", partial(render_slack, settings=render_settings), slack_sender),
-        ChannelSpec("sns", partial(render_sns, settings=render_settings), sns_sender),
+        ChannelSpec(
+            "slack",
+            partial(render_slack, settings=render_settings),
+            slack_sender,
+            deadline_s=slack_budget_s + SLACK_DEADLINE_GRACE_S,
+        ),
+        ChannelSpec("sns", partial(render_sns, settings=render_settings), sns_sender, deadline_s=SNS_DEADLINE_S),
     ]
     settings = PolicySettings.from_minutes(config.renotify_minutes, config.resolve_after_checks)
     return AlertDispatcher(store, channels, settings)

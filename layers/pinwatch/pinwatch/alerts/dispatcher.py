@@ -7,11 +7,18 @@
 3. render one message per channel covering every rule that transitioned (headline from the most
    severe), plus rules still owed to a channel that failed last time;
 4. claim the rules involved with a conditional write (a lease) so an overlapping run skips instead
-   of notifying twice; deliver to each channel independently (a failing channel never blocks the
-   other); store the settled states and release the lease — also conditionally.
+   of notifying twice; deliver to each channel independently and concurrently (a failing or slow
+   channel never blocks the other); store the settled states and release the lease — also conditionally.
 
 A run that crashes between the claim and the final write leaves a lease that expires after
 ``lease_ms``; the next run then decides again and re-sends, so a message is never lost.
+
+Each channel is delivered in its own thread and waited for only until a wall-clock deadline: its
+own (``ChannelSpec.deadline_s``) or the run's (``deadline``, from the Lambda's remaining time),
+whichever comes first. A socket timeout alone cannot bound a send — a peer that trickles one byte
+every few seconds never trips it — so a channel still busy at its deadline is abandoned and
+counts as failed for that channel only (it may still arrive; the policy then re-sends it next run,
+which is the lesser harm than losing SNS or the state write to the function's timeout).
 
 A check run calls ``process`` once per proxy with the same ``now_ms``. A channel that failed
 transiently is not tried again within that run: its messages for the remaining proxies fail at
@@ -22,6 +29,8 @@ function's timeout waiting, proxy after proxy, on a Slack or SNS that is down.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -29,6 +38,7 @@ from typing import Any, Protocol
 
 from pinwatch.alerts.channels import DeliveryOutcome, Sender
 from pinwatch.alerts.policy import (
+    GONE_STATUS,
     AlertState,
     DeliveryStatus,
     Plan,
@@ -43,6 +53,9 @@ from pinwatch.findings import ProxyReport, Severity
 
 logger = logging.getLogger(__name__)
 
+# Wall-clock ceiling for one channel's send, retries included: above the Slack budget (20 s) and
+# SNS's botocore retries (3 attempts, 3 s connect + 5 s read timeouts), well inside the function's 50 s.
+DEFAULT_CHANNEL_DEADLINE_S = 25.0
 DEFAULT_LEASE_MS = 120_000  # longer than one delivery (Slack budget + SNS retries), shorter than a check period x2
 
 
@@ -50,6 +63,8 @@ class AlertStore(Protocol):
     def load(self, proxy: str) -> dict[str, AlertState]: ...
 
     def save(self, states: Sequence[AlertState]) -> tuple[AlertState, ...] | None: ...
+
+    def alerting_proxies(self) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +74,7 @@ class ChannelSpec:
     name: str
     render: Callable[[Alert], dict[str, Any]]
     sender: Sender | None = None
+    deadline_s: float = DEFAULT_CHANNEL_DEADLINE_S  # wall-clock limit of one send, whatever the peer does
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +121,7 @@ class AlertDispatcher:
         *,
         lease_ms: int = DEFAULT_LEASE_MS,
         run_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         names = [c.name for c in channels]
         if len(set(names)) != len(names):
@@ -114,6 +131,7 @@ class AlertDispatcher:
         self._settings = settings or PolicySettings()
         self._lease_ms = lease_ms
         self._run_id = run_id
+        self._clock = clock
         self._failed_in_run: dict[str, int] = {}  # channel -> now_ms of the run it failed in
 
     @property
@@ -121,8 +139,17 @@ class AlertDispatcher:
         """Channels that deliver (a channel without a sender only renders, for previews)."""
         return tuple(c.name for c in self._channels if c.sender is not None)
 
-    def process(self, report: ProxyReport, now_ms: int, dry_run: bool = False) -> DispatchResult:
+    def alerting_proxies(self) -> frozenset[str]:
+        """Proxies with open alerts in the store (none without a store)."""
+        return self._store.alerting_proxies() if self._store is not None else frozenset()
+
+    def process(
+        self, report: ProxyReport, now_ms: int, dry_run: bool = False, deadline: float | None = None
+    ) -> DispatchResult:
         """Decide, render and (unless ``dry_run``) deliver and record this run's alerts for one proxy.
+
+        ``deadline`` (a ``time.monotonic()`` value) is when every channel must have finished so
+        the state write still fits in the run; a channel busy past it is abandoned as failed.
 
         A dry run reads the stored state but sends nothing and writes nothing. Without a store
         (``pinwatch check`` with no table) only dry runs are possible, and every finding looks new.
@@ -149,6 +176,7 @@ class AlertDispatcher:
             self._settings,
             delivering,
             proxy_available=report.status.lower() == "available",
+            proxy_gone=report.status == GONE_STATUS,
         )
         messages, render_failures = self._render(plan, report, now_ms)
         notifications = _notifications(plan)
@@ -171,9 +199,8 @@ class AlertDispatcher:
             return DispatchResult(report.proxy, notifications, messages, skipped="another check run got there first")
 
         outcomes = dict(render_failures)
-        for spec in self._channels:
-            if spec.name in messages and spec.sender is not None:
-                outcomes[spec.name] = self._deliver(spec, messages[spec.name], now_ms)
+        targets = [(s, messages[s.name]) for s in self._channels if s.name in messages and s.sender is not None]
+        outcomes.update(self._deliver_all(targets, now_ms, deadline))
         final = self._finalise(plan, claimed, outcomes)
         saved = self._store.save(final)
         if saved is None:
@@ -202,14 +229,38 @@ class AlertDispatcher:
                 )
         return messages, failures
 
-    def _deliver(self, spec: ChannelSpec, payload: Mapping[str, Any], now_ms: int) -> DeliveryOutcome:
-        if self._failed_in_run.get(spec.name) == now_ms:
-            detail = "failed earlier in this check run; retried on the next run"
-            return DeliveryOutcome(spec.name, DeliveryStatus.FAILED, detail, 0, "skipped_after_failure")
-        outcome = _deliver(spec, payload)
-        if outcome.status is DeliveryStatus.FAILED:
-            self._failed_in_run[spec.name] = now_ms
-        return outcome
+    def _deliver_all(
+        self, targets: Sequence[tuple[ChannelSpec, Mapping[str, Any]]], now_ms: int, deadline: float | None
+    ) -> dict[str, DeliveryOutcome]:
+        """Every channel at once, each in its own thread; nobody waits on another channel."""
+        started = self._clock()
+        outcomes: dict[str, DeliveryOutcome] = {}
+        running: dict[str, tuple[_Delivery, float]] = {}
+        for spec, payload in targets:
+            if self._failed_in_run.get(spec.name) == now_ms:
+                detail = "failed earlier in this check run; retried on the next run"
+                outcomes[spec.name] = DeliveryOutcome(
+                    spec.name, DeliveryStatus.FAILED, detail, 0, "skipped_after_failure"
+                )
+                continue
+            limit = started + spec.deadline_s if deadline is None else min(started + spec.deadline_s, deadline)
+            if limit <= started:
+                detail = "the run's deadline was reached before sending; retried on the next run"
+                outcomes[spec.name] = DeliveryOutcome(spec.name, DeliveryStatus.FAILED, detail, 0, "deadline")
+                continue
+            running[spec.name] = (_Delivery.start(spec, payload), limit)
+        for name, (delivery, limit) in running.items():
+            outcome = delivery.wait(max(0.0, limit - self._clock()))
+            if outcome is None:
+                # Abandoned: the thread is a daemon and ends with its socket; its result is ignored.
+                logger.warning("the %s channel did not finish by its deadline; abandoned", name)
+                detail = f"no result within {limit - started:.1f} s; abandoned (it may still arrive)"
+                outcome = DeliveryOutcome(name, DeliveryStatus.FAILED, detail, 0, "deadline")
+            outcomes[name] = outcome
+        for name, outcome in outcomes.items():
+            if outcome.status is DeliveryStatus.FAILED:
+                self._failed_in_run[name] = now_ms
+        return outcomes
 
     @staticmethod
     def _finalise(
@@ -226,6 +277,30 @@ class AlertDispatcher:
             version = base.version if base is not None else state.version
             final.append(replace(state, version=version, lease_owner=None, lease_until_ms=None))
         return final
+
+
+class _Delivery:
+    """One channel's send running in a daemon thread (so an abandoned one never holds up exit)."""
+
+    def __init__(self, spec: ChannelSpec, payload: Mapping[str, Any]) -> None:
+        self._spec = spec
+        self._payload = payload
+        self._outcome: DeliveryOutcome | None = None
+        self._thread = threading.Thread(target=self._run, name=f"pinwatch-{spec.name}", daemon=True)
+
+    @classmethod
+    def start(cls, spec: ChannelSpec, payload: Mapping[str, Any]) -> _Delivery:
+        delivery = cls(spec, payload)
+        delivery._thread.start()
+        return delivery
+
+    def _run(self) -> None:
+        self._outcome = _deliver(self._spec, self._payload)
+
+    def wait(self, timeout_s: float) -> DeliveryOutcome | None:
+        """The outcome, or ``None`` when the send is still running after ``timeout_s``."""
+        self._thread.join(timeout_s)
+        return None if self._thread.is_alive() else self._outcome
 
 
 def _deliver(spec: ChannelSpec, payload: Mapping[str, Any]) -> DeliveryOutcome:

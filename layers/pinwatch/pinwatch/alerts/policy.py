@@ -14,6 +14,10 @@ warning they are "unknown" and leave the state alone; at warning or above they h
 alert (or open a warning one) without escalating to critical or de-escalating from it. Checks that
 are unknown neither extend nor break a healthy streak, like CloudWatch's "missing data: ignore".
 
+A proxy that is gone (a run over every proxy in the region no longer finds it) resolves every open alert
+at once, without the healthy streak: nothing will ever be observed about it again. Its rules go
+out in one "resolved" message, and the resolved states then expire from the table.
+
 Delivery feeds back into state: a rule's transition only takes effect once at least one channel
 accepted the message (or every failure was permanent, so a retry could not help). A channel that
 failed transiently stays *pending* for that rule and gets the message again on the next run, until
@@ -28,6 +32,8 @@ from enum import StrEnum
 
 from pinwatch.findings import Finding, Severity
 from pinwatch.timebase import HOUR_MS, MINUTE_MS
+
+GONE_STATUS = "gone"  # ProxyReport.status of a proxy that had open alerts and no longer exists
 
 
 class AlertStatus(StrEnum):
@@ -196,8 +202,15 @@ def evaluate(
     channels: Collection[str],
     *,
     proxy_available: bool = True,
+    proxy_gone: bool = False,
 ) -> Plan:
     """Decide, for every rule known from this run's findings or from stored state, what happens."""
+    if proxy_gone:
+        return Plan(
+            proxy=proxy,
+            decisions=tuple(_gone(states[rule], now_ms, frozenset(channels)) for rule in sorted(states)),
+            channels=frozenset(channels),
+        )
     by_rule: dict[str, Finding] = {}
     for finding in findings:
         # Two findings for one rule should not happen; if it does, the worse one speaks.
@@ -267,6 +280,23 @@ def _decide(
         after = replace(after, last_transition=transition)
         return RuleDecision(before.rule, before, after, transition, finding, send_to=channels)
     return _pending_retry(before, after, finding, now_ms, settings, channels)
+
+
+def _gone(before: AlertState, now_ms: int, channels: frozenset[str]) -> RuleDecision:
+    if not before.active:
+        # Nothing open; a pending retry of an older message about it is moot.
+        return RuleDecision(before.rule, before, replace(before, pending_channels=frozenset()), None, None)
+    after = replace(
+        before,
+        status=AlertStatus.OK,
+        severity=Severity.OK,
+        healthy_streak=0,
+        resolved_ms=now_ms,
+        last_notified_ms=now_ms,
+        last_transition=Transition.RESOLVED,
+        summary=f"{before.proxy} is gone (no longer found in the region): the alert is closed. {before.summary}".strip(),
+    )
+    return RuleDecision(before.rule, before, after, Transition.RESOLVED, None, send_to=channels)
 
 
 def _pending_retry(

@@ -73,6 +73,7 @@ RULE_TITLES: Mapping[str, str] = {
     "enhanced_logging_off": "enhanced logging off",
     "proxy_unavailable": "proxy unavailable",
     "proxy_not_found": "proxy not found",
+    "not_checked": "not checked",
 }
 
 
@@ -343,9 +344,9 @@ def render_slack(alert: Alert, settings: RenderSettings) -> dict[str, Any]:
 def _slack_reason(index: int, reason: ReasonCount) -> str:
     line = f"{index}. `{_code(reason.reason)}` — *{reason.count:,}* pin{'s' if reason.count != 1 else ''}"
     if reason.reason_text:
-        line += f" · {_plain(_truncate(reason.reason_text, REASON_TEXT_MAX))}"
+        line += f" · {untrusted(reason.reason_text, 'mrkdwn', REASON_TEXT_MAX)}"
     if reason.example_digest:
-        line += f"\n      e.g. `{_code(_truncate(reason.example_digest, DIGEST_MAX))}`"
+        line += f"\n      e.g. `{_code(reason.example_digest, DIGEST_MAX)}`"
     return line
 
 
@@ -367,6 +368,31 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+Markup = Literal["mrkdwn", "code", "plain"]
+
+
+def untrusted(text: str, markup: Markup = "mrkdwn", limit: int | None = None) -> str:
+    """Text from outside pinwatch (digests, reason texts, proxy names, API errors) made inert.
+
+    Every renderer passes such text through here. The text becomes one line (a newline cannot
+    forge a line of the message, control characters go), is cut to ``limit`` before it is
+    escaped (so a cut never splits an entity), and then:
+
+    - ``mrkdwn`` (Slack and the Amazon Q chat schema, which Slack renders as mrkdwn): ``&``, ``<``
+      and ``>`` escaped as Slack asks ("Formatting text for app surfaces: Escaping text"), so no
+      ``<!channel>``, ``<!here>`` or ``<url|label>`` can form; backticks become ``'`` so no code
+      span opens or closes;
+    - ``code``: the same, for text placed inside a code span (a backtick would end the span);
+    - ``plain`` (e-mail text, SMS): one line, nothing else — plain text has no markup.
+    """
+    line = _one_line("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text))
+    if limit is not None:
+        line = _truncate(line, limit)
+    if markup == "plain":
+        return line
+    return _escape(line.replace("`", "'"))
+
+
 def _text(text: str) -> str:
     """Prose that may carry `code`: escaped, one line, and a stray backtick cannot open a code span."""
     text = _escape(_one_line(text))
@@ -378,12 +404,12 @@ def _text(text: str) -> str:
 
 def _plain(text: str) -> str:
     """Text from proxy logs: shown as is, never as markup."""
-    return _escape(_one_line(text).replace("`", "'"))
+    return untrusted(text, "mrkdwn")
 
 
-def _code(text: str) -> str:
+def _code(text: str, limit: int | None = None) -> str:
     """Text for inside a code span: escaped, with backticks (which would end the span) swapped."""
-    return _escape(text.replace("`", "'").replace("\n", " "))
+    return untrusted(text, "code", limit)
 
 
 def _cap_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -405,7 +431,7 @@ def render_text(alert: Alert, settings: RenderSettings) -> str:
     for item in alert.items:
         out.append(f"* {item_title(item.rule)} ({what_happened(item, alert.now_ms)})")
         if item.summary:
-            out.append(f"  {item.summary}")
+            out.append(f"  {untrusted(item.summary, 'plain')}")
         out.extend(f"  - {d}" for d in item.details)
     rows = numbers(alert.report)
     if rows:
@@ -417,16 +443,16 @@ def render_text(alert: Alert, settings: RenderSettings) -> str:
         if reasons:
             out += ["", heading]
             for i, r in enumerate(reasons, 1):
-                line = f"  {i}. {r.reason}: {r.count:,} pin{'s' if r.count != 1 else ''}"
+                line = f"  {i}. {untrusted(r.reason, 'plain')}: {r.count:,} pin{'s' if r.count != 1 else ''}"
                 if r.reason_text:
-                    line += f" - {_truncate(r.reason_text, REASON_TEXT_MAX)}"
+                    line += f" - {untrusted(r.reason_text, 'plain', REASON_TEXT_MAX)}"
                 out.append(line)
                 if r.example_digest:
-                    out.append(f"     e.g. {_truncate(_one_line(r.example_digest), DIGEST_MAX)}")
+                    out.append(f"     e.g. {untrusted(r.example_digest, 'plain', DIGEST_MAX)}")
         hints = hint_lines(alert.report)
         if hints:
             out += ["", "What to change"]
-            out += [f"  - {h}" for h in hints]
+            out += [f"  - {untrusted(h, 'plain')}" for h in hints]
         extra = notes(alert)
         if extra:
             out += ["", "Notes"]
@@ -449,7 +475,7 @@ def render_chat(alert: Alert, settings: RenderSettings, description_max: int = 4
     for item in alert.items:
         lines.append(f"*{item_title(item.rule)}* ({what_happened(item, alert.now_ms)})")
         if item.summary:
-            lines.append(item.summary)
+            lines.append(_text(item.summary))
     rows = numbers(alert.report)
     if rows:
         lines.append("")
@@ -459,12 +485,12 @@ def render_chat(alert: Alert, settings: RenderSettings, description_max: int = 4
         if reasons:
             lines += ["", f"*{heading}*"]
             for i, r in enumerate(reasons, 1):
-                digest = f" e.g. `{_truncate(_one_line(r.example_digest), DIGEST_MAX)}`" if r.example_digest else ""
-                lines.append(f"{i}. `{r.reason}`: {r.count:,}{digest}")
+                digest = f" e.g. `{_code(r.example_digest, DIGEST_MAX)}`" if r.example_digest else ""
+                lines.append(f"{i}. `{_code(r.reason)}`: {r.count:,}{digest}")
     found = links(alert, settings)
     if found:
-        lines += ["", " · ".join(f"<{url}|{label}>" for label, url in found)]
-    next_steps = [] if alert.resolved else [_truncate(h, 300) for h in hint_lines(alert.report)[:5]]
+        lines += ["", " · ".join(f"<{_escape(url)}|{label}>" for label, url in found)]
+    next_steps = [] if alert.resolved else [_text(_truncate(h, 300)) for h in hint_lines(alert.report)[:5]]
     return {
         "version": "1.0",
         "source": "custom",

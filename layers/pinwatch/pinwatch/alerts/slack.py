@@ -303,8 +303,10 @@ class SlackNotifier:
     """Sends one Block Kit payload per call; returns a :class:`DeliveryOutcome`, never raises.
 
     ``url`` is a validated URL or a callable returning one (re-read per message, so a rotated
-    secret is picked up). ``timeout_s`` bounds one HTTP attempt, ``budget_s`` all attempts and
-    waits of one message together.
+    secret is picked up). ``timeout_s`` is the socket timeout of one HTTP attempt (per read, so
+    it does not end a peer that trickles bytes), ``budget_s`` bounds the retries and waits of one
+    message. The hard wall-clock limit is the dispatcher's: it runs each channel in its own thread
+    and abandons a send still going at ``ChannelSpec.deadline_s``.
     """
 
     name = CHANNEL

@@ -8,7 +8,9 @@ Each subcommand lives in its own module exposing ``HELP``, ``add_arguments(parse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,7 +28,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # e.g. --fail-on-pins found pins
-EXIT_USAGE = 2  # bad arguments, unreadable input, missing table or credentials
+EXIT_USAGE = 2  # bad arguments, unreadable input, missing table or credentials, bad configuration
+
+# Modules of the ``cli`` extra: a plain install lacks them (the Lambda layer does not ship them).
+CLI_EXTRA_MODULES = frozenset({"boto3", "botocore", "rich", "yaml"})
 
 
 class CliError(Exception):
@@ -47,19 +52,68 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand: its exit code, or 2 with one line for any configuration problem.
+
+    With stdout closed (``pinwatch … >&-``) the command still runs, its output discarded; a reader
+    that goes away mid-output (``pinwatch report | head``) ends the command quietly.
+    """
+    if sys.stdout is None:  # Python's stand-in for a closed file descriptor 1
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`| head`): what it wanted, it has; stop quietly, like `analyze` does.
+        _discard_stdout()
+        return EXIT_OK
+    except SystemExit as exc:
+        # rich's Console answers a broken pipe by pointing stdout at /dev/null and exiting 1
+        # (Console.on_broken_pipe); the same event, so the same quiet exit 0.
+        if exc.code == 1 and _stdout_is_devnull():
+            return EXIT_OK
+        raise
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from pinwatch.config import ConfigError
+
     args_list = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in args_list if a in SUBCOMMANDS), None)
-    parser = build_parser(only=command)
-    args = parser.parse_args(args_list)
-    module = importlib.import_module(SUBCOMMANDS[args.command][0])
     try:
+        parser = build_parser(only=command)
+        args = parser.parse_args(args_list)
+        module = importlib.import_module(SUBCOMMANDS[args.command][0])
         code: int = module.run(args)
-    except CliError as exc:
-        print(f"pinwatch {args.command}: error: {exc}", file=sys.stderr)
+    except (CliError, ConfigError) as exc:
+        _error(command, str(exc))
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in CLI_EXTRA_MODULES:
+            raise
+        _error(command, f"this command needs the CLI extra ({exc.name} is missing): pip install 'pinwatch[cli]'")
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _error(command: str | None, message: str) -> None:
+    prefix = f"pinwatch {command}" if command else "pinwatch"
+    print(f"{prefix}: error: {' '.join(message.split())}", file=sys.stderr)
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        out, null = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (out.st_dev, out.st_ino) == (null.st_dev, null.st_ino)
+
+
+def _discard_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush cannot fail again (Python docs, "Note on SIGPIPE")."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":  # pragma: no cover

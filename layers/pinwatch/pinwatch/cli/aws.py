@@ -51,9 +51,14 @@ class AwsClients:
 
     def get(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.call(
-                lambda: self._session.client(service, endpoint_url=self._endpoint_url, config=self._config)
-            )
+            try:
+                self._clients[service] = self.call(
+                    lambda: self._session.client(service, endpoint_url=self._endpoint_url, config=self._config)
+                )
+            except ValueError as exc:
+                # botocore validates the endpoint (from --endpoint-url or AWS_ENDPOINT_URL[_<SERVICE>])
+                # when it creates the client, and says so with a bare ValueError.
+                raise CliError(describe_endpoint_error(exc, service, self._endpoint_url)) from None
         return self._clients[service]
 
     def where(self, service: str) -> str:
@@ -71,6 +76,12 @@ class AwsClients:
             return fn()
         except (BotoCoreError, ClientError) as exc:
             raise CliError(describe_aws_error(exc, table=self._table, where=where)) from None
+
+
+def describe_endpoint_error(exc: ValueError, service: str, endpoint_url: str | None) -> str:
+    source = "--endpoint-url" if endpoint_url else f"AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_{service.upper()})"
+    reason = " ".join(str(exc).split())
+    return f"the {service} endpoint from {source} is not a usable URL ({reason}); give one like http://localhost:4566"
 
 
 def describe_aws_error(exc: Exception, *, table: str | None = None, where: str = "") -> str:

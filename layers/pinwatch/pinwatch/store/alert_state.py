@@ -8,12 +8,21 @@ A write that DynamoDB cancels for transient reasons only (throttling, a conflict
 transaction on the same item) is retried by :func:`~pinwatch.store.transactions.transact_write`:
 failing the run for it would leave the claim to expire and send the alert again after the lease.
 A conflict that clears into a failed condition is a lost race like any other.
+
+Lifecycle. Every write stamps ``expires_at`` (the table's TTL attribute, as on the hourly
+summary items), ``ttl_days`` after the write: an active alert is rewritten at least every
+reminder interval, so only states nobody touches any more — resolved long ago, or of a proxy that
+is gone — expire. Each rule also has an index item (``pk=ALERTING``, ``sk=PROXY#<proxy>#ALERT#<rule>``, ``active``)
+put in the same transaction, so a check run finds, with one Query and no Scan, the proxies that
+still have open alerts — including proxies that no longer exist, whose alerts it then resolves.
+It is put, never deleted (the function may only query and put), and expires with its state.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -34,16 +43,47 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAX_ITEMS_PER_SAVE = 100  # TransactWriteItems' limit; a proxy has a handful of rules
+MAX_ITEMS_PER_SAVE = 50  # two items per state (state + index) within TransactWriteItems' 100
+DEFAULT_TTL_DAYS = 30  # far beyond the longest reminder interval: live alerts are rewritten long before
+ALERTING_PK = "ALERTING"
 
 
 class AlertStateStore:
     """Reads and writes :class:`AlertState` items. The DynamoDB client is injected."""
 
-    def __init__(self, client: DynamoDBClient, table_name: str, *, retry: TransientRetry = DEFAULT_RETRY) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        retry: TransientRetry = DEFAULT_RETRY,
+        ttl_days: int = DEFAULT_TTL_DAYS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if ttl_days < 1:
+            raise ValueError(f"ttl_days must be at least 1, got {ttl_days}")
         self._client = client
         self._table = table_name
         self._retry = retry
+        self._ttl_s = ttl_days * 86_400
+        self._clock = clock
+
+    def alerting_proxies(self) -> frozenset[str]:
+        """Proxies with at least one active alert (one Query on the index partition)."""
+        proxies: set[str] = set()
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="#pk = :pk",
+            FilterExpression="#active = :true",
+            ExpressionAttributeNames={"#pk": keys.PK, "#proxy": "proxy", "#active": "active"},
+            ExpressionAttributeValues={":pk": {"S": ALERTING_PK}, ":true": {"BOOL": True}},
+            ProjectionExpression="#proxy",
+            ConsistentRead=True,
+        )
+        for page in pages:
+            proxies.update(item["proxy"]["S"] for item in page.get("Items", []) if "proxy" in item)
+        return frozenset(proxies)
 
     def load(self, proxy: str) -> dict[str, AlertState]:
         """Every stored rule state of one proxy, by rule (one Query, paginated if ever needed)."""
@@ -74,9 +114,12 @@ class AlertStateStore:
         if len(states) > MAX_ITEMS_PER_SAVE:
             raise ValueError(f"at most {MAX_ITEMS_PER_SAVE} alert states can be saved at once, got {len(states)}")
         stored = tuple(replace(s, version=s.version + 1) for s in states)
+        expires_at = int(self._clock()) + self._ttl_s
         items: list[TransactWriteItemTypeDef] = []
         for old, new in zip(states, stored, strict=True):
-            put: dict[str, Any] = {"TableName": self._table, "Item": _to_item(new)}
+            item = _to_item(new)
+            item[keys.TTL_ATTRIBUTE] = {"N": str(expires_at)}
+            put: dict[str, Any] = {"TableName": self._table, "Item": item}
             if old.version == 0:
                 put["ConditionExpression"] = "attribute_not_exists(#pk)"
                 put["ExpressionAttributeNames"] = {"#pk": keys.PK}
@@ -85,6 +128,7 @@ class AlertStateStore:
                 put["ExpressionAttributeNames"] = {"#version": "version"}
                 put["ExpressionAttributeValues"] = {":version": {"N": str(old.version)}}
             items.append({"Put": put})  # type: ignore[typeddict-item]
+            items.append(self._index_write(new, expires_at))
         cancelled = transact_write(self._client, items, self._retry).cancelled
         if cancelled is None:
             return stored
@@ -96,6 +140,19 @@ class AlertStateStore:
             )
             return None
         raise cancelled.error
+
+    def _index_write(self, state: AlertState, expires_at: int) -> TransactWriteItemTypeDef:
+        key: dict[str, AttributeValueTypeDef] = {
+            keys.PK: {"S": ALERTING_PK},
+            keys.SK: {"S": f"{keys.proxy_pk(state.proxy)}#{keys.alert_sk(state.rule)}"},
+        }
+        item = {
+            **key,
+            "proxy": {"S": state.proxy},
+            "active": {"BOOL": state.active},
+            keys.TTL_ATTRIBUTE: {"N": str(expires_at)},
+        }
+        return {"Put": {"TableName": self._table, "Item": item}}
 
 
 def _to_item(state: AlertState) -> dict[str, AttributeValueTypeDef]:

@@ -271,9 +271,9 @@ class _RecordingCheck:
         self.inner = inner
         self.last: CheckResult | None = None
 
-    def run(self, now_ms: int, *, dry_run: bool = False) -> CheckResult:
+    def run(self, now_ms: int, *, dry_run: bool = False, deadline: float | None = None) -> CheckResult:
         self.last = None
-        result = self.inner.run(now_ms, dry_run=dry_run)
+        result = self.inner.run(now_ms, dry_run=dry_run, deadline=deadline)
         self.last = result
         return result
 
