@@ -306,11 +306,16 @@ class ChannelDispatcher:
     statuses: Mapping[str, Mapping[str, DeliveryStatus]]
     fail_for: frozenset[str] = frozenset()
 
-    def process(self, report: ProxyReport, now_ms: int, dry_run: bool = False) -> DispatchResult:
+    def process(
+        self, report: ProxyReport, now_ms: int, dry_run: bool = False, deadline: float | None = None
+    ) -> DispatchResult:
         if report.proxy in self.fail_for:
             raise TimeoutError("alert state unavailable")
         outcomes = {c: DeliveryOutcome(c, status) for c, status in self.statuses.get(report.proxy, {}).items()}
         return DispatchResult(report.proxy, outcomes=outcomes)
+
+    def alerting_proxies(self) -> frozenset[str]:
+        return frozenset()
 
 
 def test_given_channel_outcomes_when_counted_then_accepted_are_sent_and_failed_rejected_and_raised_are_failures() -> (
