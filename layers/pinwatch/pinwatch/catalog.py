@@ -841,8 +841,8 @@ CATALOG: Mapping[str, ReasonEntry] = _entries(
         engines=ALL_ENGINES,
         why=(
             "Calling a stored procedure or function does not pin: the proxy does not look inside it, so any session "
-            "state it changes (a SET, a temporary table, a user variable) goes undetected and the connection is "
-            "reused by other clients with that state. A correctness risk, not a pin."
+            "state it changes (a SET, a temporary table, a user variable) goes undetected and the connection can "
+            "then serve other clients with that state. A correctness risk, not a pin."
         ),
         hints=(
             Advice(
