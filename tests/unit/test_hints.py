@@ -325,3 +325,18 @@ def test_given_catalog_hints_when_listed_then_each_links_its_own_first_source() 
     (hint,) = [h for h in hints_for("prepared_statement", PG, drivers=["pgjdbc"]) if h.scope == "pgjdbc"]
 
     assert hint.doc_url == pgjdbc.source
+
+
+def test_given_asyncpgs_reset_query_when_hinted_then_it_is_about_the_pool_reset_not_listen() -> None:
+    # The digest asyncpg's default pool reset produces (asyncpg#1153).
+    digest = "select pg_advisory_unlock_all(); close all; unlisten *; reset all;"
+
+    hints = hints_for("session_reset", PG, digest, drivers=["asyncpg"])
+
+    assert hints[0].text.startswith("`DISCARD`/`RESET ALL` discards session state")
+    assert not any("`LISTEN` needs its own connection" in h.text for h in hints)
+    assert any(h.scope == "asyncpg" and "reset=" in h.text for h in hints)
+
+
+def test_given_a_mysql_reset_statement_when_hinted_then_the_postgresql_reset_advice_is_left_out() -> None:
+    assert not any("RESET <parameter>" in h.text for h in hints_for("session_settings", MYSQL, "RESET QUERY CACHE"))

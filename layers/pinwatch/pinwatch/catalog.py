@@ -837,7 +837,7 @@ CATALOG: Mapping[str, ReasonEntry] = _entries(
     ),
     ReasonEntry(
         code="stored_routine",
-        title="Stored procedures and functions (not inspected; note)",
+        title="Stored procedures and functions (not inspected)",
         engines=ALL_ENGINES,
         why=(
             "Calling a stored procedure or function does not pin: the proxy does not look inside it, so any session "
@@ -860,7 +860,7 @@ CATALOG: Mapping[str, ReasonEntry] = _entries(
     ),
     ReasonEntry(
         code="tracked_state",
-        title="Tracked statements that restrict reuse (no pin; note)",
+        title="Tracked statements that restrict reuse",
         engines=frozenset({MYSQL, SQLSERVER}),
         why=(
             "Some statements don't pin because the proxy tracks them; it then reuses the database connection only "

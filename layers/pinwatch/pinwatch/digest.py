@@ -218,7 +218,8 @@ _KIND_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (EXECUTABLE_COMMENT, r"^/\*m?!"),
         (RESET, r"^(discard\b|reset\s+all\b)"),
         (RESET_PARAMETER, r"^reset\b"),
-        (LISTEN, r"^(listen|unlisten)\b"),
+        # Only LISTEN registers a channel; UNLISTEN (e.g. in a pool's reset query) undoes it and is no reason to pin.
+        (LISTEN, r"^listen\b"),
         (LOAD, r"^load\b(?!\s+data\b)"),
         (CURSOR, r"^declare\b.*\bcursor\b"),
         (CREATE_TEMP, r"^create\s+(global\s+|local\s+)?(temp|temporary)\s+(table|sequence|view)\b"),

@@ -228,6 +228,7 @@ DIGEST_HINTS: tuple[DigestHint, ...] = (
         "— and the RESET is no longer needed.",
         _POSTGRESQL,
         kinds=frozenset({dg.RESET_PARAMETER}),
+        engines=frozenset({_POSTGRESQL, None}),  # MySQL's RESET (MASTER, QUERY CACHE, ...) is another statement
         source=PG_ALTER_ROLE_DOC,
     ),
     DigestHint(
