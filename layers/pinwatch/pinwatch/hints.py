@@ -217,7 +217,7 @@ DIGEST_HINTS: tuple[DigestHint, ...] = (
         lacks=("advisory_lock", "get_lock"),
     ),
     DigestHint(
-        "`DISCARD`/`RESET ALL` discards session state and pins; it usually is a client pool's reset query when a "
+        "`DISCARD`/`RESET ALL` discards session state and pins; it is usually a client pool's reset query when a "
         "connection is returned: turn that off (e.g. Npgsql `No Reset On Close=true`, asyncpg's `reset=`); the "
         "proxy already isolates sessions.",
         kinds=frozenset({dg.RESET}),
