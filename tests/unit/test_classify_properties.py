@@ -48,7 +48,7 @@ _REFERENCE_DIGESTS = [
     (code, re.compile(pattern))
     for code, pattern in (
         ("executable_comment", r"/\*m?!"),
-        ("session_reset", r"\b(discard\s+all|reset\s+all)\b"),
+        ("session_reset", r"\b(discard\s+(all|temp|temporary|plans|sequences)|reset\s+all)\b"),
         ("listen", r"(^|;)\s*listen\b"),
         ("library_load", r"(^|;)\s*load\b"),
         ("cursor", r"\bdeclare\b[^;]*\bcursor\b"),
@@ -87,6 +87,8 @@ _PIECES = [
     *("16384 byte", "16 KB", "16kb", "byte limit", "exceeded the ", " limit", "distributed transaction", "DTC"),
     *("msdtc", "MARS", "multiple active result sets", "executable comment", "/*!", "/*M!", "/*", "*/"),
     *("discard all", "DISCARD  ALL", "reset all", "RESET\tall", "reset query", "parse message", "prepare"),
+    *("DISCARD TEMP", "discard\ttemporary", "discard plans", "DISCARD SEQUENCES", "discard tempx", "RESET x"),
+    *("Running a prepared statement...",),
     *("prepared statement", "PREPARE ", "deallocate", "execute", "temp table", "temporary views", "create "),
     *("CREATE GLOBAL TEMPORARY TABLE", "temp ", "temporary", "sequence", "cursor", "cursors", "DECLARE c "),
     *("listen", "LISTEN ", "user variable", "user-defined variable", "nextval", "setval(", "sequence function"),

@@ -170,8 +170,9 @@ def test_given_a_plain_log_when_analyzed_as_markdown_then_a_ticket_ready_table_a
     assert "| Reason | Pins | Share |" in out
     assert "| Session settings changed (SET) (`session_settings`) | 3 | 75% |" in out
     assert "### How to fix" in out
-    assert "- `SET search_path` pins on PostgreSQL" in out
-    assert "([docs](https://docs.aws.amazon.com/" in out
+    search_path = next(line for line in out.splitlines() if line.startswith("- `SET search_path` pins on PostgreSQL"))
+    # Each fix links the page it rests on: for a role default, PostgreSQL's ALTER ROLE page.
+    assert search_path.endswith("([docs](https://www.postgresql.org/docs/current/sql-alterrole.html))")
 
 
 def test_given_a_digest_with_pipes_and_backticks_when_rendered_as_markdown_then_the_table_stays_intact(

@@ -36,9 +36,14 @@ def test_given_json_when_listing_then_each_entry_has_why_hints_by_scope_and_doc(
     for e in entries:
         item = CATALOG[e["code"]]
         assert e["why"] == item.why
-        assert e["hints"]["general"] == list(item.hints)
+        assert e["pins"] is item.pins
+        assert e["hints"]["general"] == [{"text": a.text, "sources": list(a.sources)} for a in item.hints]
         assert set(e["hints"]["drivers"]) <= set(DRIVERS)
         assert e["doc_url"].startswith("https://")
+        listed = [h for hints in (e["hints"]["general"], *e["hints"]["engines"].values()) for h in hints]
+        listed += [h for hints in e["hints"]["drivers"].values() for h in hints]
+        assert len(listed) == len(item.all_hints())
+        assert all(h["sources"] and all(u.startswith("https://") for u in h["sources"]) for h in listed)
 
 
 def test_given_a_code_when_shown_then_why_engines_every_hint_scope_and_the_doc_link_are_printed(
@@ -55,6 +60,34 @@ def test_given_a_code_when_shown_then_why_engines_every_hint_scope_and_the_doc_l
         assert heading in out
     assert "prepareThreshold=0" in out
     assert item.doc_url in out
+
+
+def test_given_a_code_when_shown_then_every_source_of_every_hint_is_printed_whole(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    narrow = 60  # narrower than the URLs: they must still come out unbroken
+    item = CATALOG["prepared_statement"]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLUMNS", str(narrow))
+        assert main(["reasons", "prepared_statement"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    printed = {line.split("source: ", 1)[1].strip() for line in lines if "source: " in line}
+
+    assert printed == {url for advice in item.all_hints() for url in advice.sources}
+
+
+def test_given_a_note_when_listed_and_shown_then_it_is_marked_as_not_pinning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["reasons"]) == 0
+    listing = capsys.readouterr().out
+    assert main(["reasons", "stored_routine"]) == 0
+    shown = capsys.readouterr().out
+
+    row = next(line for line in listing.splitlines() if "stored_routine" in line)
+    assert "no (note)" in row
+    assert "Does not pin" in shown
 
 
 def test_given_an_engine_when_showing_a_code_then_other_engines_hints_are_left_out(

@@ -67,6 +67,11 @@ def test_given_a_multi_statement_digest_when_analyzed_then_each_statement_has_a_
         ("LISTEN jobs", dg.LISTEN),
         ("RESET ALL", dg.RESET),
         ("DISCARD ALL", dg.RESET),
+        ("DISCARD TEMP", dg.RESET),
+        ("discard plans", dg.RESET),
+        ("RESET statement_timeout", dg.RESET_PARAMETER),
+        ("reset search_path", dg.RESET_PARAMETER),
+        ("UNLISTEN *", dg.QUERY),  # undoes a LISTEN (asyncpg's pool reset sends it): not a pinning statement
         ("DECLARE c CURSOR FOR select 1", dg.CURSOR),
         ("LOAD 'auto_explain'", dg.LOAD),
         ("select nextval($1)", dg.SEQUENCE),

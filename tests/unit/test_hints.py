@@ -39,7 +39,7 @@ def test_given_hints_when_listed_then_digest_engine_driver_general_is_the_order(
     assert "client_encoding" in hints[0].text  # digest-specific first
     assert scopes.index("rails") < scopes.index(GENERAL)
     assert max(i for i, s in enumerate(scopes) if s == PG.value) < scopes.index("rails")
-    assert [h.text for h in hints if h.scope == GENERAL] == list(general)
+    assert [h.text for h in hints if h.scope == GENERAL] == [a.text for a in general]
 
 
 @pytest.mark.parametrize("code", list(CATALOG))
@@ -191,7 +191,7 @@ def test_given_a_driver_when_hinted_then_only_that_drivers_hints_are_included() 
     driver_scopes = {h.scope for h in hints} - {GENERAL, PG.value}
 
     assert driver_scopes == {"pgjdbc"}
-    assert any("prepareThreshold=0" in h.text for h in hints)
+    assert any("keep the default `prepareThreshold`" in h.text for h in hints)
 
 
 def test_given_no_driver_when_the_engine_is_known_then_only_compatible_drivers_are_included() -> None:
@@ -250,3 +250,93 @@ def test_given_any_code_when_asked_for_the_top_hint_then_it_is_the_first_hint(co
 
 def test_given_an_unknown_code_when_hinted_then_the_unknown_entry_advice_is_returned() -> None:
     assert texts(hints_for("made_up", None)) == texts(hints_for("unknown", None))
+
+
+def test_given_a_postgresql_prepared_statement_pin_when_hinted_then_no_hint_advises_turning_driver_caches_off() -> None:
+    hints = hints_for("prepared_statement", PG)
+    cache_off = ("prepareThreshold=0", "statement_cache_size=0", "simple_protocol", "pgbouncer=true")
+
+    assert hints[0].text.startswith("PostgreSQL: keep the driver's statement cache on")
+    for hint in hints:
+        if any(setting in hint.text for setting in cache_off):
+            assert "workaround" in hint.text or "don't add" in hint.text, hint.text
+
+
+def test_given_a_16_kb_pin_with_the_engine_unknown_when_hinted_then_engine_neutral_advice_leads() -> None:
+    hints = hints_for("large_statement", None)
+    scopes = [h.scope for h in hints]
+    first_specific = next(i for i, s in enumerate(scopes) if s != GENERAL)
+
+    assert hints[0].scope == GENERAL
+    assert not hints[0].text.startswith("MySQL:")
+    assert all(s != GENERAL for s in scopes[first_specific:])  # every general hint before any per-engine one
+    assert {MYSQL.value, PG.value} <= set(scopes)
+
+
+def test_given_a_16_kb_pin_on_a_known_engine_when_hinted_then_that_engines_advice_leads() -> None:
+    assert hints_for("large_statement", MYSQL)[0].text.startswith("MySQL:")
+    assert hints_for("large_statement", PG)[0].text.startswith("PostgreSQL:")
+
+
+@pytest.mark.parametrize("digest", ["DISCARD TEMP", "discard plans", "DISCARD SEQUENCES", "DISCARD ALL"])
+def test_given_a_discard_digest_when_hinted_then_the_lead_hint_is_about_discarding_session_state(digest: str) -> None:
+    first = hints_for("session_reset", PG, digest)[0]
+
+    assert first.text.startswith("`DISCARD`/`RESET ALL` discards session state")
+
+
+def test_given_a_reset_of_one_parameter_when_hinted_then_it_is_advice_on_the_parameter_not_a_pool_reset() -> None:
+    hints = hints_for("session_settings", PG, "RESET statement_timeout")
+
+    assert hints[0].text.startswith("`RESET <parameter>` pins on PostgreSQL like a SET")
+    assert "ALTER ROLE" in hints[0].text
+    assert not any("discards session state" in h.text for h in hints)
+
+
+def test_given_a_deallocate_all_digest_from_prisma_when_hinted_then_pgbouncer_true_is_named_as_the_cause() -> None:
+    hints = hints_for("prepared_statement", PG, "DEALLOCATE ALL", drivers=["prisma"])
+
+    assert hints[0].text.startswith("SQL-level `DEALLOCATE` pins")
+    assert hints[0].doc_url == "https://github.com/prisma/prisma-engines/pull/5016"
+    prisma = [h for h in hints if h.scope == "prisma"]
+    assert prisma
+    assert "don't add `pgbouncer=true`" in prisma[0].text
+
+
+def test_given_prisma_settings_when_hinted_then_the_role_default_leads_not_a_pool_size_workaround() -> None:
+    (prisma,) = [h for h in hints_for("session_settings", PG, drivers=["prisma"]) if h.scope == "prisma"]
+
+    assert "ALTER ROLE" in prisma.text
+    assert "connection_limit" not in prisma.text
+
+
+@pytest.mark.parametrize("code", list(CATALOG))
+@pytest.mark.parametrize("engine", [None, MYSQL, PG, EngineFamily.SQLSERVER])
+def test_given_any_hint_when_listed_then_it_links_an_https_source(code: str, engine: EngineFamily | None) -> None:
+    for digest in (None, "set search_path = $1", "DISCARD ALL", "DEALLOCATE ALL", "select pg_advisory_lock($1)"):
+        for hint in hints_for(code, engine, digest):
+            assert hint.doc_url is not None
+            assert hint.doc_url.startswith("https://"), hint.text
+
+
+def test_given_catalog_hints_when_listed_then_each_links_its_own_first_source() -> None:
+    pgjdbc = CATALOG["prepared_statement"].driver_hints["pgjdbc"][0]
+
+    (hint,) = [h for h in hints_for("prepared_statement", PG, drivers=["pgjdbc"]) if h.scope == "pgjdbc"]
+
+    assert hint.doc_url == pgjdbc.source
+
+
+def test_given_asyncpgs_reset_query_when_hinted_then_it_is_about_the_pool_reset_not_listen() -> None:
+    # The digest asyncpg's default pool reset produces (asyncpg#1153).
+    digest = "select pg_advisory_unlock_all(); close all; unlisten *; reset all;"
+
+    hints = hints_for("session_reset", PG, digest, drivers=["asyncpg"])
+
+    assert hints[0].text.startswith("`DISCARD`/`RESET ALL` discards session state")
+    assert not any("`LISTEN` needs its own connection" in h.text for h in hints)
+    assert any(h.scope == "asyncpg" and "reset=" in h.text for h in hints)
+
+
+def test_given_a_mysql_reset_statement_when_hinted_then_the_postgresql_reset_advice_is_left_out() -> None:
+    assert not any("RESET <parameter>" in h.text for h in hints_for("session_settings", MYSQL, "RESET QUERY CACHE"))

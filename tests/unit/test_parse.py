@@ -240,6 +240,19 @@ def test_given_arbitrary_text_after_reason_when_parsed_then_it_is_kept_verbatim_
     assert record.reason_text == text.strip()
 
 
+def test_given_the_2026_running_a_prepared_statement_wording_when_parsed_then_it_is_a_prepared_statement_pin_kept_verbatim() -> (
+    None
+):
+    # Seen in 2026 on an Aurora PostgreSQL proxy with pgjdbc; the public source truncates the rest of the text.
+    text = "Running a prepared statement..."
+
+    record = parse_message(pin_line(text))
+
+    assert record.kind is Kind.PINNED
+    assert record.reason == "prepared_statement"
+    assert record.reason_text == text
+
+
 def test_given_a_pin_line_without_reason_when_parsed_then_it_is_an_unknown_pin() -> None:
     line = "2023-09-06T08:28:13.685Z [WARN] The client session was pinned to the database connection [dbConnection=5]."
 

@@ -53,7 +53,13 @@ REASON_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 # instead of ``(^|;)``): the regex engine then skips to that literal instead of trying every position.
 DIGEST_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("executable_comment", r"/\*m?!", ("/*",)),
-    ("session_reset", r"\b(discard\s+all|reset\s+all)\b", ("discard", "reset")),
+    # AWS: "Discarding the session state" (DISCARD in any form) and pool resets (RESET ALL). `RESET <name>`
+    # is "resetting a parameter to its default", listed with SET: it stays session_settings.
+    (
+        "session_reset",
+        r"\b(discard\s+(all|temp|temporary|plans|sequences)|reset\s+all)\b",
+        ("discard", "reset"),
+    ),
     ("listen", r"^\s*listen\b", ("listen",)),
     ("listen", r";\s*listen\b", ("listen",)),
     ("library_load", r"^\s*load\b", ("load",)),

@@ -57,7 +57,8 @@ DEALLOCATE = "deallocate"
 CREATE_TEMP = "create_temp"
 LOCK = "lock"
 LISTEN = "listen"
-RESET = "reset"
+RESET = "reset"  # DISCARD (any form) or RESET ALL: discarding session state
+RESET_PARAMETER = "reset_parameter"  # RESET <name>: resetting one parameter to its default
 CURSOR = "cursor"
 LOAD = "load"
 SEQUENCE = "sequence"
@@ -215,8 +216,10 @@ _KIND_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern))
     for kind, pattern in (
         (EXECUTABLE_COMMENT, r"^/\*m?!"),
-        (RESET, r"^(reset|discard)\b"),
-        (LISTEN, r"^(listen|unlisten)\b"),
+        (RESET, r"^(discard\b|reset\s+all\b)"),
+        (RESET_PARAMETER, r"^reset\b"),
+        # Only LISTEN registers a channel; UNLISTEN (e.g. in a pool's reset query) undoes it and is no reason to pin.
+        (LISTEN, r"^listen\b"),
         (LOAD, r"^load\b(?!\s+data\b)"),
         (CURSOR, r"^declare\b.*\bcursor\b"),
         (CREATE_TEMP, r"^create\s+(global\s+|local\s+)?(temp|temporary)\s+(table|sequence|view)\b"),

@@ -2,6 +2,9 @@
 
 Order is most specific first: advice derived from the statement digest (which variable was SET,
 which lock was taken), then the engine family's hints, then driver/ORM hints, then general ones.
+With the engine unknown, the engine-neutral (general) advice comes right after the digest's, ahead
+of the per-engine and per-driver hints, so the lead hint is never one engine's advice guessed for
+another's proxy.
 The target group's pool configuration is taken into account: a lever that is already pulled
 (``EXCLUDE_VARIABLE_SETS``, an ``InitQuery``) is reported as such instead of being suggested again.
 """
@@ -15,8 +18,14 @@ from pinwatch import digest as dg
 from pinwatch.catalog import (
     DRIVERS,
     EXCLUDE_VARIABLE_SETS,
+    EXTENDED_QUERY_BLOG,
     INIT_QUERY,
+    PG_ADVISORY_LOCK_DOC,
+    PG_ALTER_ROLE_DOC,
+    PINNING_DOC,
     POOL_CONFIG_DOC,
+    PRISMA_PGBOUNCER_RDS_PROXY,
+    Advice,
     ReasonEntry,
     driver_name,
     entry,
@@ -52,7 +61,7 @@ class DigestHint:
 
     `text` may use ``{placeholder}`` fields of :class:`_Facts` (so a literal brace is written ``{{``).
     `scope` None means the first of the client's drivers the row names, else the resolved engine's
-    scope; `source` (the page the advice comes from) None means the reason's catalog page.
+    scope; `source` is the page the advice rests on (AWS's pinning page unless the row names another).
     """
 
     text: str
@@ -65,7 +74,7 @@ class DigestHint:
     contains: tuple[str, ...] = ()
     lacks: tuple[str, ...] = ()
     variable: str | None = None
-    source: str | None = None
+    source: str = PINNING_DOC
 
 
 _NO_ENGINE: frozenset[EngineFamily | None] = frozenset({None, EngineFamily.SQLSERVER})
@@ -126,11 +135,13 @@ DIGEST_HINTS: tuple[DigestHint, ...] = (
     ),
     # SETs on PostgreSQL: every SET pins; some variables have a better home than InitQuery.
     DigestHint(
-        "`SET search_path` pins on PostgreSQL: set it in the proxy's initialization query (InitQuery) or the DB "
-        "parameter group / role (`ALTER ROLE <app_user> SET search_path = ...`), and stop the client sending it.",
+        "`SET search_path` pins on PostgreSQL: make it the role's default (`ALTER ROLE <app_user> SET search_path "
+        "= ...`) or put it in the proxy's initialization query (InitQuery) where your proxy supports it, and stop "
+        "the client sending it.",
         _POSTGRESQL,
         engines=_ON_POSTGRESQL,
         variable="search_path",
+        source=PG_ALTER_ROLE_DOC,
     ),
     DigestHint(
         "`SET client_encoding` pins on PostgreSQL: RDS databases default to UTF8, so stop the client sending it "
@@ -139,6 +150,7 @@ DIGEST_HINTS: tuple[DigestHint, ...] = (
         _POSTGRESQL,
         engines=_ON_POSTGRESQL,
         variable="client_encoding",
+        source=PG_ALTER_ROLE_DOC,
     ),
     DigestHint(
         "`SET NAMES` pins on PostgreSQL (it is an alias of client_encoding): drop the client's charset option "
@@ -153,6 +165,7 @@ DIGEST_HINTS: tuple[DigestHint, ...] = (
         _POSTGRESQL,
         engines=_ON_POSTGRESQL,
         variable="timezone",
+        source=PG_ALTER_ROLE_DOC,
     ),
     DigestHint(
         "`SET statement_timeout` pins on PostgreSQL: set it per role (`ALTER ROLE <app_user> SET "
@@ -160,19 +173,24 @@ DIGEST_HINTS: tuple[DigestHint, ...] = (
         _POSTGRESQL,
         engines=_ON_POSTGRESQL,
         variable="statement_timeout",
+        source=PG_ALTER_ROLE_DOC,
     ),
     DigestHint(
-        "`SET {other_pg_variables}` pins on PostgreSQL (every SET does): move it to the proxy's initialization "
-        "query (InitQuery) or make it the role's default (`ALTER ROLE <app_user> SET ...`).",
+        "`SET {other_pg_variables}` pins on PostgreSQL (every SET does): make it the role's default "
+        "(`ALTER ROLE <app_user> SET ...`) or move it to the proxy's initialization query (InitQuery) where your "
+        "proxy supports it.",
         _POSTGRESQL,
         engines=_ON_POSTGRESQL,
         requires=("other_pg_variables",),
+        source=PG_ALTER_ROLE_DOC,
     ),
     # SETs when the engine is unknown (or has no specific advice).
     DigestHint(
-        "This session SETs {variables}: move identical SETs into InitQuery or make them defaults.",
+        "This session SETs {variables}: make them defaults (parameter group, role or login) or move identical SETs "
+        "into InitQuery.",
         engines=_NO_ENGINE,
         requires=("variables",),
+        source=POOL_CONFIG_DOC,
     ),
     # Session-level locks: the first row whose words the digest contains.
     DigestHint(
@@ -181,6 +199,7 @@ DIGEST_HINTS: tuple[DigestHint, ...] = (
         _POSTGRESQL,
         kinds=_LOCK,
         contains=("advisory_lock",),
+        source=PG_ADVISORY_LOCK_DOC,
     ),
     DigestHint(
         "`GET_LOCK()` is a session-level named lock: use row locks (`SELECT ... FOR UPDATE`) in a transaction, or "
@@ -198,9 +217,19 @@ DIGEST_HINTS: tuple[DigestHint, ...] = (
         lacks=("advisory_lock", "get_lock"),
     ),
     DigestHint(
-        "The client pool runs `DISCARD ALL`/`RESET ALL` when it returns a connection: turn that reset query off "
-        "(e.g. Npgsql `No Reset On Close=true`); the proxy already isolates sessions.",
+        "`DISCARD`/`RESET ALL` discards session state and pins; it is usually a client pool's reset query when a "
+        "connection is returned: turn that off (e.g. Npgsql `No Reset On Close=true`, asyncpg's `reset=`); the "
+        "proxy already isolates sessions.",
         kinds=frozenset({dg.RESET}),
+    ),
+    DigestHint(
+        "`RESET <parameter>` pins on PostgreSQL like a SET does (resetting a parameter to its default): stop "
+        "changing the parameter per session — make the value the role's default (`ALTER ROLE <app_user> SET ...`) "
+        "— and the RESET is no longer needed.",
+        _POSTGRESQL,
+        kinds=frozenset({dg.RESET_PARAMETER}),
+        engines=frozenset({_POSTGRESQL, None}),  # MySQL's RESET (MASTER, QUERY CACHE, ...) is another statement
+        source=PG_ALTER_ROLE_DOC,
     ),
     DigestHint(
         "`LISTEN` needs its own connection: point the listener at the database endpoint, not the proxy.",
@@ -234,7 +263,23 @@ DIGEST_HINTS: tuple[DigestHint, ...] = (
     ),
     DigestHint(
         "SQL-level `PREPARE`/`EXECUTE` pins: send the statement directly with parameters instead.",
+        kinds=frozenset({dg.PREPARE, dg.EXECUTE}),
+    ),
+    # Drivers' protocol-level statements no longer pin on PostgreSQL; their SQL-level cleanup does.
+    DigestHint(
+        "SQL-level `DEALLOCATE` pins; it usually comes from a driver or ORM freeing its prepared statements "
+        "(Prisma with `pgbouncer=true`, psycopg on rollback, ActiveRecord's statement pool, pdo_pgsql): see the "
+        "driver hints rather than turning prepared statements off.",
+        kinds=frozenset({dg.DEALLOCATE}),
+        source=PRISMA_PGBOUNCER_RDS_PROXY,
+    ),
+    DigestHint(
+        "A parse message no longer pins on current proxies (extended-query multiplexing since November 2023); "
+        "only the SQL-level statements in this digest do.",
+        _POSTGRESQL,
         kinds=frozenset({dg.PREPARE, dg.EXECUTE, dg.DEALLOCATE}),
+        engines=_ON_POSTGRESQL,
+        source=EXTENDED_QUERY_BLOG,
     ),
 )
 
@@ -304,9 +349,7 @@ def _applies(
     )
 
 
-def _digest_hints(
-    item: ReasonEntry, info: dg.DigestInfo, engine: EngineFamily | None, drivers: Sequence[str]
-) -> list[Hint]:
+def _digest_hints(info: dg.DigestInfo, engine: EngineFamily | None, drivers: Sequence[str]) -> list[Hint]:
     """The :data:`DIGEST_HINTS` rows that apply to this statement, in table order."""
     facts = _Facts.of(info)
     rows = [row for row in DIGEST_HINTS if _applies(row, info, facts, engine, drivers)]
@@ -320,10 +363,7 @@ def _digest_hints(
             # Per-variable advice follows the statement's order, not the table's.
             ordered.extend(by_variable[name] for name in dict.fromkeys(facts.variables) if name in by_variable)
     words = facts.placeholders()
-    return [
-        Hint(row.text.format_map(words), _row_scope(row, engine, drivers), row.source or item.doc_url)
-        for row in ordered
-    ]
+    return [Hint(row.text.format_map(words), _row_scope(row, engine, drivers), row.source) for row in ordered]
 
 
 def _row_scope(row: DigestHint, engine: EngineFamily | None, drivers: Sequence[str]) -> str:
@@ -352,17 +392,25 @@ def hints_for(
     engines = (resolved,) if resolved else tuple(sorted(item.engines))
     client_drivers = _driver_names(drivers, resolved)
 
-    hints: list[Hint] = []
-    if info is not None:
-        hints.extend(_digest_hints(item, info, resolved, client_drivers))
-    for family in engines:
-        if family in item.engines or family in item.engine_hints:
-            hints.extend(Hint(text, family.value, item.doc_url) for text in item.engine_hints.get(family, ()))
-    for name in client_drivers:
-        if item.driver_applies(name, resolved):
-            doc = DRIVERS[name].doc_url
-            hints.extend(Hint(text, name, doc) for text in item.driver_hints.get(name, ()))
-    hints.extend(Hint(text, GENERAL, item.doc_url) for text in item.hints)
+    digest_hints = _digest_hints(info, resolved, client_drivers) if info is not None else []
+    engine_hints = [
+        _hint(advice, family.value)
+        for family in engines
+        if family in item.engines or family in item.engine_hints
+        for advice in item.engine_hints.get(family, ())
+    ]
+    driver_hints = [
+        _hint(advice, name)
+        for name in client_drivers
+        if item.driver_applies(name, resolved)
+        for advice in item.driver_hints.get(name, ())
+    ]
+    general = [_hint(advice, GENERAL) for advice in item.hints]
+    if resolved is None:
+        # Engine unknown: lead with what holds on every engine rather than one engine's advice.
+        hints = digest_hints + general + engine_hints + driver_hints
+    else:
+        hints = digest_hints + engine_hints + driver_hints + general
     hints = _apply_pool(hints, item, resolved, info, pool)
     return _dedupe(hints)
 
@@ -377,6 +425,10 @@ def top_hint(
     """The single most specific hint's text (for tables and alert summaries)."""
     hints = hints_for(reason, engine, digest, pool, drivers)
     return hints[0].text if hints else None
+
+
+def _hint(advice: Advice, scope: str) -> Hint:
+    return Hint(advice.text, scope, advice.source)
 
 
 def _single_engine(item: ReasonEntry) -> EngineFamily | None:

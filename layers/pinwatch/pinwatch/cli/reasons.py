@@ -1,4 +1,4 @@
-"""``pinwatch reasons [CODE]``: the pinning reason catalog, or one reason in full."""
+"""``pinwatch reasons [CODE]``: the pinning reason catalog, or one reason in full with each hint's sources."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from pinwatch.catalog import CATALOG, DRIVERS, ReasonEntry
+from pinwatch.catalog import CATALOG, DRIVERS, Advice, ReasonEntry
 from pinwatch.cli import EXIT_OK, CliError
 from pinwatch.records import EngineFamily
 
@@ -50,19 +50,26 @@ def run(args: argparse.Namespace) -> int:
 
 def _entry_object(item: ReasonEntry, engine: EngineFamily | None) -> dict[str, Any]:
     engine_hints = {
-        family.value: list(hints)
+        family.value: _advice_objects(hints)
         for family, hints in sorted(item.engine_hints.items())
         if engine is None or family is engine
     }
-    driver_hints = {name: list(hints) for name, hints in item.driver_hints.items() if item.driver_applies(name, engine)}
+    driver_hints = {
+        name: _advice_objects(hints) for name, hints in item.driver_hints.items() if item.driver_applies(name, engine)
+    }
     return {
         "code": item.code,
         "title": item.title,
         "engines": sorted(e.value for e in item.engines),
+        "pins": item.pins,
         "why": item.why,
-        "hints": {"general": list(item.hints), "engines": engine_hints, "drivers": driver_hints},
+        "hints": {"general": _advice_objects(item.hints), "engines": engine_hints, "drivers": driver_hints},
         "doc_url": item.doc_url,
     }
+
+
+def _advice_objects(hints: tuple[Advice, ...]) -> list[dict[str, Any]]:
+    return [{"text": a.text, "sources": list(a.sources)} for a in hints]
 
 
 def _print_json(obj: Any) -> None:
@@ -78,10 +85,10 @@ def _print_catalog(entries: list[ReasonEntry]) -> None:
     table.add_column("Code", style="bold", no_wrap=True)
     table.add_column("Title")
     table.add_column("Engines")
+    table.add_column("Pins")
     table.add_column("Hints", justify="right")
     for e in entries:
-        count = len(e.hints) + sum(map(len, e.engine_hints.values())) + sum(map(len, e.driver_hints.values()))
-        table.add_row(e.code, e.title, _engines(e), str(count))
+        table.add_row(e.code, e.title, _engines(e), "yes" if e.pins else "no (note)", str(len(e.all_hints())))
     console = Console(file=sys.stdout, highlight=False)
     console.print(table)
     console.print("[dim]One reason in full: pinwatch reasons CODE[/dim]")
@@ -96,9 +103,11 @@ def _print_entry(item: ReasonEntry, engine: EngineFamily | None) -> None:
     console = Console(file=sys.stdout, highlight=False)
     console.print(f"[bold]{item.code}[/bold]: {escape(item.title)}")
     console.print(f"Engines: {_engines(item)}")
+    if not item.pins:
+        console.print("Does not pin: a note about statements the proxy does not pin for.")
     console.print()
     console.print(escape(item.why))
-    sections: list[tuple[str, tuple[str, ...]]] = [("General", item.hints)]
+    sections: list[tuple[str, tuple[Advice, ...]]] = [("General", item.hints)]
     sections += [
         (ENGINE_TITLES[family], hints)
         for family, hints in sorted(item.engine_hints.items())
@@ -112,14 +121,18 @@ def _print_entry(item: ReasonEntry, engine: EngineFamily | None) -> None:
     for heading, hints in sections:
         console.print()
         console.print(f"[bold]{escape(heading)}[/bold]")
-        bullets = Table.grid(padding=(0, 1))
-        bullets.add_column(width=3, justify="right")
-        bullets.add_column()
-        for hint in hints:
-            bullets.add_row("•", Text(hint))
-        console.print(bullets)
+        for advice in hints:
+            bullet = Table.grid(padding=(0, 1))
+            bullet.add_column(width=3, justify="right")
+            bullet.add_column()
+            bullet.add_row("•", Text(advice.text))
+            console.print(bullet)
+            # Sources unwrapped (soft wrap), so a long URL stays whole for copying or clicking.
+            for source in advice.sources:
+                console.print(Text(f"     source: {source}", style="dim"), soft_wrap=True)
     console.print()
     console.print(f"Docs: {item.doc_url}")
+    console.print("[dim]Sources are the pages each hint rests on; '(unverified)' marks what none confirms.[/dim]")
 
 
 def _engines(item: ReasonEntry) -> str:
