@@ -338,8 +338,12 @@ def _multiplexing_lost(ctx: _Context) -> Finding:
 
 def _idle_note(ctx: _Context) -> str:
     """Why open is above in use: the idle connections the pool keeps, and how many it may keep."""
-    open_, in_use = ctx.latest["database_connections"], ctx.in_use
-    if open_ is None or in_use is None or open_ <= in_use:
+    open_, in_use, limit = ctx.latest["database_connections"], ctx.in_use, ctx.limit
+    if open_ is None or in_use is None or not limit or open_ <= in_use:
+        return ""
+    # It matters when the open count alone would read as a busy pool: mostly idle, or past the warning.
+    looks_full = open_ / limit * 100 >= ctx.t.pool_warning_pct > in_use / limit * 100
+    if open_ - in_use < in_use and not looks_full:
         return ""
     note = f"; {_n(open_)} open, {_n(open_ - in_use)} of them idle in the pool (not load)"
     if ctx.max_idle_pct is not None and ctx.max_connections_pct and ctx.limit:
