@@ -118,7 +118,8 @@ class Thresholds:
     # Borrow latency against the proxy's ConnectionBorrowTimeout (the wait after which a client gets
     # a timeout error): warning at 1 %, critical at 10 % of it, never below the absolute floors
     # (borrow_latency_warning_ms, borrow_latency_critical_floor_ms), so noise on a 1 s timeout does
-    # not page. 120 s is the documented default timeout when the proxy's own is unknown.
+    # not page. 120 s is the documented default timeout when the proxy's own is unknown ("The default
+    # is 120 seconds", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-connections.html).
     borrow_timeout_warning_pct: float = 1.0
     borrow_timeout_critical_pct: float = 10.0
     borrow_latency_critical_floor_ms: float = 500.0
