@@ -71,6 +71,8 @@ def test_given_proxies_in_the_region_when_discovered_then_engine_status_logging_
     assert draining.pool is not None
     assert draining.pool.session_pinning_filters == ("EXCLUDE_VARIABLE_SETS",)
     assert draining.pool.max_connections_percent == 100
+    # Every setting the rules weigh: the idle allowance (half of MaxConnectionsPercent by default) and the timeout.
+    assert (draining.pool.max_idle_connections_percent, draining.pool.connection_borrow_timeout_s) == (50, 120)
     assert (healthy.engine, healthy.debug_logging) == (EngineFamily.POSTGRESQL, True)
     assert healthy.pool is not None
     assert healthy.pool.session_pinning_filters == ()

@@ -112,7 +112,7 @@ _INPUTS: Mapping[str, tuple[str, ...]] = {
     EXHAUSTION_FORECAST: ("in_use_connections", "pinned_connections", "max_connections_allowed"),
     OPEN_TRANSACTIONS: ("pinned_connections", "in_transaction_connections"),
     BORROW_LATENCY_RULE: ("borrow_latency_ms",),
-    CONNECTION_SETUP_FAILED: ("client_connections", "database_connections"),
+    CONNECTION_SETUP_FAILED: ("database_connections",),
     NO_CONNECTIONS_ALLOWED: ("max_connections_allowed",),
     ENHANCED_LOGGING_OFF: ("pinned_connections",),
 }
