@@ -149,6 +149,13 @@ def test_given_a_borrowed_gauge_that_lags_the_pins_when_diagnosed_then_pinned_co
     assert finding.figures["pinned_pct"] == 100.0
 
 
+def test_given_borrowed_datapoints_missing_in_some_minutes_when_diagnosed_then_they_read_as_none_borrowed() -> None:
+    # The gauge published earlier in the window, then nothing while the pool sat idle.
+    borrowed: list[float | None] = [30.0] * 10 + [None] * (MINUTES - 10)
+    finding = rule(dx.POOL_PRESSURE, metrics(borrowed=borrowed, db=45, pinned=0, max_allowed=50))
+    assert (finding.severity, finding.figures["in_use_connections"]) == (Severity.OK, 0)
+
+
 def test_given_no_borrowed_gauge_when_diagnosed_then_open_connections_stand_in_for_in_use() -> None:
     finding = rule(dx.POOL_PRESSURE, metrics(borrowed=None, db=90, max_allowed=100))
     assert (finding.severity, finding.figures["in_use_connections"]) == (Severity.WARNING, 90)
@@ -463,15 +470,16 @@ def test_given_pins_published_for_only_a_few_minutes_when_diagnosed_then_the_sum
 
 def test_given_fewer_points_than_a_trend_needs_when_diagnosed_then_the_forecast_is_insufficient() -> None:
     borrowed: list[float | None] = [None] * (MINUTES - 4) + [10, 40, 70, 100]
-    finding = rule(dx.EXHAUSTION_FORECAST, metrics(borrowed=borrowed, max_allowed=110, clients=1000))
+    finding = rule(dx.EXHAUSTION_FORECAST, metrics(borrowed=borrowed, db=borrowed, max_allowed=110, clients=1000))
     assert finding.insufficient_data
     assert finding.severity is Severity.OK
     assert "4 of the 5 minutes needed" in finding.summary
 
 
 def test_given_a_rise_with_gaps_when_diagnosed_then_the_forecast_uses_the_minutes_that_have_data() -> None:
+    # Minutes nothing was published (no open count either): left out, not read as zero.
     borrowed: list[float | None] = [10 + 3.0 * i if i % 4 else None for i in range(MINUTES)]
-    finding = rule(dx.EXHAUSTION_FORECAST, metrics(borrowed=borrowed, max_allowed=200, clients=1000))
+    finding = rule(dx.EXHAUSTION_FORECAST, metrics(borrowed=borrowed, db=borrowed, max_allowed=200, clients=1000))
     assert finding.figures["in_use_slope_per_minute"] == pytest.approx(3.0)
     assert finding.figures["eta_minutes"] == pytest.approx((200 - 97) / 3, abs=0.05)
 

@@ -160,13 +160,21 @@ def not_found_finding(proxy: str) -> Finding:
 
 
 def in_use_points(metrics: ProxyMetrics) -> list[tuple[int, float]]:
-    """(timestamp ms, connections in use) per minute: max(borrowed, pinned), or open without a borrowed gauge."""
+    """(timestamp ms, connections in use) per minute: max(borrowed, pinned), or open without a borrowed gauge.
+
+    Without any borrowed datapoint in the window, the open count stands in (an over-estimate).
+    """
     borrowed = metrics.values(BORROWED)
     if all(v is None for v in borrowed):
         return metrics.points(DATABASE_CONNECTIONS)
-    pinned = metrics.values(PINNED)
+    # Like the pinned gauge, the borrowed one has been seen to publish nothing while it is 0
+    # (https://www.repost.aws/zh-Hant/questions/QUWj6NLZUOQ8qFBs_2_9JKxA): in a minute the proxy
+    # published its open count, no borrowed datapoint reads as none borrowed.
+    pinned, open_ = metrics.values(PINNED), metrics.values(DATABASE_CONNECTIONS)
     return [
-        (t, max(b, p or 0.0)) for t, b, p in zip(metrics.timestamps_ms, borrowed, pinned, strict=True) if b is not None
+        (t, max(b if b is not None else 0.0, p or 0.0))
+        for t, b, p, o in zip(metrics.timestamps_ms, borrowed, pinned, open_, strict=True)
+        if b is not None or o is not None
     ]
 
 
