@@ -43,7 +43,15 @@ class ProxyFactory:
         ]
         self.secret_arn = secrets.create_secret(Name=f"db-{uuid.uuid4().hex[:8]}", SecretString='{"u":"p"}')["ARN"]
 
-    def create(self, prefix: str, engine: str, *, debug_logging: bool, pinning_filters: Sequence[str] = ()) -> str:
+    def create(
+        self,
+        prefix: str,
+        engine: str,
+        *,
+        debug_logging: bool,
+        pinning_filters: Sequence[str] = (),
+        pool: Mapping[str, int] | None = None,
+    ) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         self.rds.create_db_proxy(
             DBProxyName=name,
@@ -54,11 +62,12 @@ class ProxyFactory:
             DebugLogging=debug_logging,
             IdleClientTimeout=900,
         )
+        config: dict[str, Any] = dict(pool or {})
         if pinning_filters:
+            config["SessionPinningFilters"] = list(pinning_filters)
+        if config:
             self.rds.modify_db_proxy_target_group(
-                DBProxyName=name,
-                TargetGroupName="default",
-                ConnectionPoolConfig={"SessionPinningFilters": list(pinning_filters)},
+                DBProxyName=name, TargetGroupName="default", ConnectionPoolConfig=config
             )
         return name
 
@@ -67,9 +76,18 @@ Shape = Callable[[int], float | None]  # minute index (0 = oldest) -> value per 
 
 
 def put_series(
-    cloudwatch: Any, proxy: str, end_ms: int, shapes: Mapping[str, Shape], instances: int = 2, window: int = WINDOW
+    cloudwatch: Any,
+    proxy: str,
+    end_ms: int,
+    shapes: Mapping[str, Shape],
+    instances: int = 2,
+    window: int = WINDOW,
+    published: Callable[[int], int] | None = None,
 ) -> None:
-    """Publish per-instance datapoints for each minute of the window, as a multi-instance proxy does."""
+    """Publish per-instance datapoints for each minute of the window, as a multi-instance proxy does.
+
+    ``published(minute)`` says how many instances had published that minute (default: all of them).
+    """
     data: list[dict[str, Any]] = []
     start_ms = end_ms - window * MINUTE_MS
     for metric, shape in shapes.items():
@@ -85,7 +103,7 @@ def put_series(
                     "Timestamp": when,
                     "Value": value,
                 }
-                for _ in range(instances)
+                for _ in range(instances if published is None else published(minute))
             )
     for start in range(0, len(data), 1000):
         cloudwatch.put_metric_data(Namespace="AWS/RDS", MetricData=data[start : start + 1000])

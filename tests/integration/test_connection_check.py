@@ -15,9 +15,9 @@ from pinwatch.findings import Severity
 from pinwatch.metrics import (
     DATABASE_CONNECTIONS,
     MAX_ALLOWED,
-    METRICS,
     PINNED,
     CloudWatchMetricsReader,
+    metrics_for,
     window_end_ms,
 )
 from pinwatch.records import EngineFamily
@@ -50,7 +50,9 @@ def world(moto_endpoint: str) -> dict[str, Any]:
 
 
 def config(*names: str) -> CheckConfig:
-    return CheckConfig.from_env({"PROXY_NAMES": ",".join(names)}, require_table=False)
+    # Every metric on every run, so the setup-failure rule decides whatever minute the test runs in.
+    environ = {"PROXY_NAMES": ",".join(names), "SETUP_FAILED_EVERY_MINUTES": "1"}
+    return CheckConfig.from_env(environ, require_table=False)
 
 
 def test_given_proxies_in_the_region_when_discovered_then_engine_status_logging_and_pool_are_read(
@@ -69,6 +71,8 @@ def test_given_proxies_in_the_region_when_discovered_then_engine_status_logging_
     assert draining.pool is not None
     assert draining.pool.session_pinning_filters == ("EXCLUDE_VARIABLE_SETS",)
     assert draining.pool.max_connections_percent == 100
+    # Every setting the rules weigh: the idle allowance (half of MaxConnectionsPercent by default) and the timeout.
+    assert (draining.pool.max_idle_connections_percent, draining.pool.connection_borrow_timeout_s) == (50, 120)
     assert (healthy.engine, healthy.debug_logging) == (EngineFamily.POSTGRESQL, True)
     assert healthy.pool is not None
     assert healthy.pool.session_pinning_filters == ()
@@ -91,7 +95,7 @@ def test_given_two_proxies_when_metrics_are_read_then_one_call_returns_minute_al
     calls = CallRecorder(cloudwatch, "GetMetricData")
     series = CloudWatchMetricsReader(cloudwatch).read([world["draining"], world["healthy"]], world["now_ms"], WINDOW)
     assert calls.sent == 1
-    assert len(calls.params[0]["MetricDataQueries"]) == 2 * len(METRICS)
+    assert len(calls.params[0]["MetricDataQueries"]) == 2 * len(metrics_for(world["now_ms"]))
     query = calls.params[0]["MetricDataQueries"][0]["MetricStat"]
     assert "Unit" not in query
     assert query["Metric"]["Dimensions"] == [{"Name": "ProxyName", "Value": world["draining"]}]
@@ -110,11 +114,14 @@ def test_given_a_small_batch_limit_when_metrics_are_read_then_calls_are_ceil_que
 ) -> None:
     (cloudwatch,) = clients(world["endpoint"], "cloudwatch")
     proxies = [world["draining"], world["healthy"]]
-    one_call = CloudWatchMetricsReader(cloudwatch).read(proxies, world["now_ms"], WINDOW)
+    # Every metric, the periodic one too, whatever minute this runs in: 2 x 8 queries.
+    one_call = CloudWatchMetricsReader(cloudwatch, periodic_every_minutes=1).read(proxies, world["now_ms"], WINDOW)
     calls = CallRecorder(cloudwatch, "GetMetricData")
-    batched = CloudWatchMetricsReader(cloudwatch, max_queries_per_call=5).read(proxies, world["now_ms"], WINDOW)
-    assert calls.sent == 3  # 14 queries, 5 per call
-    assert [len(p["MetricDataQueries"]) for p in calls.params] == [5, 5, 4]
+    batched = CloudWatchMetricsReader(cloudwatch, max_queries_per_call=5, periodic_every_minutes=1).read(
+        proxies, world["now_ms"], WINDOW
+    )
+    assert calls.sent == 4  # 16 queries, 5 per call
+    assert [len(p["MetricDataQueries"]) for p in calls.params] == [5, 5, 5, 1]
     assert batched == one_call
 
 
@@ -137,12 +144,13 @@ def test_given_a_draining_and_a_healthy_busy_proxy_when_checked_then_only_the_dr
     # 127 of 150 allowed at +3/min: (150 - 127) / 3 = 7.7 min.
     assert draining.exhaustion_eta_minutes == pytest.approx(23 / 3, abs=0.05)
     assert (
-        forecast.summary == "pool exhausted in ~8 min at +3.0 connections/min (127 database connections of 150 allowed)"
+        forecast.summary == "pool exhausted in ~8 min at +3.0 connections/min (127 connections in use of 150 allowed)"
     )
     assert findings[dx.PINNED_SHARE].severity is Severity.CRITICAL  # 117 of 127
     assert findings[dx.POOL_PRESSURE].severity is Severity.WARNING  # 85%
     assert findings[dx.MULTIPLEXING_LOST].severity is Severity.WARNING
-    assert findings[dx.BORROW_LATENCY_RULE].severity is Severity.WARNING
+    # 250 ms borrows against the default 120 s ConnectionBorrowTimeout: slow, but nobody nears the error.
+    assert findings[dx.BORROW_LATENCY_RULE].severity is Severity.OK
     assert findings[dx.ENHANCED_LOGGING_OFF].severity is Severity.INFO
     assert draining.pool is not None
     assert draining.pool.session_pinning_filters == ("EXCLUDE_VARIABLE_SETS",)
@@ -151,7 +159,7 @@ def test_given_a_draining_and_a_healthy_busy_proxy_when_checked_then_only_the_dr
     assert [(f.rule, f.severity) for f in healthy.findings if f.severity is not Severity.OK] == []
     assert [f.rule for f in healthy.findings if f.insufficient_data] == []
     multiplexing = next(f for f in healthy.findings if f.rule == dx.MULTIPLEXING_LOST)
-    assert multiplexing.figures["clients_per_db_connection"] == pytest.approx(400 / 84, abs=0.01)
+    assert multiplexing.figures["clients_per_connection_in_use"] == pytest.approx(400 / 50, abs=0.01)
 
     ghost = reports["ghost-proxy"]
     assert (ghost.status, [f.rule for f in ghost.findings]) == (NOT_FOUND_STATUS, [dx.PROXY_NOT_FOUND])

@@ -91,7 +91,7 @@ def test_given_a_draining_proxy_when_the_function_runs_then_one_sns_alert_carrie
     assert "pool exhausted in ~8 min" in body
     assert "session_settings" in body or "session settings" in body.lower()
     # The numbers and a hint for the reason the summary table counted, for this engine.
-    assert re.search(r"DB connections / max\s+127 / 150 \(85%\)", body)
+    assert re.search(r"DB connections in use / max\s+127 / 150 \(85%\)", body)
     assert re.search(r"Pinned\s+117 \(92%\)", body)
     assert "MySQL: only untracked variables pin" in body
 

@@ -59,6 +59,7 @@ CHECK_ENV = {
     "RENOTIFY_MINUTES",
     "RESOLVE_AFTER_CHECKS",
     "METRICS_WINDOW_MINUTES",
+    "SETUP_FAILED_EVERY_MINUTES",
     "SLACK_MENTION_ON_CRITICAL",
     "SLACK_ALLOW_LOOPBACK",
     "CHAT_NOTIFICATIONS",
@@ -475,6 +476,16 @@ def test_given_the_check_when_rendered_then_its_environment_is_the_contract_and_
         assert config.proxy_names == ()
         assert config.slack_webhook_secret_arn is None
         assert config.chat_notifications is False
+
+
+@pytest.mark.parametrize(("schedule", "every"), [("rate(1 minute)", 5), ("rate(5 minutes)", 1), ("rate(2 minutes)", 1)])
+def test_given_a_check_schedule_when_rendered_then_the_setup_failure_metric_is_read_on_some_run(
+    schedule: str, every: int
+) -> None:
+    # A run reads it when its minute is divisible by the cadence: only a one-minute schedule can skip runs.
+    s = stack({"CheckSchedule": schedule})
+    env = {k: str(v) for k, v in s.prop(_check(s), "Environment", "Variables").items()}
+    assert CheckConfig.from_env(env).setup_failed_every_minutes == every
 
 
 # ---------------------------------------------------------------------------- alerts and alarms

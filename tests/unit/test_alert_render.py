@@ -111,6 +111,32 @@ LOGGING_OFF = finding(
 )
 
 
+# What the check says about a pool that is too small (pinwatch.diagnose wording), on a proxy that also pins a little.
+UNDERSIZED = finding(
+    "undersized_pool",
+    Severity.CRITICAL,
+    "the pool is too small, not pinned: 59 of 60 allowed connections in use (98%), borrowing takes 3400 ms, "
+    "2% of the connections in use pinned: raise MaxConnectionsPercent (now 20%) or the database's max_connections",
+    "Raise MaxConnectionsPercent (now 20%) on the proxy's target group; AWS recommends at least 30% headroom above "
+    "the peak in use, e.g. to 26%: aws rds modify-db-proxy-target-group --db-proxy-name orders-proxy "
+    "--target-group-name default --connection-pool-config MaxConnectionsPercent=26",
+    "Size the database's max_connections: the pool may use MaxConnectionsPercent of it, and a small instance class "
+    "has a small default max_connections (a larger class, or a higher max_connections parameter, raises the pool's "
+    "ceiling)",
+    "Review ConnectionBorrowTimeout (now 120 s): clients queue up to that long for a connection before they get a "
+    "timeout error; a shorter one fails fast instead of piling up requests",
+)
+UNDERSIZED_FIGURES = {
+    "ClientConnections": 240.0,
+    "DatabaseConnections": 60.0,
+    "DatabaseConnectionsCurrentlyBorrowed": 59.0,
+    "MaxDatabaseConnectionsAllowed": 60.0,
+    "DatabaseConnectionsCurrentlySessionPinned": 1.0,
+    "DatabaseConnectionsCurrentlyInTransaction": 12.0,
+    "DatabaseConnectionsBorrowLatency": 3_400_000.0,
+}
+
+
 def active(rule: str, severity: Severity, *, since_min: int, notified_min: int, streak: int = 0) -> AlertState:
     return AlertState(
         proxy=PROXY,
@@ -133,6 +159,10 @@ def alert_for(proxy_report: ProxyReport, states: dict[str, AlertState] | None = 
 
 
 SCENARIOS: dict[str, Any] = {
+    # a pool too small for its load: its own "what to change" section leads, before the pinning hints
+    "undersized_new": lambda: alert_for(
+        report(UNDERSIZED, LOGGING_OFF, exhaustion_eta_minutes=None, figures=UNDERSIZED_FIGURES)
+    ),
     # new critical forecast + new pinned warning in one message, with an info note
     "critical_new": lambda: alert_for(report(CRITICAL_FORECAST, PINNED_WARNING, LOGGING_OFF)),
     "escalated": lambda: alert_for(
@@ -369,3 +399,42 @@ def test_given_a_huge_report_when_rendered_for_sns_then_the_message_is_shrunk_un
     message = json.loads(payload["Message"])
     assert message["email"].startswith("CRITICAL - orders-proxy - ")
     assert message["email"].endswith("…")
+
+
+# ---------------------------------------------------------------------------------------------
+# The undersized pool: its fixes in a section of their own, ahead of the pinning advice
+
+
+def test_given_an_undersized_pool_when_rendered_then_every_channel_leads_with_the_pool_size_fix() -> None:
+    alert = SCENARIOS["undersized_new"]()
+    slack = render_slack(alert, SETTINGS)
+    sections = [b["text"]["text"] for b in slack["blocks"] if b["type"] == "section"]
+    pool = next(i for i, text in enumerate(sections) if text.startswith("*What to change: pool size*"))
+    hints = next(i for i, text in enumerate(sections) if text.startswith("*What to change*"))
+    assert pool < hints
+    assert "MaxConnectionsPercent=26" in sections[pool]
+    # Shown once, in its section, not again under the finding.
+    assert sum("MaxConnectionsPercent=26" in text for text in sections) == 1
+
+    text = render_text(alert, SETTINGS)
+    assert text.index("What to change: pool size") < text.index("What to change\n")
+    assert text.count("MaxConnectionsPercent=26") == 1
+    assert re.search(r"DB connections in use / max +59 / 60 \(98%\)", text)
+
+    chat = RenderSettings(region=SETTINGS.region, chat_notifications=True)
+    default = json.loads(json.loads(render_sns(alert, chat)["Message"])["default"])
+    assert default["content"]["nextSteps"][0].startswith("Raise MaxConnectionsPercent (now 20%)")
+    assert "*What to change: pool size*" in default["content"]["description"]
+
+
+def test_given_an_undersized_pool_dominated_by_pinning_when_rendered_then_there_is_no_pool_size_section() -> None:
+    info = finding("undersized_pool", Severity.INFO, "the pool is 98% used, but pinning dominates", "Raise it")
+    alert = alert_for(report(PINNED_CRITICAL, info, exhaustion_eta_minutes=None))
+    assert "What to change: pool size" not in render_text(alert, SETTINGS)
+
+
+def test_given_idle_pooled_connections_when_numbers_are_rendered_then_they_are_shown_apart_from_those_in_use() -> None:
+    figures = {**UNDERSIZED_FIGURES, "DatabaseConnections": 45.0, "DatabaseConnectionsCurrentlyBorrowed": 2.0}
+    text = render_text(alert_for(report(UNDERSIZED, figures=figures, exhaustion_eta_minutes=None)), SETTINGS)
+    assert re.search(r"DB connections in use / max +2 / 60 \(3%\)", text)
+    assert re.search(r"DB connections open +45 \(43 idle in the pool\)", text)

@@ -20,13 +20,16 @@ from pinwatch.metrics import (
     CLIENT_CONNECTIONS,
     DATABASE_CONNECTIONS,
     IN_TRANSACTION,
+    MAX_ALLOWED,
     MAX_QUERIES_PER_CALL,
     METRICS,
     MINUTE_MS,
     PINNED,
+    SETUP_FAILED,
     CloudWatchMetricsReader,
     build_queries,
     calls_needed,
+    metrics_for,
     window_end_ms,
 )
 from pinwatch.records import EngineFamily
@@ -126,6 +129,59 @@ def test_given_gaps_when_series_are_assembled_then_pinned_is_zero_only_in_minute
     assert series.values(PINNED) == (0.0, 4.0, None, 0.0, None)
     assert series.values(IN_TRANSACTION) == (None, 2.0, None, None, None)
     assert series.latest_index() == 3
+
+
+def _read(results: dict[str, dict[int, float]], end_ms: int = END_MS, **reader: Any) -> Any:
+    client = _cloudwatch()
+    sent: list[list[str]] = []
+    client.meta.events.register(
+        "before-parameter-build.cloudwatch.GetMetricData",
+        lambda params, **_: sent.append([q["MetricStat"]["Metric"]["MetricName"] for q in params["MetricDataQueries"]]),
+    )
+    _, index = build_queries(["orders"], metrics_for(end_ms, reader.get("periodic_every_minutes", 5)))
+    ids = {metric: qid for qid, (_, metric) in index.items()}
+    with Stubber(client) as stub:
+        stub.add_response(
+            "get_metric_data",
+            {"MetricDataResults": [_result(ids[m], values) for m, values in results.items()]},
+            {"MetricDataQueries": ANY, "StartTime": ANY, "EndTime": ANY, "ScanBy": ANY},
+        )
+        series = CloudWatchMetricsReader(client, **reader).read(["orders"], end_ms, WINDOW)["orders"]
+    return series, sent[0]
+
+
+def test_given_the_newest_minute_lacks_some_instances_when_assembled_then_it_is_left_out_as_partial() -> None:
+    # Three instances published minutes 0-2; only one had published minute 3 when the check read it.
+    series, _ = _read(
+        {
+            DATABASE_CONNECTIONS: {0: 60, 1: 60, 2: 60, 3: 20},
+            MAX_ALLOWED: {0: 300, 1: 300, 2: 300, 3: 100},
+            PINNED: {0: 30, 1: 30, 2: 30, 3: 10},
+        }
+    )
+    assert series.values(DATABASE_CONNECTIONS) == (60, 60, 60, None, None)
+    assert series.values(PINNED) == (30, 30, 30, None, None)
+    assert series.latest_index() == 2
+    assert series.partial_minute_ms == int(ts(3).timestamp() * 1000)
+
+
+def test_given_a_limit_that_really_dropped_when_the_next_minute_agrees_then_the_newest_minute_is_kept() -> None:
+    series, _ = _read({DATABASE_CONNECTIONS: {0: 60, 1: 60, 2: 40, 3: 40}, MAX_ALLOWED: {0: 300, 1: 300, 2: 0, 3: 0}})
+    assert series.latest(MAX_ALLOWED) == 0
+    assert series.partial_minute_ms is None
+
+
+@pytest.mark.parametrize(
+    ("end_ms", "every", "read"), [(END_MS, 5, False), (END_MS + 3 * MINUTE_MS, 5, True), (END_MS, 1, True)]
+)
+def test_given_the_setup_failure_metric_when_reading_then_it_is_requested_only_every_nth_minute(
+    end_ms: int, every: int, read: bool
+) -> None:
+    series, sent = _read({SETUP_FAILED: {4: 2}} if read else {}, end_ms, periodic_every_minutes=every)
+    assert (SETUP_FAILED in sent, SETUP_FAILED in series.series) == (read, read)
+    assert len(sent) == len(METRICS) + read
+    if read:
+        assert 2 in series.values(SETUP_FAILED)
 
 
 def test_given_many_queries_when_reading_then_each_call_carries_at_most_the_limit() -> None:

@@ -73,7 +73,7 @@ def test_given_no_series_rising_when_forecast_then_the_outlook_says_why_for_each
 
     assert outlook.forecast is None
     assert outlook.why_no_forecast() == (
-        "database connections are falling (-2.0/min); pinned connections are flat (0.0/min)"
+        "connections in use are falling (-2.0/min); pinned connections are flat (0.0/min)"
     )
 
 
@@ -84,6 +84,6 @@ def test_given_fewer_points_than_the_minimum_when_forecast_then_no_trend_is_fitt
     assert outlook.forecast is None
     assert [s.trend for s in outlook.series] == [None, None]
     assert outlook.why_no_forecast() == (
-        f"database connections have too few points for a trend ({needed - 1} of the {needed} minutes needed); "
+        f"connections in use have too few points for a trend ({needed - 1} of the {needed} minutes needed); "
         "pinned connections have no datapoints"
     )

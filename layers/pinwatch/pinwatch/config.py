@@ -112,7 +112,22 @@ class Thresholds:
     exhaustion_warning_minutes: float = 60.0
     exhaustion_critical_minutes: float = 15.0
     borrow_latency_warning_ms: float = 100.0
-    # Not deployment settings: guards that keep the trend maths from reading noise as a trend.
+    # Not deployment settings. Severity by consequence: pins holding less than this share of the
+    # pool's allowed connections cost no capacity worth waking anyone for (info, not warning).
+    pinned_capacity_warning_pct: float = 10.0
+    # Borrow latency against the proxy's ConnectionBorrowTimeout (the wait after which a client gets
+    # a timeout error): warning at 1 %, critical at 10 % of it, never below the absolute floors
+    # (borrow_latency_warning_ms, borrow_latency_critical_floor_ms), so noise on a 1 s timeout does
+    # not page. 120 s is the documented default timeout when the proxy's own is unknown ("The default
+    # is 120 seconds", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-connections.html).
+    borrow_timeout_warning_pct: float = 1.0
+    borrow_timeout_critical_pct: float = 10.0
+    borrow_latency_critical_floor_ms: float = 500.0
+    default_borrow_timeout_s: float = 120.0
+    # A rising trend warns only once connections in use are at least this share of the limit: a
+    # morning ramp far from the limit is traffic, not exhaustion (a critical ETA still pages).
+    forecast_min_pool_pct: float = 50.0
+    # Guards that keep the trend maths from reading noise as a trend.
     forecast_min_points: int = 5
     forecast_min_slope_per_minute: float = 0.1
     forecast_min_r_squared: float = 0.5
@@ -147,6 +162,7 @@ class CheckConfig:
     renotify_minutes: int = 60
     resolve_after_checks: int = 3
     metrics_window_minutes: int = 30
+    setup_failed_every_minutes: int = 5  # how often the setup-failure metric is read (cost, see pinwatch.metrics)
     slack_mention_on_critical: SlackMention = "here"
     slack_allow_loopback: bool = False
     chat_notifications: bool = False
@@ -211,6 +227,7 @@ class CheckConfig:
             resolve_after_checks=r.number("RESOLVE_AFTER_CHECKS", 3, 1, 1000, int),
             # A trend needs several points; 60 s data is kept 15 days, but a day is plenty.
             metrics_window_minutes=r.number("METRICS_WINDOW_MINUTES", 30, 5, 1440, int),
+            setup_failed_every_minutes=r.number("SETUP_FAILED_EVERY_MINUTES", 5, 1, 60, int),
             slack_mention_on_critical=cast(
                 SlackMention, r.choice("SLACK_MENTION_ON_CRITICAL", "here", ("here", "channel", "none"))
             ),

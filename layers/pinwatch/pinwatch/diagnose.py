@@ -6,15 +6,40 @@ the alert policy treats as "no news" (never escalates to critical, never resolve
 
 Figures are taken from one minute, the newest one with a database-connections value, so every
 ratio compares numbers published together. The trend and forecast maths are in :mod:`pinwatch.forecast`.
+
+Which gauge a rule reads (RDS Proxy metrics table,
+https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy.monitoring.html):
+
+- **in use**: ``DatabaseConnectionsCurrentlyBorrowed``, "the current number of database connections
+  in the borrow state" — the connections clients hold. Load, multiplexing, pool pressure, the
+  exhaustion forecast and the undersized-pool diagnosis are judged on it.
+- **open**: ``DatabaseConnections``, "the current number of database connections". It includes the
+  idle connections the pool keeps open for reuse (up to ``MaxIdleConnectionsPercent``; "RDS Proxy
+  considers a database connection in its pool to be idle when there's been no activity on the
+  connection for five minutes", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-connections.html).
+  Idle connections are handed out again on the next borrow, so they are never load: the open
+  count only explains, in messages, why open is above in use.
+- **the limit**: ``MaxDatabaseConnectionsAllowed``, read as published and never recomputed from
+  ``max_connections`` x ``MaxConnectionsPercent``: it leaves out the connections the proxy reserves
+  for monitoring and failover and "can be lower than the value derived from the
+  MaxConnectionsPercent setting" (same connections page).
+
+Assumption: a pinned connection is held by its client session until the session ends ("The proxy
+can't reuse this connection until the session ends", the pinning log line), so it is in use whether
+or not the borrowed gauge counts it at that instant. In use is therefore max(borrowed, pinned) per
+minute: the larger one is the better lower bound when one gauge lags the other. A proxy whose
+borrowed gauge is absent for the whole window falls back to the open count (an over-estimate:
+it can only over-warn, never hide a full pool).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pinwatch.config import Thresholds
-from pinwatch.discovery import ProxyInfo
+from pinwatch.discovery import DEFAULT_TARGET_GROUP, ProxyInfo
 from pinwatch.findings import Finding, Severity
 from pinwatch.forecast import Outlook, correlation, fit_trend, forecast_exhaustion
 from pinwatch.metrics import (
@@ -26,15 +51,19 @@ from pinwatch.metrics import (
     MAX_ALLOWED,
     METRICS,
     PINNED,
+    SETUP_FAILED,
     ProxyMetrics,
 )
 
 PINNED_SHARE = "pinned_share"
 MULTIPLEXING_LOST = "multiplexing_lost"
 POOL_PRESSURE = "pool_pressure"
+UNDERSIZED_POOL = "undersized_pool"
 EXHAUSTION_FORECAST = "exhaustion_forecast"
 OPEN_TRANSACTIONS = "open_transactions"
 BORROW_LATENCY_RULE = "borrow_latency"
+CONNECTION_SETUP_FAILED = "connection_setup_failed"
+NO_CONNECTIONS_ALLOWED = "no_connections_allowed"
 ENHANCED_LOGGING_OFF = "enhanced_logging_off"
 PROXY_UNAVAILABLE = "proxy_unavailable"
 PROXY_NOT_FOUND = "proxy_not_found"
@@ -46,14 +75,25 @@ METRIC_RULES = (
     PINNED_SHARE,
     MULTIPLEXING_LOST,
     POOL_PRESSURE,
+    UNDERSIZED_POOL,
     EXHAUSTION_FORECAST,
     OPEN_TRANSACTIONS,
     BORROW_LATENCY_RULE,
+    CONNECTION_SETUP_FAILED,
+    NO_CONNECTIONS_ALLOWED,
     ENHANCED_LOGGING_OFF,
 )
 
+# Rules about pinning: they never fire for a pool that is merely too small (pins low).
+PINNING_RULES = frozenset({PINNED_SHARE, MULTIPLEXING_LOST, OPEN_TRANSACTIONS})
+
 # Statuses that need someone to act; the rest (creating, modifying, enabling, …) pass on their own.
 _BROKEN_STATUSES = frozenset({"incompatible-network", "insufficient-resource-limits", "suspended", "suspending"})
+
+# AWS: "set the parameter at least 30% above your maximum recent monitored usage" (connections page).
+_HEADROOM = 1.3
+# Failed setups in any of the newest minutes count as "failing now".
+_RECENT_MINUTES = 3
 
 # Finding.figures names for the latest values; each rule reports the ones it looked at (_INPUTS)
 # next to what it derived from them. ProxyReport.figures is keyed by CloudWatch metric name.
@@ -68,12 +108,15 @@ LATEST_FIGURES: Mapping[str, str] = {
 
 
 _INPUTS: Mapping[str, tuple[str, ...]] = {
-    PINNED_SHARE: ("pinned_connections", "database_connections"),
-    MULTIPLEXING_LOST: ("client_connections", "database_connections", "pinned_connections"),
-    POOL_PRESSURE: ("database_connections", "max_connections_allowed"),
-    EXHAUSTION_FORECAST: ("database_connections", "pinned_connections", "max_connections_allowed"),
+    PINNED_SHARE: ("pinned_connections", "in_use_connections", "max_connections_allowed"),
+    MULTIPLEXING_LOST: ("client_connections", "in_use_connections", "pinned_connections"),
+    POOL_PRESSURE: ("in_use_connections", "database_connections", "max_connections_allowed"),
+    UNDERSIZED_POOL: ("in_use_connections", "pinned_connections", "max_connections_allowed", "borrow_latency_ms"),
+    EXHAUSTION_FORECAST: ("in_use_connections", "pinned_connections", "max_connections_allowed"),
     OPEN_TRANSACTIONS: ("pinned_connections", "in_transaction_connections"),
     BORROW_LATENCY_RULE: ("borrow_latency_ms",),
+    CONNECTION_SETUP_FAILED: ("database_connections",),
+    NO_CONNECTIONS_ALLOWED: ("max_connections_allowed",),
     ENHANCED_LOGGING_OFF: ("pinned_connections",),
 }
 
@@ -138,6 +181,25 @@ def not_checked_finding(proxy: str, error: str) -> Finding:
     )
 
 
+def in_use_points(metrics: ProxyMetrics) -> list[tuple[int, float]]:
+    """(timestamp ms, connections in use) per minute: max(borrowed, pinned), or open without a borrowed gauge.
+
+    Without any borrowed datapoint in the window, the open count stands in (an over-estimate).
+    """
+    borrowed = metrics.values(BORROWED)
+    if all(v is None for v in borrowed):
+        return metrics.points(DATABASE_CONNECTIONS)
+    # Like the pinned gauge, the borrowed one has been seen to publish nothing while it is 0
+    # (https://www.repost.aws/zh-Hant/questions/QUWj6NLZUOQ8qFBs_2_9JKxA): in a minute the proxy
+    # published its open count, no borrowed datapoint reads as none borrowed.
+    pinned, open_ = metrics.values(PINNED), metrics.values(DATABASE_CONNECTIONS)
+    return [
+        (t, max(b if b is not None else 0.0, p or 0.0))
+        for t, b, p, o in zip(metrics.timestamps_ms, borrowed, pinned, open_, strict=True)
+        if b is not None or o is not None
+    ]
+
+
 class _Context:
     """What every rule reads: the proxy, its series, the latest figures and the forecast."""
 
@@ -149,13 +211,68 @@ class _Context:
         self.latest: dict[str, float | None] = {key: metrics.latest(m) for key, m in LATEST_FIGURES.items()}
         latency_us = metrics.latest(BORROW_LATENCY)
         self.latest["borrow_latency_ms"] = None if latency_us is None else round(latency_us / 1000, 3)
-        limit = self.latest["max_connections_allowed"]
+        self.in_use_series = in_use_points(metrics)
+        index = metrics.latest_index()
+        newest = None if index is None else metrics.timestamps_ms[index]
+        self.latest["in_use_connections"] = next((v for t, v in self.in_use_series if t == newest), None)
+        self.limit = self.latest["max_connections_allowed"]
+        pool = proxy.pool
+        self.max_connections_pct = None if pool is None else pool.max_connections_percent
+        self.max_idle_pct = None if pool is None else pool.max_idle_connections_percent
+        configured = None if pool is None else pool.connection_borrow_timeout_s
+        self.borrow_timeout_known = configured is not None
+        timeout = thresholds.default_borrow_timeout_s if configured is None else float(configured)
+        # 0 has meant "no timeout" in the API's history: clients then wait without an error.
+        self.borrow_timeout_s: float | None = timeout if timeout > 0 else None
         self.outlook: Outlook | None = None
-        if limit and len(metrics.points(DATABASE_CONNECTIONS)) >= thresholds.forecast_min_points:
-            self.outlook = forecast_exhaustion(
-                metrics.points(DATABASE_CONNECTIONS), metrics.points(PINNED), limit, thresholds
-            )
+        if self.limit and len(self.in_use_series) >= thresholds.forecast_min_points:
+            self.outlook = forecast_exhaustion(self.in_use_series, metrics.points(PINNED), self.limit, thresholds)
         self.forecast = self.outlook.forecast if self.outlook else None
+
+    # ---- derived figures shared by rules
+
+    @property
+    def in_use(self) -> float | None:
+        return self.latest["in_use_connections"]
+
+    @property
+    def pool_used_pct(self) -> float | None:
+        in_use, limit = self.in_use, self.limit
+        return None if in_use is None or not limit else in_use / limit * 100
+
+    @property
+    def pinned_pct_of_in_use(self) -> float | None:
+        pinned, in_use = self.latest["pinned_connections"], self.in_use
+        if in_use is None or in_use <= 0:
+            return None
+        return (pinned or 0.0) / in_use * 100
+
+    def latency_thresholds_ms(self) -> tuple[float, float | None]:
+        """(warning, critical) borrow latency in ms: a fraction of ConnectionBorrowTimeout, never below the floors."""
+        if self.borrow_timeout_s is None:
+            return self.t.borrow_latency_warning_ms, None
+        timeout_ms = self.borrow_timeout_s * 1000
+        warning = max(self.t.borrow_latency_warning_ms, timeout_ms * self.t.borrow_timeout_warning_pct / 100)
+        critical = max(self.t.borrow_latency_critical_floor_ms, timeout_ms * self.t.borrow_timeout_critical_pct / 100)
+        return warning, max(critical, warning)
+
+    def pinning_severity(self, pinned_pct: float) -> tuple[Severity, str]:
+        """Severity of pinning by what it costs: critical only when pins sit on a pool that is running out."""
+        pinned, limit, used = self.latest["pinned_connections"] or 0.0, self.limit, self.pool_used_pct
+        if pinned_pct >= self.t.pinned_critical_pct and used is not None and used >= self.t.pool_warning_pct:
+            return Severity.CRITICAL, (
+                f"pinned sessions hold a pool that is {used:.0f}% used: capacity is being lost "
+                f"(critical at {self.t.pinned_critical_pct:g}% pinned with the pool {self.t.pool_warning_pct:g}% used)"
+            )
+        held = None if not limit else pinned / limit * 100
+        if held is not None and held < self.t.pinned_capacity_warning_pct:
+            return Severity.INFO, (
+                f"pinned connections cannot be shared, but they hold only {held:.0f}% of the {_n(limit or 0)} allowed: "
+                f"no capacity at risk yet (warning from {self.t.pinned_capacity_warning_pct:g}% of the limit)"
+            )
+        return Severity.WARNING, "pinned connections cannot be shared"
+
+    # ---- findings
 
     def finding(
         self,
@@ -177,50 +294,51 @@ class _Context:
     def no_data(self) -> str:
         return f"no data: no {DATABASE_CONNECTIONS} datapoints in the last {self.window_minutes} min"
 
+    def no_limit(self) -> str | None:
+        """Why the limit cannot be used, or None when it can."""
+        if self.limit is None:
+            return f"no data: no {MAX_ALLOWED} datapoint"
+        if self.limit <= 0:
+            return f"{MAX_ALLOWED} is 0: see {NO_CONNECTIONS_ALLOWED}"
+        return None
+
 
 def _n(value: float) -> str:
     """A connection count as people write it: 12, not 12.0."""
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
+def _pct(value: int | None) -> str:
+    return "unknown" if value is None else f"{value}%"
+
+
 def _pinned_share(ctx: _Context) -> Finding:
-    pinned, db = ctx.latest["pinned_connections"], ctx.latest["database_connections"]
-    if pinned is None or db is None:
+    pinned, in_use = ctx.latest["pinned_connections"], ctx.in_use
+    if pinned is None or in_use is None:
         return ctx.insufficient(PINNED_SHARE, ctx.no_data)
-    if db <= 0:
-        return ctx.finding(PINNED_SHARE, Severity.OK, "no database connections open", {"pinned_pct": None})
-    pct = pinned / db * 100
+    if in_use <= 0:
+        return ctx.finding(PINNED_SHARE, Severity.OK, "no database connections in use", {"pinned_pct": None})
+    pct = pinned / in_use * 100
     figures = {"pinned_pct": round(pct, 1)}
-    text = f"{_n(pinned)} of {_n(db)} database connections pinned ({pct:.0f}%)"
-    if pinned < ctx.t.pinned_min_connections:
+    text = f"{_n(pinned)} of {_n(in_use)} database connections in use are pinned ({pct:.0f}%)"
+    if pinned < ctx.t.pinned_min_connections or pct < ctx.t.pinned_warning_pct:
         return ctx.finding(PINNED_SHARE, Severity.OK, text, figures)
-    if pct >= ctx.t.pinned_critical_pct:
-        return ctx.finding(
-            PINNED_SHARE,
-            Severity.CRITICAL,
-            f"{text}: multiplexing is essentially gone (critical at {ctx.t.pinned_critical_pct:g}%)",
-            figures,
-        )
-    if pct >= ctx.t.pinned_warning_pct:
-        return ctx.finding(
-            PINNED_SHARE,
-            Severity.WARNING,
-            f"{text}: pinned connections cannot be shared (warning at {ctx.t.pinned_warning_pct:g}%)",
-            figures,
-        )
-    return ctx.finding(PINNED_SHARE, Severity.OK, text, figures)
+    severity, why = ctx.pinning_severity(pct)
+    if severity is Severity.WARNING:
+        why += f" (warning at {ctx.t.pinned_warning_pct:g}%)"
+    return ctx.finding(PINNED_SHARE, severity, f"{text}: {why}", figures)
 
 
 def _multiplexing_lost(ctx: _Context) -> Finding:
-    clients, db = ctx.latest["client_connections"], ctx.latest["database_connections"]
-    if clients is None or db is None:
+    clients, in_use = ctx.latest["client_connections"], ctx.in_use
+    if clients is None or in_use is None:
         return ctx.insufficient(MULTIPLEXING_LOST, ctx.no_data)
-    if db <= 0:
-        return ctx.finding(MULTIPLEXING_LOST, Severity.OK, f"{_n(clients)} clients, no database connections open")
-    ratio = clients / db
-    figures = {"clients_per_db_connection": round(ratio, 2)}
-    counts = f"{_n(clients)} clients on {_n(db)} connections"
-    text = f"{ratio:.1f} clients per database connection ({counts})"
+    if in_use <= 0:
+        return ctx.finding(MULTIPLEXING_LOST, Severity.OK, f"{_n(clients)} clients, no database connections in use")
+    ratio = clients / in_use
+    figures = {"clients_per_connection_in_use": round(ratio, 2)}
+    counts = f"{_n(clients)} clients on {_n(in_use)} connections in use"
+    text = f"{ratio:.1f} clients per database connection in use ({counts})"
     if clients < ctx.t.multiplexing_min_clients:
         return ctx.finding(
             MULTIPLEXING_LOST,
@@ -228,27 +346,53 @@ def _multiplexing_lost(ctx: _Context) -> Finding:
             f"{text}; too few clients to judge multiplexing (needs {ctx.t.multiplexing_min_clients})",
             figures,
         )
-    if ratio <= ctx.t.multiplexing_max_ratio:
-        pinned = ctx.latest["pinned_connections"]
-        if pinned:
-            counts += f", {_n(pinned)} pinned"
+    if ratio > ctx.t.multiplexing_max_ratio:
+        return ctx.finding(MULTIPLEXING_LOST, Severity.OK, text, figures)
+    pinned, pinned_pct = ctx.latest["pinned_connections"] or 0.0, ctx.pinned_pct_of_in_use or 0.0
+    if pinned < ctx.t.pinned_min_connections or pinned_pct < ctx.t.pinned_warning_pct:
+        # Every client busy at the same moment is load, not lost multiplexing: nothing is pinned.
         return ctx.finding(
-            MULTIPLEXING_LOST,
-            Severity.WARNING,
-            f"only {ratio:.1f} clients per database connection ({counts}): multiplexing is lost "
-            f"(warning at {ctx.t.multiplexing_max_ratio:g} or below)",
-            figures,
+            MULTIPLEXING_LOST, Severity.OK, f"{text}: clients are all busy at once, none pinned: not lost", figures
         )
-    return ctx.finding(MULTIPLEXING_LOST, Severity.OK, text, figures)
+    severity, why = ctx.pinning_severity(pinned_pct)
+    # The pinned share carries the page; this rule says how much sharing is gone.
+    severity = min(severity, Severity.WARNING, key=lambda s: s.rank)
+    return ctx.finding(
+        MULTIPLEXING_LOST,
+        severity,
+        f"only {ratio:.1f} clients per database connection in use ({counts}, {_n(pinned)} pinned): multiplexing is "
+        f"lost to pinning (at {ctx.t.multiplexing_max_ratio:g} or below); {why}",
+        figures,
+    )
+
+
+def _idle_note(ctx: _Context) -> str:
+    """Why open is above in use: the idle connections the pool keeps, and how many it may keep."""
+    open_, in_use, limit = ctx.latest["database_connections"], ctx.in_use, ctx.limit
+    if open_ is None or in_use is None or not limit or open_ <= in_use:
+        return ""
+    # It matters when the open count alone would read as a busy pool: mostly idle, or past the warning.
+    looks_full = open_ / limit * 100 >= ctx.t.pool_warning_pct > in_use / limit * 100
+    if open_ - in_use < in_use and not looks_full:
+        return ""
+    note = f"; {_n(open_)} open, {_n(open_ - in_use)} of them idle in the pool (not load)"
+    if ctx.max_idle_pct is not None and ctx.max_connections_pct and ctx.limit:
+        # Both settings are percentages of max_connections: the idle allowance relative to the limit.
+        allowance = ctx.limit * ctx.max_idle_pct / ctx.max_connections_pct
+        note += f", which may keep up to ~{allowance:.0f} idle (MaxIdleConnectionsPercent {ctx.max_idle_pct}%)"
+    return note
 
 
 def _pool_pressure(ctx: _Context) -> Finding:
-    db, limit = ctx.latest["database_connections"], ctx.latest["max_connections_allowed"]
-    if db is None or limit is None or limit <= 0:
-        return ctx.insufficient(POOL_PRESSURE, ctx.no_data if db is None else f"no data: no {MAX_ALLOWED} datapoint")
-    pct = db / limit * 100
+    in_use = ctx.in_use
+    if in_use is None:
+        return ctx.insufficient(POOL_PRESSURE, ctx.no_data)
+    why_not = ctx.no_limit()
+    if why_not is not None:
+        return ctx.insufficient(POOL_PRESSURE, why_not)
+    pct = ctx.pool_used_pct or 0.0
     figures = {"pool_used_pct": round(pct, 1)}
-    text = f"{_n(db)} of {_n(limit)} allowed database connections in use ({pct:.0f}%)"
+    text = f"{_n(in_use)} of {_n(ctx.limit or 0)} allowed database connections in use ({pct:.0f}%){_idle_note(ctx)}"
     if pct >= ctx.t.pool_critical_pct:
         return ctx.finding(
             POOL_PRESSURE,
@@ -266,15 +410,97 @@ def _pool_pressure(ctx: _Context) -> Finding:
     return ctx.finding(POOL_PRESSURE, Severity.OK, text, figures)
 
 
+def _suggested_max_connections_pct(ctx: _Context) -> int | None:
+    """MaxConnectionsPercent that gives the window's peak in use AWS's 30 % headroom; None if unknown."""
+    if not ctx.max_connections_pct or not ctx.limit or not ctx.in_use_series:
+        return None
+    peak = max(v for _, v in ctx.in_use_series)
+    return math.ceil(ctx.max_connections_pct * max(peak, ctx.limit) * _HEADROOM / ctx.limit)
+
+
+def _pool_fix(ctx: _Context) -> tuple[str, ...]:
+    """What to change for a pool that is too small, with the proxy's current values, best first."""
+    current, timeout = ctx.max_connections_pct, ctx.borrow_timeout_s
+    suggested = _suggested_max_connections_pct(ctx)
+    name = ctx.proxy.name
+    raise_pct = (
+        f"Raise MaxConnectionsPercent (now {_pct(current)}) on the proxy's target group; AWS recommends at least 30% "
+        "headroom above the peak in use"
+    )
+    if suggested is not None and suggested <= 100:
+        raise_pct += (
+            f", e.g. to {suggested}%: aws rds modify-db-proxy-target-group --db-proxy-name {name} "
+            f"--target-group-name {DEFAULT_TARGET_GROUP} --connection-pool-config MaxConnectionsPercent={suggested}"
+        )
+    size = (
+        "Size the database's max_connections: the pool may use MaxConnectionsPercent of it, and a small instance "
+        "class has a small default max_connections (a larger class, or a higher max_connections parameter, "
+        "raises the pool's ceiling)"
+    )
+    timeout_text = "no timeout" if timeout is None else f"{timeout:g} s"
+    if not ctx.borrow_timeout_known:
+        timeout_text += ", the default"
+    review = (
+        f"Review ConnectionBorrowTimeout (now {timeout_text}): clients queue up to that long for a connection "
+        "before they get a timeout error; a shorter one fails fast instead of piling up requests"
+    )
+    at_ceiling = current is not None and (current >= 100 or (suggested is not None and suggested > 100))
+    return (size, raise_pct, review) if at_ceiling else (raise_pct, size, review)
+
+
+def _undersized_pool(ctx: _Context) -> Finding:
+    in_use, latency = ctx.in_use, ctx.latest["borrow_latency_ms"]
+    if in_use is None:
+        return ctx.insufficient(UNDERSIZED_POOL, ctx.no_data)
+    why_not = ctx.no_limit()
+    if why_not is not None:
+        return ctx.insufficient(UNDERSIZED_POOL, why_not)
+    used = ctx.pool_used_pct or 0.0
+    pinned_pct = ctx.pinned_pct_of_in_use or 0.0
+    warn_ms, crit_ms = ctx.latency_thresholds_ms()
+    figures = {
+        "pool_used_pct": round(used, 1),
+        "pinned_pct": round(pinned_pct, 1),
+        "max_connections_percent": None if ctx.max_connections_pct is None else float(ctx.max_connections_pct),
+        "borrow_timeout_s": ctx.borrow_timeout_s,
+    }
+    waiting = latency is not None and latency >= warn_ms
+    saturated = used >= ctx.t.pool_warning_pct
+    state = f"{_n(in_use)} of {_n(ctx.limit or 0)} allowed connections in use ({used:.0f}%)"
+    if latency is not None:
+        state += f", borrowing takes {latency:.0f} ms"
+    if not (saturated or waiting):
+        return ctx.finding(UNDERSIZED_POOL, Severity.OK, f"{state}: the pool is large enough", figures)
+    pinned = f"{pinned_pct:.0f}% of the connections in use pinned"
+    if pinned_pct >= ctx.t.pinned_critical_pct:
+        return ctx.finding(
+            UNDERSIZED_POOL,
+            Severity.INFO,
+            f"{state}, but {pinned}: pinning dominates, fix the pinning first; raising MaxConnectionsPercent "
+            f"(now {_pct(ctx.max_connections_pct)}) would only buy time",
+            figures,
+        )
+    full = used >= ctx.t.pool_critical_pct or (crit_ms is not None and latency is not None and latency >= crit_ms)
+    severity = Severity.CRITICAL if full else Severity.WARNING
+    summary = (
+        f"the pool is too small, not pinned: {state}, {pinned}: raise MaxConnectionsPercent "
+        f"(now {_pct(ctx.max_connections_pct)}) or the database's max_connections"
+    )
+    if pinned_pct >= ctx.t.pinned_warning_pct:
+        summary += "; pins take a share too, but under-provisioning dominates: size the pool first"
+    return ctx.finding(UNDERSIZED_POOL, severity, summary, figures, details=_pool_fix(ctx))
+
+
 def _exhaustion_forecast(ctx: _Context) -> Finding:
-    points = len(ctx.metrics.points(DATABASE_CONNECTIONS))
+    points = len(ctx.in_use_series)
     if points < ctx.t.forecast_min_points:
         return ctx.insufficient(
             EXHAUSTION_FORECAST,
             f"not enough data for a trend: {points} of the {ctx.t.forecast_min_points} minutes needed",
         )
-    if not ctx.latest["max_connections_allowed"]:
-        return ctx.insufficient(EXHAUSTION_FORECAST, f"no data: no {MAX_ALLOWED} datapoint")
+    why_not = ctx.no_limit()
+    if why_not is not None:
+        return ctx.insufficient(EXHAUSTION_FORECAST, why_not)
     assert ctx.outlook is not None  # enough points and a limit: the outlook was worked out
     figures = ctx.outlook.figures
     f = ctx.forecast
@@ -291,10 +517,15 @@ def _exhaustion_forecast(ctx: _Context) -> Finding:
         text = f"pool exhausted now and still rising at {rate} {where}"
     else:
         text = f"pool exhausted in ~{max(1, round(f.eta_minutes))} min at {rate} {where}"
+    level = f.current / f.limit * 100
     if f.eta_minutes <= ctx.t.exhaustion_critical_minutes:
         severity = Severity.CRITICAL
     elif f.eta_minutes <= ctx.t.exhaustion_warning_minutes:
-        severity = Severity.WARNING
+        if level >= ctx.t.forecast_min_pool_pct:
+            severity = Severity.WARNING
+        else:
+            severity = Severity.OK
+            text += f": a ramp far from the limit ({level:.0f}% used; warns from {ctx.t.forecast_min_pool_pct:g}%)"
     else:
         severity = Severity.OK
     return ctx.finding(EXHAUSTION_FORECAST, severity, text, figures)
@@ -351,14 +582,91 @@ def _borrow_latency(ctx: _Context) -> Finding:
     latency = ctx.latest["borrow_latency_ms"]
     if latency is None:
         return ctx.insufficient(BORROW_LATENCY_RULE, f"no data: no {BORROW_LATENCY} datapoint in the latest minute")
-    text = f"borrowing a database connection takes {latency:.0f} ms on average"
-    if latency > ctx.t.borrow_latency_warning_ms:
+    warn_ms, crit_ms = ctx.latency_thresholds_ms()
+    timeout = ctx.borrow_timeout_s
+    figures = {"borrow_timeout_s": timeout, "warning_ms": round(warn_ms, 1), "critical_ms": crit_ms}
+    against = "no ConnectionBorrowTimeout" if timeout is None else f"ConnectionBorrowTimeout {timeout:g} s"
+    if timeout is not None and not ctx.borrow_timeout_known:
+        against += " (the default)"
+    text = f"borrowing a database connection takes {latency:.0f} ms on average ({against})"
+    if crit_ms is not None and latency >= crit_ms:
+        return ctx.finding(
+            BORROW_LATENCY_RULE,
+            Severity.CRITICAL,
+            f"{text}: clients wait toward the borrow timeout, after which they get an error "
+            f"(critical at {crit_ms:,.0f} ms)",
+            figures,
+        )
+    if latency >= warn_ms:
         return ctx.finding(
             BORROW_LATENCY_RULE,
             Severity.WARNING,
-            f"{text}: clients wait for the pool (warning above {ctx.t.borrow_latency_warning_ms:g} ms)",
+            f"{text}: clients wait for the pool (warning at {warn_ms:,.0f} ms)",
+            figures,
         )
-    return ctx.finding(BORROW_LATENCY_RULE, Severity.OK, text)
+    return ctx.finding(BORROW_LATENCY_RULE, Severity.OK, text, figures)
+
+
+def _connection_setup_failed(ctx: _Context) -> Finding:
+    if SETUP_FAILED not in ctx.metrics.series:
+        return ctx.insufficient(
+            CONNECTION_SETUP_FAILED, f"not read this run: {SETUP_FAILED} is read every few minutes (cost)"
+        )
+    values = ctx.metrics.values(SETUP_FAILED)
+    failed = [v for v in values if v]
+    # Like the pinned gauge, a count with nothing to count may publish nothing: no datapoint reads as
+    # none failed, but only when the proxy published its gauges (else there is nothing to go on).
+    if not failed and ctx.metrics.latest_index() is None:
+        return ctx.insufficient(CONNECTION_SETUP_FAILED, ctx.no_data)
+    if not failed:
+        return ctx.finding(
+            CONNECTION_SETUP_FAILED,
+            Severity.OK,
+            f"no failed database connection setups in the last {ctx.window_minutes} min",
+            {"setup_failed_total": 0.0},
+        )
+    total = sum(failed)
+    recent = sum(v or 0.0 for v in values[-_RECENT_MINUTES:])
+    figures = {"setup_failed_total": total, "setup_failed_recent": recent}
+    open_ = ctx.latest["database_connections"]
+    text = f"{_n(total)} database connection setups failed in the last {ctx.window_minutes} min ({len(failed)} min)"
+    details = (
+        f"Check the target's health: aws rds describe-db-proxy-targets --db-proxy-name {ctx.proxy.name} "
+        "(TargetHealth State, Reason and Description).",
+        "Usual causes: the database's max_connections taken by other clients, credentials in the proxy's secret out "
+        "of date, a security group or network path that blocks the proxy, the database restarting or failing over.",
+    )
+    if recent and not open_:
+        return ctx.finding(
+            CONNECTION_SETUP_FAILED,
+            Severity.CRITICAL,
+            f"{text}, {_n(recent)} in the last {_RECENT_MINUTES} min, and no database connection is open: "
+            "the proxy cannot reach the database",
+            figures,
+            details,
+        )
+    return ctx.finding(CONNECTION_SETUP_FAILED, Severity.WARNING, text, figures, details)
+
+
+def _no_connections_allowed(ctx: _Context) -> Finding:
+    limit = ctx.limit
+    if limit is None:
+        return ctx.insufficient(NO_CONNECTIONS_ALLOWED, f"no data: no {MAX_ALLOWED} datapoint")
+    if limit > 0:
+        return ctx.finding(NO_CONNECTIONS_ALLOWED, Severity.OK, f"{_n(limit)} database connections allowed")
+    timeout = "no timeout" if ctx.borrow_timeout_s is None else f"{ctx.borrow_timeout_s:g} s"
+    return ctx.finding(
+        NO_CONNECTIONS_ALLOWED,
+        Severity.CRITICAL,
+        f"{MAX_ALLOWED} is 0: the proxy may open no database connection; clients wait out "
+        f"ConnectionBorrowTimeout ({timeout}) and get a timeout error",
+        details=(
+            f"Check the target: aws rds describe-db-proxy-targets --db-proxy-name {ctx.proxy.name}; a target that is "
+            "unavailable, stopped or failing over leaves no connections to allow.",
+            f"MaxConnectionsPercent (now {_pct(ctx.max_connections_pct)}) of a small max_connections, minus the "
+            "connections the proxy reserves for monitoring and failover, can leave nothing for clients.",
+        ),
+    )
 
 
 def _enhanced_logging_off(ctx: _Context) -> Finding:
@@ -390,8 +698,11 @@ _RULES: tuple[Callable[[_Context], Finding], ...] = (
     _pinned_share,
     _multiplexing_lost,
     _pool_pressure,
+    _undersized_pool,
     _exhaustion_forecast,
     _open_transactions,
     _borrow_latency,
+    _connection_setup_failed,
+    _no_connections_allowed,
     _enhanced_logging_off,
 )

@@ -80,11 +80,13 @@ def pool_from_api(config: Any) -> PoolConfig:
     """A target group's ``ConnectionPoolConfig`` as a :class:`PoolConfig`."""
     max_pct = config.get("MaxConnectionsPercent")
     borrow = config.get("ConnectionBorrowTimeout")
+    idle = config.get("MaxIdleConnectionsPercent")
     return PoolConfig(
         session_pinning_filters=tuple(config.get("SessionPinningFilters") or ()),
         init_query=config.get("InitQuery") or None,
         max_connections_percent=None if max_pct is None else int(max_pct),
         connection_borrow_timeout_s=None if borrow is None else int(borrow),
+        max_idle_connections_percent=None if idle is None else int(idle),
     )
 
 

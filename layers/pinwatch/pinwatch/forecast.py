@@ -32,7 +32,7 @@ class Forecast:
 
     eta_minutes: float
     slope_per_minute: float
-    driver: str  # "database connections" or "pinned connections"
+    driver: str  # "connections in use" or "pinned connections"
     current: float
     limit: float
 
@@ -75,7 +75,7 @@ def correlation(xs: Sequence[float], ys: Sequence[float]) -> float | None:
 class SeriesOutlook:
     """One series' fit for the exhaustion forecast, and why it gives none (``no_forecast``) if it does not."""
 
-    label: str  # "database connections" or "pinned connections"
+    label: str  # "connections in use" or "pinned connections"
     points: int
     trend: Trend | None
     no_forecast: str | None = None  # e.g. "are falling (-2.0/min)"; None: this series gives a forecast
@@ -90,23 +90,23 @@ class Outlook:
     figures: Mapping[str, float | None]
 
     def why_no_forecast(self) -> str:
-        """Each series and why it gives no forecast, e.g. ``database connections are falling (-2.0/min)``."""
+        """Each series and why it gives no forecast, e.g. ``connections in use are falling (-2.0/min)``."""
         return "; ".join(f"{s.label} {s.no_forecast}" for s in self.series if s.no_forecast)
 
 
 def forecast_exhaustion(
-    db_points: Sequence[tuple[int, float]],
+    in_use_points: Sequence[tuple[int, float]],
     pinned_points: Sequence[tuple[int, float]],
     limit: float,
     thresholds: Thresholds,
 ) -> Outlook:
     """The sooner of two exhaustion forecasts, or none when neither series is clearly rising.
 
-    The limit caps database connections, so their trend is the direct forecast. Pinned
-    connections are a subset of them that never return to the pool; when pins grow faster than
-    the total (pinned sessions taking over connections that were being shared), pinned reaching
-    the limit is the earlier, binding exhaustion, and the database-connection trend alone would
-    miss it. Each series must have enough points, a slope above the noise floor and a line that
+    The limit caps the database connections the proxy can hand out, so the trend of connections in
+    use is the direct forecast (idle pooled connections are not load: the proxy gives them out
+    again). Pinned connections are a subset that never return to the pool; when pins grow faster
+    than the total (pinned sessions taking over connections that were being shared), pinned
+    reaching the limit is the earlier, binding exhaustion, and the in-use trend alone would miss it. Each series must have enough points, a slope above the noise floor and a line that
     explains it (r²); a flat or falling series gives no forecast. The outlook says which of these
     each series failed, with its numbers.
     """
@@ -114,7 +114,7 @@ def forecast_exhaustion(
     series: list[SeriesOutlook] = []
     candidates: list[Forecast] = []
     for label, key, points in (
-        ("database connections", "db", db_points),
+        ("connections in use", "in_use", in_use_points),
         ("pinned connections", "pinned", pinned_points),
     ):
         trend = fit_trend(points) if len(points) >= thresholds.forecast_min_points else None

@@ -41,6 +41,7 @@ IN_TRANSACTION = "DatabaseConnectionsCurrentlyInTransaction"
 BORROWED = "DatabaseConnectionsCurrentlyBorrowed"
 MAX_ALLOWED = "MaxDatabaseConnectionsAllowed"
 BORROW_LATENCY = "DatabaseConnectionsBorrowLatency"  # microseconds
+SETUP_FAILED = "DatabaseConnectionsSetupFailed"  # a count per period, not a gauge
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,15 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(BORROW_LATENCY, "Average"),
 )
 
+# Read only every few minutes: GetMetricData is billed per metric requested (~$0.01 per 1,000), so a
+# metric read every minute costs ~$0.43 per proxy-month. Failed database-connection setups are
+# counted per minute ("The number of database connection requests that failed", Sum — RDS Proxy
+# metrics table, https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy.monitoring.html),
+# so one read of the whole window every N minutes sees every failure the per-minute reads would,
+# at 1/N of the cost, only later. Between reads the rule reports "not read this run" (no news).
+PERIODIC_METRICS: tuple[MetricSpec, ...] = (MetricSpec(SETUP_FAILED, "Sum"),)
+SETUP_FAILED_EVERY_MINUTES = 5
+
 # A minute counts as published when any of these has a datapoint for it.
 _PRESENCE = (CLIENT_CONNECTIONS, DATABASE_CONNECTIONS, MAX_ALLOWED)
 
@@ -79,6 +89,8 @@ class ProxyMetrics:
     timestamps_ms: tuple[int, ...]
     series: Mapping[str, tuple[float | None, ...]]
     error: str | None = None  # the metrics could not be read; the series are empty
+    # The newest published minute, left out because not every proxy instance had published it yet.
+    partial_minute_ms: int | None = None
 
     def values(self, metric: str) -> tuple[float | None, ...]:
         return self.series.get(metric, (None,) * len(self.timestamps_ms))
@@ -107,12 +119,20 @@ def query_id(proxy_index: int, metric_index: int) -> str:
     return f"p{proxy_index}m{metric_index}"
 
 
-def build_queries(proxies: Sequence[str]) -> tuple[list[MetricDataQueryTypeDef], dict[str, tuple[str, str]]]:
+def metrics_for(end_ms: int, periodic_every_minutes: int = SETUP_FAILED_EVERY_MINUTES) -> tuple[MetricSpec, ...]:
+    """The metrics a check ending at ``end_ms`` reads: :data:`METRICS`, plus the periodic ones on every Nth minute."""
+    due = (end_ms // MINUTE_MS) % periodic_every_minutes == 0
+    return METRICS + PERIODIC_METRICS if due else METRICS
+
+
+def build_queries(
+    proxies: Sequence[str], specs: Sequence[MetricSpec] = METRICS
+) -> tuple[list[MetricDataQueryTypeDef], dict[str, tuple[str, str]]]:
     """Every (proxy, metric) ``MetricStat`` query, and the map from query id back to (proxy, metric)."""
     queries: list[MetricDataQueryTypeDef] = []
     index: dict[str, tuple[str, str]] = {}
     for p, proxy in enumerate(proxies):
-        for m, spec in enumerate(METRICS):
+        for m, spec in enumerate(specs):
             qid = query_id(p, m)
             index[qid] = (proxy, spec.name)
             # No Unit: a unit that differs from the published one makes CloudWatch return nothing.
@@ -134,9 +154,11 @@ def build_queries(proxies: Sequence[str]) -> tuple[list[MetricDataQueryTypeDef],
     return queries, index
 
 
-def calls_needed(proxies: int, max_queries_per_call: int = MAX_QUERIES_PER_CALL) -> int:
+def calls_needed(
+    proxies: int, max_queries_per_call: int = MAX_QUERIES_PER_CALL, metrics_per_proxy: int = len(METRICS)
+) -> int:
     """GetMetricData calls for one check (before any NextToken continuation)."""
-    return math.ceil(proxies * len(METRICS) / max_queries_per_call)
+    return math.ceil(proxies * metrics_per_proxy / max_queries_per_call)
 
 
 def _chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -147,11 +169,20 @@ def _chunks[T](items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 class CloudWatchMetricsReader:
     """Reads :data:`METRICS` for many proxies with batched ``GetMetricData`` calls."""
 
-    def __init__(self, client: CloudWatchClient, max_queries_per_call: int = MAX_QUERIES_PER_CALL) -> None:
+    def __init__(
+        self,
+        client: CloudWatchClient,
+        max_queries_per_call: int = MAX_QUERIES_PER_CALL,
+        *,
+        periodic_every_minutes: int = SETUP_FAILED_EVERY_MINUTES,
+    ) -> None:
         if not 1 <= max_queries_per_call <= MAX_QUERIES_PER_CALL:
             raise ValueError(f"max_queries_per_call must be 1..{MAX_QUERIES_PER_CALL}")
+        if periodic_every_minutes < 1:
+            raise ValueError("periodic_every_minutes must be at least 1")
         self._client = client
         self._max_queries = max_queries_per_call
+        self._periodic_every = periodic_every_minutes
 
     def read(self, proxies: Sequence[str], end_ms: int, window_minutes: int) -> dict[str, ProxyMetrics]:
         """Series for every proxy over the ``window_minutes`` minutes before ``end_ms`` (a minute boundary)."""
@@ -161,8 +192,9 @@ class CloudWatchMetricsReader:
         start_ms = end_ms - window_minutes * MINUTE_MS
         proxies = list(dict.fromkeys(proxies))
         empty: list[float | None] = [None] * window_minutes
-        raw = {proxy: {spec.name: list(empty) for spec in METRICS} for proxy in proxies}
-        queries, index = build_queries(proxies)
+        specs = metrics_for(end_ms, self._periodic_every)
+        raw = {proxy: {spec.name: list(empty) for spec in specs} for proxy in proxies}
+        queries, index = build_queries(proxies, specs)
         errors: dict[str, str] = {}
         for chunk in _chunks(queries, self._max_queries):
             try:
@@ -233,6 +265,38 @@ def _epoch_ms(ts: datetime | int | float) -> int:
 
 def _assemble(proxy: str, timestamps: tuple[int, ...], series: dict[str, list[float | None]]) -> ProxyMetrics:
     presence = [any(series[m][i] is not None for m in _PRESENCE) for i in range(len(timestamps))]
+    partial = _partial_newest_minute(series[MAX_ALLOWED], presence)
+    if partial is not None:
+        presence[partial] = False
+        for values in series.values():
+            values[partial] = None
     pinned = series[PINNED]
     series[PINNED] = [0.0 if v is None and present else v for v, present in zip(pinned, presence, strict=True)]
-    return ProxyMetrics(proxy, timestamps, {metric: tuple(values) for metric, values in series.items()})
+    return ProxyMetrics(
+        proxy,
+        timestamps,
+        {metric: tuple(values) for metric, values in series.items()},
+        partial_minute_ms=None if partial is None else timestamps[partial],
+    )
+
+
+def _partial_newest_minute(limit: Sequence[float | None], presence: Sequence[bool]) -> int | None:
+    """The newest published minute's index when not every proxy instance has published it yet, else None.
+
+    Each proxy instance publishes its own datapoints and the gauges are read as Sum ("Use CloudWatch
+    statistics to aggregate the values for a proxy across all the associated instances", RDS Proxy
+    monitoring docs), so a minute some instances have not published yet reads low on every gauge:
+    a false fall at the end of every trend and of every latest figure. The limit
+    (``MaxDatabaseConnectionsAllowed``) is the one gauge that holds still from minute to minute, so
+    a newest minute whose limit Sum is below the minute before it is taken as partial. A real drop
+    of the limit is read one minute later, when the following minute agrees with it. Costs no
+    extra metric: a ``SampleCount`` query would be one more metric requested, billed like any other.
+    """
+    published = [i for i, present in enumerate(presence) if present]
+    if len(published) < 2:
+        return None
+    newest, previous = published[-1], published[-2]
+    now, before = limit[newest], limit[previous]
+    if now is None or before is None:
+        return None
+    return newest if now < before else None

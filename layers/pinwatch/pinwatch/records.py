@@ -77,6 +77,7 @@ class PoolConfig:
     init_query: str | None = None
     max_connections_percent: int | None = None
     connection_borrow_timeout_s: int | None = None
+    max_idle_connections_percent: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,7 +114,7 @@ def build_connection_check(
         reasons = SummaryStore(dynamodb_client, config.summary_table_name)
     return ConnectionCheck(
         proxies=RdsProxyDiscovery(rds_client),
-        metrics=CloudWatchMetricsReader(cloudwatch_client),
+        metrics=CloudWatchMetricsReader(cloudwatch_client, periodic_every_minutes=config.setup_failed_every_minutes),
         thresholds=config.thresholds,
         window_minutes=config.metrics_window_minutes,
         proxy_names=config.proxy_names,

@@ -57,7 +57,11 @@ DATABASE_CONNECTIONS = "DatabaseConnections"
 MAX_ALLOWED = "MaxDatabaseConnectionsAllowed"
 PINNED = "DatabaseConnectionsCurrentlySessionPinned"
 IN_TRANSACTION = "DatabaseConnectionsCurrentlyInTransaction"
+BORROWED = "DatabaseConnectionsCurrentlyBorrowed"
 BORROW_LATENCY_US = "DatabaseConnectionsBorrowLatency"
+
+UNDERSIZED_POOL = "undersized_pool"
+POOL_FIX_HEADING = "What to change: pool size"
 
 _EMOJI = {Severity.CRITICAL: "🔴", Severity.WARNING: "🟠", Severity.INFO: "🔵", Severity.OK: "🟢"}
 _RESOLVED_EMOJI = "✅"
@@ -67,9 +71,12 @@ RULE_TITLES: Mapping[str, str] = {
     "pinned_share": "connections pinned",
     "multiplexing_lost": "multiplexing lost",
     "pool_pressure": "connection pool nearly full",
+    "undersized_pool": "connection pool too small",
     "exhaustion_forecast": "pool exhaustion forecast",
     "open_transactions": "open transactions holding connections",
     "borrow_latency": "slow connection borrow",
+    "connection_setup_failed": "database connections failing to open",
+    "no_connections_allowed": "no database connections allowed",
     "enhanced_logging_off": "enhanced logging off",
     "proxy_unavailable": "proxy unavailable",
     "proxy_not_found": "proxy not found",
@@ -168,12 +175,13 @@ class Alert:
 def rule_title(rule: str, report: ProxyReport) -> str:
     if rule == "exhaustion_forecast" and report.exhaustion_eta_minutes is not None:
         return f"pool exhausted in ~{_minutes(report.exhaustion_eta_minutes)}"
+    in_use, label = _in_use(report)
     if rule == "pinned_share":
-        pct = _pct(_figure(report, PINNED), _figure(report, DATABASE_CONNECTIONS))
+        pct = _pct(_figure(report, PINNED), in_use)
         if pct is not None:
-            return f"{pct:.0f}% of DB connections pinned"
+            return f"{pct:.0f}% of {label} pinned"
     if rule == "pool_pressure":
-        pct = _pct(_figure(report, DATABASE_CONNECTIONS), _figure(report, MAX_ALLOWED))
+        pct = _pct(in_use, _figure(report, MAX_ALLOWED))
         if pct is not None:
             return f"pool {pct:.0f}% used"
     return RULE_TITLES.get(rule, rule.replace("_", " "))
@@ -214,25 +222,29 @@ def numbers(report: ProxyReport) -> list[tuple[str, str]]:
     """(label, value) pairs for the figures the report has data for, in reading order."""
     clients = _figure(report, CLIENT_CONNECTIONS)
     db = _figure(report, DATABASE_CONNECTIONS)
+    in_use, _ = _in_use(report)
     cap = _figure(report, MAX_ALLOWED)
     pinned = _figure(report, PINNED)
     in_tx = _figure(report, IN_TRANSACTION)
     latency = _figure(report, BORROW_LATENCY_US)
+    borrowed = _figure(report, BORROWED) is not None
     rows: list[tuple[str, str]] = []
     if clients is not None:
         rows.append(("Client connections", _count(clients)))
-    if db is not None:
-        used = _pct(db, cap)
-        rows.append(
-            ("DB connections / max", f"{_count(db)} / {_count(cap)} ({used:.0f}%)" if used is not None else _count(db))
-        )
+    if in_use is not None:
+        used = _pct(in_use, cap)
+        label = "DB connections in use / max" if borrowed else "DB connections / max"
+        rows.append((label, f"{_count(in_use)} / {_count(cap)} ({used:.0f}%)" if used is not None else _count(in_use)))
+    if borrowed and db is not None and in_use is not None and db > in_use:
+        # Idle pooled connections are open but not load: shown apart so the pool does not look busier.
+        rows.append(("DB connections open", f"{_count(db)} ({_count(db - in_use)} idle in the pool)"))
     if pinned is not None:
-        share = _pct(pinned, db)
+        share = _pct(pinned, in_use)
         rows.append(("Pinned", f"{_count(pinned)} ({share:.0f}%)" if share is not None else _count(pinned)))
     if in_tx is not None:
         rows.append(("In transaction", _count(in_tx)))
-    if clients is not None and db:
-        rows.append(("Clients per DB connection", f"{clients / db:.2f}"))
+    if clients is not None and in_use:
+        rows.append(("Clients per DB connection" + (" in use" if borrowed else ""), f"{clients / in_use:.2f}"))
     if report.exhaustion_eta_minutes is not None:
         rows.append(("Pool exhausted in", f"~{_minutes(report.exhaustion_eta_minutes)}"))
     if latency is not None:
@@ -247,6 +259,25 @@ def top_reasons(report: ProxyReport) -> tuple[str, tuple[ReasonCount, ...]]:
     if report.top_reasons_all_time:
         return "Top pinning reasons, all time (none in the last hour)", report.top_reasons_all_time[:MAX_REASONS]
     return "", ()
+
+
+def pool_fix_lines(report: ProxyReport) -> list[str]:
+    """The fixes for a pool that is too small, when that is the proxy's problem (it outranks the pinning).
+
+    ``undersized_pool`` reaches warning only when pins do not dominate, so whenever these lines
+    exist they lead: the pinning hints come after them.
+    """
+    for finding in report.findings:
+        if finding.rule == UNDERSIZED_POOL and finding.severity.rank >= Severity.WARNING.rank:
+            return list(finding.details)
+    return []
+
+
+def _item_details(item: AlertItem, report: ProxyReport) -> tuple[str, ...]:
+    """An item's detail lines, unless they are shown in a section of their own (the pool-size fixes)."""
+    if item.rule == UNDERSIZED_POOL and pool_fix_lines(report):
+        return ()
+    return item.details
 
 
 def hint_lines(report: ProxyReport) -> list[str]:
@@ -305,7 +336,7 @@ def render_slack(alert: Alert, settings: RenderSettings) -> dict[str, Any]:
         lines.append(f"*{_plain(item_title(item.rule))}* — {_escape(what_happened(item, alert.now_ms))}")
         if item.summary:
             lines.append(_text(item.summary))
-        lines.extend(f"• {_text(d)}" for d in item.details)
+        lines.extend(f"• {_text(d)}" for d in _item_details(item, alert.report))
     main: dict[str, Any] = {"type": "section", "text": _mrkdwn(_truncate_mrkdwn("\n".join(lines), SLACK_SECTION_MAX))}
     fields = [
         _mrkdwn(_truncate_mrkdwn(f"*{label}*\n{_escape(value)}", SLACK_FIELD_MAX))
@@ -316,6 +347,10 @@ def render_slack(alert: Alert, settings: RenderSettings) -> dict[str, Any]:
     blocks.append(main)
 
     if not alert.resolved:
+        fixes = pool_fix_lines(alert.report)
+        if fixes:
+            text = "\n".join([f"*{POOL_FIX_HEADING}*", *(f"• {_text(f)}" for f in fixes)])
+            blocks.append({"type": "section", "text": _mrkdwn(_truncate_mrkdwn(text, SLACK_SECTION_MAX))})
         heading, reasons = top_reasons(alert.report)
         if reasons:
             blocks.append({"type": "divider"})
@@ -432,13 +467,17 @@ def render_text(alert: Alert, settings: RenderSettings) -> str:
         out.append(f"* {item_title(item.rule)} ({what_happened(item, alert.now_ms)})")
         if item.summary:
             out.append(f"  {untrusted(item.summary, 'plain')}")
-        out.extend(f"  - {d}" for d in item.details)
+        out.extend(f"  - {d}" for d in _item_details(item, alert.report))
     rows = numbers(alert.report)
     if rows:
         width = max(len(label) for label, _ in rows)
         out += ["", "Numbers (latest minute)"]
         out += [f"  {label.ljust(width)}  {value}" for label, value in rows]
     if not alert.resolved:
+        fixes = pool_fix_lines(alert.report)
+        if fixes:
+            out += ["", POOL_FIX_HEADING]
+            out += [f"  - {f}" for f in fixes]
         heading, reasons = top_reasons(alert.report)
         if reasons:
             out += ["", heading]
@@ -481,6 +520,9 @@ def render_chat(alert: Alert, settings: RenderSettings, description_max: int = 4
         lines.append("")
         lines += [f"• {label}: {value}" for label, value in rows]
     if not alert.resolved:
+        fixes = pool_fix_lines(alert.report)
+        if fixes:
+            lines += ["", f"*{POOL_FIX_HEADING}*", *(f"• {f}" for f in fixes)]
         heading, reasons = top_reasons(alert.report)
         if reasons:
             lines += ["", f"*{heading}*"]
@@ -490,7 +532,8 @@ def render_chat(alert: Alert, settings: RenderSettings, description_max: int = 4
     found = links(alert, settings)
     if found:
         lines += ["", " · ".join(f"<{_escape(url)}|{label}>" for label, url in found)]
-    next_steps = [] if alert.resolved else [_text(_truncate(h, 300)) for h in hint_lines(alert.report)[:5]]
+    steps = pool_fix_lines(alert.report) + hint_lines(alert.report)  # the pool size leads when it is the problem
+    next_steps = [] if alert.resolved else [_text(_truncate(h, 300)) for h in steps[:5]]
     return {
         "version": "1.0",
         "source": "custom",
@@ -624,6 +667,17 @@ def _one_line(text: str) -> str:
 def _figure(report: ProxyReport, name: str) -> float | None:
     value = report.figures.get(name)
     return None if value is None else float(value)
+
+
+def _in_use(report: ProxyReport) -> tuple[float | None, str]:
+    """Connections in use (max of borrowed and pinned, as the check reads them) and what to call them.
+
+    Reports without the borrowed gauge fall back to open connections, as the check does.
+    """
+    borrowed, pinned = _figure(report, BORROWED), _figure(report, PINNED)
+    if borrowed is None:
+        return _figure(report, DATABASE_CONNECTIONS), "DB connections"
+    return max(borrowed, pinned or 0.0), "DB connections in use"
 
 
 def _pct(part: float | None, whole: float | None) -> float | None:
