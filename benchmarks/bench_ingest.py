@@ -325,6 +325,7 @@ def run() -> list[Figure]:
         Figure("naive_writes_per_batch", lines, "one write per line, for comparison"),
     ]
     figures.extend(_dynamodb_local_figures(event, floor_s))
+    figures.extend(proxies_item_figures())
     figures.append(Figure("ingest_peak_rss_mb", peak_rss_mb(event), "fresh interpreter: import handler + max batch"))
     return figures
 
@@ -368,4 +369,129 @@ def _dynamodb_local_figures(event: dict[str, Any], floor_s: float) -> list[Figur
             seconds / floor_s,
             "handler CPU writing to DynamoDB Local (incl. botocore + HTTP) / decode floor",
         )
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The PROXIES item under many concurrent invocations (self-contained: only the registration line in
+# run() refers to it).
+
+HOT_ENVIRONMENTS = 8  # concurrent execution environments, each with its own store, as Lambda scales out
+HOT_BATCHES = 800  # subscription batches in all, from HOT_PROXIES proxies
+HOT_PROXIES = ("orders-db", "billing-db", "search-db", "auth-db")
+HOT_STEP_MS = 150  # log time between consecutive batches: 800 batches over two minutes of traffic
+HOT_LINES = 10
+
+
+def _hot_events() -> list[tuple[int, dict[str, Any]]]:
+    """(batch index, invocation event): batch k comes from proxy (k // environments) % proxies."""
+    from tests.payloads import log_events
+
+    batches = []
+    for k in range(HOT_BATCHES):
+        proxy = HOT_PROXIES[(k // HOT_ENVIRONMENTS) % len(HOT_PROXIES)]
+        events = log_events(HOT_LINES, T0_MS + k * HOT_STEP_MS, HOT_STEP_MS, seed=k)
+        batches.append(
+            (
+                k,
+                subscription_event(events, log_group=f"/aws/rds/proxy/{proxy}", log_stream=f"{proxy}-{k % 3}"),
+            )
+        )
+    return batches
+
+
+def _drive_concurrently(client: Any, table: str, step_ms: int | None) -> tuple[int, int]:
+    """(writes to the PROXIES partition, lines counted): every batch ingested by HOT_ENVIRONMENTS threads.
+
+    Writes are counted from the requests botocore sends (a client hook), not from the store's results.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pinwatch.ingest import ingest
+    from pinwatch.store import keys
+    from pinwatch.store.summary import SummaryStore
+
+    lock = threading.Lock()
+    sent = {"proxies": 0}
+
+    def count(params: dict[str, Any], **_: Any) -> None:
+        n = sum(
+            1
+            for action in params["TransactItems"]
+            for op in action.values()
+            if op.get("Key", {}).get(keys.PK, {}).get("S") == keys.PROXIES_PK
+        )
+        with lock:
+            sent["proxies"] += n
+
+    client.meta.events.register("provide-client-params.dynamodb.TransactWriteItems", count)
+    batches = _hot_events()
+
+    def environment(e: int) -> None:
+        store = SummaryStore(client, table, last_seen_step_ms=step_ms)
+        for k, event in batches:
+            if k % HOT_ENVIRONMENTS == e:
+                ingest(event, store, T0_MS + HOT_BATCHES * HOT_STEP_MS)
+
+    try:
+        with ThreadPoolExecutor(HOT_ENVIRONMENTS) as pool:
+            list(pool.map(environment, range(HOT_ENVIRONMENTS)))
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.TransactWriteItems", count)
+    paginator = client.get_paginator("scan")
+    lines = sum(
+        int(item["count"]["N"])
+        for page in paginator.paginate(TableName=table)
+        for item in page["Items"]
+        if item[keys.SK]["S"].startswith(keys.HOUR_PREFIX)
+    )
+    return sent["proxies"], lines
+
+
+def proxies_item_figures() -> list[Figure]:
+    """PROXIES-partition writes per 100 batches when every batch writes it (before) and with the write rule."""
+    import boto3
+    from botocore.config import Config
+
+    from pinwatch.local.dynamodb_local import DynamoDBLocalUnavailable, dynamodb_local
+    from pinwatch.local.template import table_create_args
+
+    os.environ.update(HANDLER_ENV)  # the credentials DynamoDB Local wants signed requests with
+    try:
+        with dynamodb_local() as endpoint:
+            client = boto3.client(
+                "dynamodb",
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                config=Config(max_pool_connections=HOT_ENVIRONMENTS, retries={"mode": "standard"}),
+            )
+            measured = {}
+            for label, step_ms in (("every_batch", None), ("rule", 60_000)):
+                table = f"pinwatch-bench-proxies-{label}"
+                client.create_table(**table_create_args(table))
+                measured[label] = _drive_concurrently(client, table, step_ms)
+    except DynamoDBLocalUnavailable as exc:
+        print(f"bench_ingest: skipping the PROXIES item figures: {exc}", file=sys.stderr)
+        return []
+    (before, lines_before), (after, lines_after) = measured["every_batch"], measured["rule"]
+    if lines_before != lines_after or lines_after != HOT_BATCHES * HOT_LINES:
+        raise AssertionError(f"counts differ: {lines_before} / {lines_after} of {HOT_BATCHES * HOT_LINES} lines")
+    per_100 = 100 / HOT_BATCHES
+    where = (
+        f"{HOT_BATCHES} batches of {len(HOT_PROXIES)} proxies over "
+        f"{HOT_BATCHES * HOT_STEP_MS // 1000} s of log time, {HOT_ENVIRONMENTS} concurrent environments"
+    )
+    return [
+        Figure(
+            "ingest_proxies_item_writes_per_100_batches_every_batch",
+            before * per_100,
+            f"PROXIES partition writes, the item written by every batch (before); {where}",
+        ),
+        Figure(
+            "ingest_proxies_item_writes_per_100_batches",
+            after * per_100,
+            "PROXIES partition writes with the write rule (first per environment, log group change, "
+            "last-seen + 1 min); counts identical",
+        ),
     ]

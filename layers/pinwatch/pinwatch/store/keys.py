@@ -5,18 +5,34 @@ Every item has a string partition key ``pk`` and sort key ``sk``; expiring items
 sort-key range returns everything for one proxy in a time window, so reports and the scheduled
 check never scan.
 
-| item                          | pk                 | sk                                          | expires |
-|-------------------------------|--------------------|---------------------------------------------|---------|
-| pins per proxy×reason×hour    | PROXY#<proxy>      | HOUR#<yyyy-mm-ddThh>#PIN#<reason>           | yes     |
-| would-pins per …×hour         | PROXY#<proxy>      | HOUR#<yyyy-mm-ddThh>#WOULD#<reason>         | yes     |
-| unparsed lines per hour       | PROXY#<proxy>      | HOUR#<yyyy-mm-ddThh>#UNPARSED               | yes     |
-| running total per reason      | PROXY#<proxy>      | TOTAL#PIN#<reason> / TOTAL#WOULD#<reason>   | no      |
-| alert state per rule          | PROXY#<proxy>      | ALERT#<rule>                                | no      |
-| proxies seen                  | PROXIES            | PROXY#<proxy>                               | no      |
-| exactly-once batch marker     | BATCH#<batch id>   | CHUNK#<index>/<chunks>                      | yes     |
+| item                       | pk               | sk                                        | expires                   |
+|----------------------------|------------------|-------------------------------------------|---------------------------|
+| pins per proxy×reason×hour | PROXY#<proxy>    | HOUR#<yyyy-mm-ddThh>#PIN#<reason>         | hour end + SummaryTtlDays |
+| would-pins per …×hour      | PROXY#<proxy>    | HOUR#<yyyy-mm-ddThh>#WOULD#<reason>       | hour end + SummaryTtlDays |
+| unparsed lines per hour    | PROXY#<proxy>    | HOUR#<yyyy-mm-ddThh>#UNPARSED             | hour end + SummaryTtlDays |
+| running total per reason   | PROXY#<proxy>    | TOTAL#PIN#<reason> / TOTAL#WOULD#<reason> | no                        |
+| alert state per rule       | PROXY#<proxy>    | ALERT#<rule>                              | write + 30 d              |
+| open-alert index per rule  | ALERTING         | PROXY#<proxy>#ALERT#<rule>                | write + 30 d              |
+| proxies seen               | PROXIES          | PROXY#<proxy>                             | no                        |
+| exactly-once batch marker  | BATCH#<batch id> | CHUNK#<index>/<chunks>                    | write + 15 d              |
 
 Hour buckets are UTC and sort lexically, so ``HOUR#2026-11-25T00`` .. ``HOUR#2026-11-25T23~``
 selects a day (``~`` sorts after ``#``).
+
+Who writes what (attributes in :mod:`pinwatch.store.summary` and :mod:`pinwatch.store.alert_state`):
+
+* Hourly items written by the live ingest carry ``live = true``; a backfill's do not.
+* The proxies item holds ``first_seen_ms``, ``last_seen_ms``, ``log_group``, ``live_since_ms``
+  (the first line of the first live batch applied; a backfill lowers it if it finds an earlier
+  live hour) and ``backfilled_until_ms`` (the end of the
+  last writing backfill's window). The live ingest does not write it on every batch: only the
+  first batch of a proxy in an execution environment, a changed log group, or last-seen a minute
+  or more past what that environment last wrote (``PROXIES`` is one partition for all proxies).
+* Alert states are rewritten by every check run that changes them and at least every reminder
+  interval while active, each write stamping ``expires_at``; the ``ALERTING`` item of the same
+  rule (``proxy``, ``active``) is put in the same transaction, so one Query on ``ALERTING`` lists
+  the proxies with open alerts. Neither is ever deleted: states nobody touches any more expire.
+  ``ALERTING`` is one partition too, but only the scheduled check writes it, a few items per run.
 """
 
 from __future__ import annotations

@@ -27,6 +27,32 @@ the ordered event ids, so it identifies a delivery, not the events in it. What t
   between the attempt and the retry) chunks differently and may count the overlap again.
 * A marker that expired (a replay more than 15 days after the first attempt) is applied again.
 
+The proxies item
+----------------
+Every proxy has one item in the ``PROXIES`` partition: the list ``pinwatch report`` starts from,
+and the live start a backfill stops at. Written on every batch, it would put every invocation for
+every proxy on that one partition, and DynamoDB limits a partition to 1,000 write units and 3,000
+read units per second (DynamoDB developer guide, "Understanding DynamoDB warm throughput in
+different scenarios" and "Best practices for designing and using partition keys effectively"); a
+transactional write costs two write units per item ("Capacity management for transactions"), so
+that ceiling is 500 batches per second for all proxies together.
+
+So the live ingest writes it only when a reader would see a difference: the first time this store
+instance (one Lambda execution environment) applies a batch of the proxy, when its log group
+changes, and when last-seen advances by at least :data:`LAST_SEEN_STEP_MS`. An instance skips the
+update only after it committed one itself, so the item exists and its ``if_not_exists`` attributes
+(``first_seen_ms``, ``live_since_ms``) hold exactly what writing it again would leave;
+``last_seen_ms`` trails the newest line by less than the step, and ``updated_ms`` is the time of
+the last write. Writes to the partition fall from one per batch to at most one per proxy,
+execution environment and step. A busy proxy is then bounded by its own partition only (its
+current hour's items, which counting writes on every batch anyway), not by all proxies together.
+
+The first live batch of a proxy in an environment always carries the update, and ``PROXIES`` sorts
+before every ``PROXY#`` key, so the update is in the batch's first transaction: ``live_since_ms``
+commits with the batch's first counts, never after them. Leaving the update out never changes the
+chunking (the plan always holds it; only the transaction omits it), so a retry meets the same
+chunks and markers. A backfill writes it with every page: it is rare, and it records its window end.
+
 first/last seen use ``if_not_exists`` / ``SET``: DynamoDB update expressions have no min/max, so
 they are as-delivered. Counts are exact; a late, out-of-order delivery can move ``last_seen_ms``
 back in time (on hourly items by less than the hour). Reports over a window take min/max over the
@@ -57,6 +83,10 @@ UPDATES_PER_CHUNK: Final = MAX_TRANSACT_ITEMS - 1  # one slot is the chunk's mar
 # the on-failure queue for up to 14 days, and replaying it from there must stay exact too.
 MARKER_TTL_S: Final = 15 * 86_400
 DEFAULT_TTL_DAYS: Final = 90
+# How far last-seen on the proxies item may trail the newest counted line (see the module docstring):
+# a minute keeps "last seen" right at the resolution anyone reads it, and bounds the live ingest to
+# about one proxies-item write per proxy, execution environment and minute.
+LAST_SEEN_STEP_MS: Final = 60_000
 
 # Attribute names on items (documented in the README's "Summary table" section).
 A_PROXY, A_HOUR, A_KIND, A_REASON, A_COUNT = "proxy", "hour", "kind", "reason", "count"
@@ -86,6 +116,7 @@ class ApplyResult:
     writes: int  # item writes committed by this call: updates + markers of applied chunks
     applied_counts: Mapping[tuple[str, Kind, str], int] = field(default_factory=dict)
     applied_unparsed: Mapping[str, int] = field(default_factory=dict)
+    proxies_item_writes: int = 0  # of `writes`, those to the PROXIES partition (see the module docstring)
 
     @property
     def redelivered(self) -> bool:
@@ -102,6 +133,15 @@ class PlannedUpdate:
     action: TransactWriteItemTypeDef
     counts: tuple[str, Kind, str, int] | None = None  # (proxy, kind, reason, n) for hourly reason items
     unparsed: tuple[str, int] | None = None  # (proxy, n) for hourly unparsed items
+    seen: ProxyActivity | None = None  # the live ingest's proxies item update, which may be left out
+
+
+@dataclass(frozen=True, slots=True)
+class _SeenWritten:
+    """What this store last committed to a proxy's proxies item."""
+
+    last_ms: int
+    log_group: str | None
 
 
 class SummaryStore:
@@ -114,13 +154,18 @@ class SummaryStore:
         *,
         ttl_days: int = DEFAULT_TTL_DAYS,
         retry: TransientRetry = DEFAULT_RETRY,
+        last_seen_step_ms: int | None = LAST_SEEN_STEP_MS,
     ) -> None:
+        """`last_seen_step_ms` None writes the proxies item on every live batch (see the module docstring)."""
         if ttl_days < 1:
             raise ValueError(f"ttl_days must be at least 1, got {ttl_days}")
         self._client = client
         self._table = table_name
         self._ttl_s = ttl_days * 86_400
         self._retry = retry
+        self._last_seen_step_ms = last_seen_step_ms
+        # Per proxy, what this instance committed to its proxies item; lives as long as the execution environment.
+        self._seen_written: dict[str, _SeenWritten] = {}
 
     @property
     def table_name(self) -> str:
@@ -162,10 +207,12 @@ class SummaryStore:
         # A random token on this call's markers tells "applied by an earlier delivery" apart from
         # "applied by us, but the response was lost and botocore retried the call".
         token = uuid.uuid4().hex
-        applied = duplicates = transactions = writes = 0
+        applied = duplicates = transactions = writes = proxies_writes = 0
         counts: dict[tuple[str, Kind, str], int] = defaultdict(int)
         unparsed: dict[str, int] = defaultdict(int)
-        for index, chunk in enumerate(chunks):
+        for index, planned in enumerate(chunks):
+            # Leaving an update out of the transaction keeps `chunks` (and so every marker) as planned.
+            chunk = [u for u in planned if not self._seen_unchanged(u)]
             marker = self._marker(batch_id, index, len(chunks), len(chunk), token, now_ms)
             committed, calls = self._transact([marker, *(u.action for u in chunk)], token)
             transactions += calls
@@ -175,14 +222,38 @@ class SummaryStore:
             applied += 1
             writes += len(chunk) + 1
             for update in chunk:
+                if update.pk == keys.PROXIES_PK:
+                    proxies_writes += 1
+                if update.seen is not None:
+                    self._seen_written[update.seen.proxy] = _SeenWritten(update.seen.last_ms, update.seen.log_group)
                 if update.counts is not None:
                     proxy, kind, reason, n = update.counts
                     counts[(proxy, kind, reason)] += n
                 elif update.unparsed is not None:
                     unparsed[update.unparsed[0]] += update.unparsed[1]
         return ApplyResult(
-            batch_id, len(chunks), applied, duplicates, transactions, writes, dict(counts), dict(unparsed)
+            batch_id,
+            len(chunks),
+            applied,
+            duplicates,
+            transactions,
+            writes,
+            dict(counts),
+            dict(unparsed),
+            proxies_item_writes=proxies_writes,
         )
+
+    def _seen_unchanged(self, update: PlannedUpdate) -> bool:
+        """Would writing this live proxies item update show a reader nothing new? (module docstring)"""
+        activity = update.seen
+        if activity is None or self._last_seen_step_ms is None:
+            return False
+        written = self._seen_written.get(activity.proxy)
+        if written is None:
+            return False  # not written by this environment yet: first_seen_ms / live_since_ms may be unset
+        if activity.log_group and activity.log_group != written.log_group:
+            return False
+        return activity.last_ms < written.last_ms + self._last_seen_step_ms
 
     def _transact(self, items: list[TransactWriteItemTypeDef], token: str) -> tuple[bool, int]:
         """Run one chunk; (committed by this call?, calls made). The marker is items[0]."""
@@ -331,7 +402,8 @@ class SummaryStore:
             put[A_BACKFILLED_UNTIL] = _n(backfill_until_ms)
         if activity.log_group:
             put[A_LOG_GROUP] = _s(activity.log_group)
-        return PlannedUpdate(pk, sk, self._update(pk, sk, {}, if_absent, put))
+        seen = activity if backfill_until_ms is None else None
+        return PlannedUpdate(pk, sk, self._update(pk, sk, {}, if_absent, put), seen=seen)
 
     # ------------------------------------------------------------------- reads
 
