@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from pinwatch.config import Thresholds
-from pinwatch.diagnose import diagnose, not_found_finding
+from pinwatch.diagnose import diagnose, not_found_finding, with_capture
 from pinwatch.discovery import Discovery, ProxyInfo
-from pinwatch.findings import ProxyReport, Severity
+from pinwatch.findings import CaptureNote, Finding, ProxyReport, Severity
 from pinwatch.hints import hints_for
 from pinwatch.metrics import PINNED, ProxyMetrics
 from pinwatch.records import EngineFamily, PoolConfig, ReasonCount
@@ -48,6 +48,21 @@ class ReasonSource(Protocol):
     def top_reasons(self, proxy: str, since_ms: int, until_ms: int, limit: int = 5) -> list[ReasonCount]: ...
 
     def reason_totals(self, proxy: str) -> list[ReasonCount]: ...
+
+
+class Capture(Protocol):
+    """Reason capture (``pinwatch.capture_runner.ReasonCapture``): switch enhanced logging for an incident."""
+
+    def apply(
+        self,
+        proxy: str,
+        debug_logging: bool | None,
+        findings: Sequence[Finding],
+        reasons: Sequence[ReasonCount],
+        now_ms: int,
+        *,
+        dry_run: bool = False,
+    ) -> CaptureNote: ...
 
 
 class Dispatcher(Protocol):
@@ -120,6 +135,7 @@ class ConnectionCheck:
         hints: HintLookup | None = None,
         dispatcher: Dispatcher | None = None,
         reason_limit: int = 5,
+        capture: Capture | None = None,
     ) -> None:
         self._proxies = proxies
         self._metrics = metrics
@@ -130,6 +146,7 @@ class ConnectionCheck:
         self._hints = hints
         self._dispatcher = dispatcher
         self._reason_limit = reason_limit
+        self._capture = capture
 
     def run(self, now_ms: int, *, dry_run: bool = False) -> CheckResult:
         """One check of every proxy; ``dry_run`` asks the dispatcher to render without sending or saving."""
@@ -137,7 +154,7 @@ class ConnectionCheck:
         available = [p.name for p in found.proxies if p.available]
         # One batched read for every proxy: the call count depends on proxies x metrics / 500 only.
         series = self._metrics.read(available, now_ms, self._window_minutes) if available else {}
-        reports = [self._report(proxy, series.get(proxy.name), now_ms) for proxy in found.proxies]
+        reports = [self._report(proxy, series.get(proxy.name), now_ms, dry_run) for proxy in found.proxies]
         reports += [
             ProxyReport(
                 proxy=name,
@@ -150,7 +167,9 @@ class ConnectionCheck:
         ]
         return CheckResult(tuple(self._dispatch(r, now_ms, dry_run) for r in reports), now_ms)
 
-    def _report(self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int) -> ProxyReport:
+    def _report(
+        self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int, dry_run: bool = False
+    ) -> ProxyReport:
         result = diagnose(proxy, metrics, self._thresholds)
         last_hour: tuple[ReasonCount, ...] = ()
         all_time: tuple[ReasonCount, ...] = ()
@@ -160,11 +179,16 @@ class ConnectionCheck:
         if proxy.available and (pinned_seen or worst > Severity.OK.rank):
             last_hour, all_time = self._top_reasons(proxy.name, now_ms)
             hints = self._hints_for(proxy, last_hour + all_time)
+        findings, capture = result.findings, None
+        if self._capture is not None and proxy.available:
+            # After diagnosis, before alerting: the alert says what capture did in this run.
+            capture = self._capture.apply(proxy.name, proxy.debug_logging, findings, last_hour, now_ms, dry_run=dry_run)
+            findings = with_capture(findings, capture)
         return ProxyReport(
             proxy=proxy.name,
             engine=proxy.engine,
             status=proxy.status,
-            findings=result.findings,
+            findings=findings,
             figures=result.figures,
             debug_logging=proxy.debug_logging,
             pool=proxy.pool,
@@ -173,6 +197,7 @@ class ConnectionCheck:
             top_reasons_all_time=all_time,
             hints=hints,
             checked_at_ms=now_ms,
+            capture=capture,
         )
 
     def _top_reasons(self, proxy: str, now_ms: int) -> tuple[tuple[ReasonCount, ...], tuple[ReasonCount, ...]]:

@@ -12,6 +12,7 @@ check never scan.
 | unparsed lines per hour       | PROXY#<proxy>      | HOUR#<yyyy-mm-ddThh>#UNPARSED               | yes     |
 | running total per reason      | PROXY#<proxy>      | TOTAL#PIN#<reason> / TOTAL#WOULD#<reason>   | no      |
 | alert state per rule          | PROXY#<proxy>      | ALERT#<rule>                                | no      |
+| reason capture state          | PROXY#<proxy>      | CAPTURE                                     | no      |
 | proxies seen                  | PROXIES            | PROXY#<proxy>                               | no      |
 | exactly-once batch marker     | BATCH#<batch id>   | CHUNK#<index>/<chunks>                      | yes     |
 
@@ -33,6 +34,7 @@ PROXIES_PK = "PROXIES"
 HOUR_PREFIX = "HOUR#"
 TOTAL_PREFIX = "TOTAL#"
 ALERT_PREFIX = "ALERT#"
+CAPTURE_SK = "CAPTURE"  # pinwatch.store.capture_state: who switched enhanced logging on, and when
 RANGE_END = "~"  # sorts after every character used in keys, closing a prefix range
 
 
