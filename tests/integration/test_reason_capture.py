@@ -7,6 +7,7 @@ read back with ``DescribeDBProxies``, what the alert said from an SQS queue subs
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pinwatch.cli import EXIT_OK, EXIT_USAGE, main
 from pinwatch.local.lambda_harness import CONNECTION_CHECK_APP, check_context, load_handler, schedule_event
 from pinwatch.local.rds_shim import fail_modify_db_proxy
 from pinwatch.metrics import window_end_ms
@@ -70,7 +72,8 @@ class World:
         self.app: Any = None
 
     def cold_start(self, dynamodb_endpoint: str) -> None:
-        self.app = load_handler(CONNECTION_CHECK_APP, self.env | {"AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint})
+        self.app_env = self.env | {"AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint}
+        self.app = load_handler(CONNECTION_CHECK_APP, self.app_env)
 
     def check(self, at_ms: int, shapes: Callable[[], dict[str, Any]] = draining_shapes) -> dict[str, Any]:
         put_series(self.cloudwatch, self.proxy, window_end_ms(at_ms), shapes())
@@ -242,3 +245,51 @@ def test_given_always_when_pinwatch_switch_on_is_23_hours_old_then_it_is_renewed
 
     assert int(w.capture_item()["enabled_ms"]["N"]) == t0 + 23 * HOUR_MS
     assert w.debug_logging() is True
+
+
+# ---------------------------------------------------------------------------- pinwatch check
+def _cli(w: World, *extra: str) -> list[str]:
+    return ["check", "--region", REGION, "--table", w.table, "--proxy", w.proxy, "--format", "json", *extra]
+
+
+def test_given_the_cli_with_reason_capture_when_run_dry_then_it_says_it_would_switch_logging_on_and_does_not(
+    make_world: Callable[..., World], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = make_world(mode="off")
+    put_series(w.cloudwatch, w.proxy, window_end_ms(int(time.time() * 1000)), draining_shapes())
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.setenv(name, w.app_env[name])
+
+    assert main(_cli(w, "--reason-capture", "on-incident", "--dry-run")) == EXIT_OK
+
+    findings = json.loads(capsys.readouterr().out)
+    capture = findings[0]["reason_capture"]
+    assert (capture["mode"], capture["status"]) == ("on-incident", "planned")
+    assert w.debug_logging() is False
+    assert w.capture_item() == {}
+
+
+def test_given_the_cli_with_reason_capture_when_run_then_it_switches_logging_on_like_the_function(
+    make_world: Callable[..., World], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = make_world(mode="off")
+    put_series(w.cloudwatch, w.proxy, window_end_ms(int(time.time() * 1000)), draining_shapes())
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.setenv(name, w.app_env[name])
+
+    assert main(_cli(w, "--reason-capture", "on-incident", "--reason-capture-max-hours", "1")) == EXIT_OK
+
+    findings = json.loads(capsys.readouterr().out)
+    assert findings[0]["reason_capture"]["status"] == "started"
+    assert w.debug_logging() is True
+    assert w.capture_item()["active"] == {"BOOL": True}
+
+
+def test_given_the_cli_with_reason_capture_but_no_table_when_run_then_it_refuses_with_a_usage_error(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = make_world(mode="off")
+
+    argv = ["check", "--region", REGION, "--proxy", w.proxy, "--reason-capture", "always"]
+    assert main(argv) == EXIT_USAGE
+    assert "--reason-capture needs --table" in capsys.readouterr().err

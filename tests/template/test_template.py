@@ -63,6 +63,8 @@ CHECK_ENV = {
     "SLACK_ALLOW_LOOPBACK",
     "CHAT_NOTIFICATIONS",
     "DASHBOARD_URL",
+    "REASON_CAPTURE",
+    "REASON_CAPTURE_MAX_HOURS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
@@ -289,7 +291,10 @@ def test_given_any_parameters_when_rendered_then_only_the_justified_read_only_st
             resources = as_list(statement["Resource"])
             if "*" in resources:
                 wildcard.append(statement)
-            # The only other pattern allowed: the indexes of the stack's own table (DynamoDB policy templates).
+            # The only other patterns allowed: the indexes of the stack's own table (DynamoDB policy
+            # templates), and the account's proxies for reason capture (tested on its own below).
+            if actions == ["rds:ModifyDBProxy"]:
+                continue
             assert all(r in ("*", table_indexes) for r in resources if "*" in r), statement
 
     assert len(wildcard) == 1
@@ -299,6 +304,47 @@ def test_given_any_parameters_when_rendered_then_only_the_justified_read_only_st
         "rds:DescribeDBProxies",
         "rds:DescribeDBProxyTargetGroups",
     ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "may_modify"), [(None, False), ("off", False), ("on-incident", True), ("always", True)]
+)
+def test_given_a_reason_capture_mode_when_rendered_then_only_capture_may_modify_proxies_and_only_db_proxy_arns(
+    mode: str | None, may_modify: bool
+) -> None:
+    s = stack({} if mode is None else {"ReasonCapture": mode})
+    modify = [
+        (role_id, st)
+        for role_id in s.of_type("AWS::IAM::Role")
+        for st in iam_statements(s.prop(role_id))
+        if any(a.startswith("rds:Modify") for a in as_list(st["Action"]))
+    ]
+
+    if not may_modify:
+        assert modify == []
+        return
+    check_role = s.resources[_check(s)]["Properties"]["Role"]["Fn::GetAtt"][0]
+    ((role_id, statement),) = modify
+    assert role_id == check_role
+    assert as_list(statement["Action"]) == ["rds:ModifyDBProxy"]
+    # The resource id (prx-...) is in a proxy's ARN, not its name: every proxy of this account and region.
+    assert as_list(statement["Resource"]) == ["arn:aws:rds:us-east-1:123456789012:db-proxy:*"]
+    assert "Condition" not in statement or statement["Condition"] is None
+
+
+@pytest.mark.parametrize(("mode", "hours"), [(None, 2.0), ("on-incident", 0.5), ("always", 24.0)])
+def test_given_reason_capture_parameters_when_rendered_then_the_check_reads_the_same_settings(
+    mode: str | None, hours: float
+) -> None:
+    params = {} if mode is None else {"ReasonCapture": mode, "ReasonCaptureMaxHours": str(hours)}
+    s = stack(params)
+    env = {k: str(v) for k, v in s.prop(_check(s), "Environment", "Variables").items()}
+
+    config = CheckConfig.from_env(env)
+    assert (config.reason_capture, config.reason_capture_max_hours) == (mode or "off", hours)
+    template = load_template()["Parameters"]
+    assert template["ReasonCapture"]["AllowedValues"] == ["off", "on-incident", "always"]
+    assert template["ReasonCapture"]["Default"] == "off"
 
 
 @pytest.mark.parametrize(("params", "has_secret"), [({}, False), (NAMED, True)])
