@@ -59,7 +59,7 @@ class StopCause(StrEnum):
 class CaptureSettings:
     mode: CaptureMode = CaptureMode.OFF
     cap_minutes: int = 120
-    min_hold_minutes: int = 15
+    min_hold_minutes: int = 5  # no on-off-on within a few checks; the cooldown guards re-enabling
     cooldown_minutes: int = 30
     retry_minutes: int = 15
     renew_after_minutes: int = DEFAULT_RENEW_AFTER_MINUTES
