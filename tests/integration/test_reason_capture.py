@@ -293,3 +293,24 @@ def test_given_the_cli_with_reason_capture_but_no_table_when_run_then_it_refuses
     argv = ["check", "--region", REGION, "--proxy", w.proxy, "--reason-capture", "always"]
     assert main(argv) == EXIT_USAGE
     assert "--reason-capture needs --table" in capsys.readouterr().err
+
+
+def test_given_a_capture_that_started_mid_window_when_reported_then_the_report_says_what_the_reasons_cover(
+    make_world: Callable[..., World], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = make_world()
+    t0 = w.start_ms
+    w.check(t0)  # capture starts now
+    w.pins_at(t0 + MINUTE_MS)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.setenv(name, w.app_env[name])
+    monkeypatch.setenv("COLUMNS", "250")
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((t0 - 60 * MINUTE_MS) / 1000))
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((t0 + 10 * MINUTE_MS) / 1000))
+
+    argv = ["report", "--region", REGION, "--table", w.table, "--proxy", w.proxy, "--since", since, "--until", until]
+    assert main(argv) == EXIT_OK
+
+    out = " ".join(capsys.readouterr().out.split())
+    covered = ((t0 + 10 * MINUTE_MS) // 1000 * 1000 - t0) // MINUTE_MS  # the window is given in whole seconds
+    assert f"reasons from {covered} of 70 minutes: pinwatch's reason capture had enhanced logging on" in out

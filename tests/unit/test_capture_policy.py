@@ -17,6 +17,7 @@ from pinwatch.capture import (
     failed,
     is_incident,
     note,
+    window_coverage,
 )
 from pinwatch.findings import Finding, Severity
 from pinwatch.timebase import HOUR_MS, MINUTE_MS
@@ -258,3 +259,31 @@ def test_given_a_failed_switch_when_noted_then_the_note_carries_the_error() -> N
 
     assert (n.status, n.error) == ("failed", "AccessDenied: nope")
     assert "AccessDenied" in n.reason
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (None, None),
+        (CaptureState(PROXY), None),
+        # Started 6 minutes before the end of a 30-minute window, still running.
+        (active(NOW - 6 * MINUTE_MS), "reasons from 6 of 30 minutes"),
+        # Ran 10 minutes inside the window, then pinwatch switched it off.
+        (
+            replace(active(NOW - 25 * MINUTE_MS), active=False, stopped_ms=NOW - 15 * MINUTE_MS),
+            "reasons from 10 of 30 minutes",
+        ),
+        (active(NOW - 40 * MINUTE_MS), None),  # on for the whole window
+        (replace(active(NOW - 90 * MINUTE_MS), active=False, stopped_ms=NOW - 60 * MINUTE_MS), None),  # before it
+    ],
+)
+def test_given_a_capture_when_a_report_window_is_described_then_partial_coverage_is_said_with_its_minutes(
+    state: CaptureState | None, expected: str | None
+) -> None:
+    text = window_coverage(state, NOW - 30 * MINUTE_MS, NOW)
+
+    if expected is None:
+        assert text is None
+    else:
+        assert text is not None
+        assert text.startswith(expected)

@@ -256,3 +256,30 @@ def note(
     if action is Action.RELEASE and state.stop_cause is StopCause.EXTERNAL and state.stopped_ms == now_ms:
         return CaptureNote(settings.mode.value, "released", decision.reason, since_ms=state.stopped_ms)
     return CaptureNote(settings.mode.value, "idle", decision.reason)
+
+
+def window_coverage(state: CaptureState | None, since_ms: int, until_ms: int) -> str | None:
+    """What a report over [since, until) should say when pinwatch's capture covered only part of it.
+
+    None when there is nothing to say: no capture recorded, or it does not overlap the window, or
+    it covers all of it. (Logging someone else switched on is not recorded, so it is not judged.)
+    """
+    if state is None or state.started_ms is None:
+        return None
+    end = until_ms if state.active or state.stopped_ms is None else state.stopped_ms
+    start = state.started_ms
+    first, last = max(start, since_ms), min(end, until_ms)
+    if last <= first or (start <= since_ms and end >= until_ms):
+        return None
+    covered = (last - first) // MINUTE_MS
+    total = (until_ms - since_ms) // MINUTE_MS
+    return (
+        f"reasons from {covered} of {total} minutes: pinwatch's reason capture had enhanced logging on "
+        f"{_hhmm(first)}–{_hhmm(last)} UTC only"
+    )
+
+
+def _hhmm(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
