@@ -203,6 +203,13 @@ def test_given_always_when_its_switch_on_nears_24_hours_then_it_is_renewed_befor
     assert state.enabled_ms == (NOW if expected is Action.RENEW else NOW - age_minutes * MINUTE_MS)
 
 
+def test_given_always_after_a_failed_switch_when_checked_again_then_it_also_waits_the_retry_interval() -> None:
+    after_failure = failed(CaptureState(PROXY), NOW, "Throttling: Rate exceeded")
+
+    assert run(ALWAYS, after_failure, logging=False, incident=False, now=NOW + MINUTE_MS)[0] is Action.NONE
+    assert run(ALWAYS, after_failure, logging=False, incident=False, now=NOW + 15 * MINUTE_MS)[0] is Action.ENABLE
+
+
 def test_given_always_for_named_proxies_when_a_proxy_is_not_named_then_it_is_left_alone() -> None:
     assert run(ALWAYS, None, logging=False, incident=True, in_scope=False)[0] is Action.NONE
 

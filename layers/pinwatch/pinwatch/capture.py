@@ -161,12 +161,12 @@ def decide(
     if mode is CaptureMode.OFF or debug_logging:
         reason = "reason capture is off" if mode is CaptureMode.OFF else "enhanced logging is already on"
         return Decision(Action.NONE, reason, current)
-    if mode is CaptureMode.ALWAYS:
-        return _enable(current, now_ms, "always on")
-    if not incident:
+    if mode is CaptureMode.ON_INCIDENT and not incident:
         return Decision(Action.NONE, "no incident", current)
     if current.failed_ms is not None and now_ms - current.failed_ms < settings.retry_minutes * MINUTE_MS:
         return Decision(Action.NONE, f"the last attempt failed ({current.error}); retrying later", current)
+    if mode is CaptureMode.ALWAYS:
+        return _enable(current, now_ms, "always on")
     if current.stopped_ms is not None and not current.quiet_since_stop:
         # Same incident as the capture that ended: someone switched logging off, or the cap was hit.
         if current.stop_cause is StopCause.EXTERNAL:
