@@ -54,6 +54,15 @@ def test_given_a_failed_switch_when_the_note_is_reworded_then_it_names_the_error
     assert any("rds:ModifyDBProxy" in d for d in note.details)
 
 
+def test_given_a_running_capture_when_logging_is_on_then_the_note_says_pinwatch_switched_it_on() -> None:
+    logging_on = Finding("orders", dx.ENHANCED_LOGGING_OFF, Severity.OK, "enhanced logging is on")
+
+    (note,) = dx.with_capture((logging_on,), CaptureNote("on-incident", "capturing", "r", since_ms=NOW))
+
+    assert note.summary == "enhanced logging is on (switched on by pinwatch's reason capture, on-incident)"
+    assert note.severity is Severity.OK
+
+
 @pytest.mark.parametrize("status", ["idle", "capturing", "stopped"])
 def test_given_no_switch_in_this_run_when_reworded_then_the_findings_are_unchanged(status: str) -> None:
     findings = (PINNED, LOGGING_OFF)

@@ -372,11 +372,15 @@ def with_capture(findings: tuple[Finding, ...], capture: CaptureNote | None) -> 
     The rule runs before capture acts (diagnosis is pure); the check calls this afterwards so the
     finding says "pinwatch switched it on" or why it could not, instead of asking a person to.
     """
-    if capture is None or capture.status not in ("started", "failed", "planned", "released"):
+    if capture is None or capture.status not in ("started", "capturing", "failed", "planned", "released"):
         return findings
     out = []
     for f in findings:
-        if f.rule != ENHANCED_LOGGING_OFF or f.severity is not Severity.INFO:
+        if f.rule == ENHANCED_LOGGING_OFF and capture.status == "capturing" and f.severity is Severity.OK:
+            # Logging is on because pinwatch switched it on: say whose it is and until when.
+            out.append(replace(f, summary=f"{f.summary} (switched on by pinwatch's reason capture, {capture.mode})"))
+            continue
+        if f.rule != ENHANCED_LOGGING_OFF or f.severity is not Severity.INFO or capture.status == "capturing":
             out.append(f)
             continue
         head = f.summary.split(": pin reasons", 1)[0]
