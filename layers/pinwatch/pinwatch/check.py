@@ -6,7 +6,9 @@ wire real adapters (:mod:`pinwatch.wiring`), tests wire fakes or local services.
 One run costs: one ``DescribeDBProxies`` listing (or one call per configured name), one
 ``DescribeDBProxyTargetGroups`` per available proxy, ceil(proxies x 7 / 500) ``GetMetricData``
 calls, and two summary-table queries per proxy that has pins or problems (healthy, unpinned
-proxies have nothing to explain, so their reasons are not read).
+proxies have nothing to explain, so their reasons are not read). With reason capture on
+(:mod:`pinwatch.capture`), one consistent ``GetItem`` per available proxy, and a conditional write
+plus a ``ModifyDBProxy`` when capture switches a proxy's enhanced logging.
 """
 
 from __future__ import annotations
