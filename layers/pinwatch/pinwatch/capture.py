@@ -275,11 +275,15 @@ def window_coverage(state: CaptureState | None, since_ms: int, until_ms: int) ->
     total = (until_ms - since_ms) // MINUTE_MS
     return (
         f"reasons from {covered} of {total} minutes: pinwatch's reason capture had enhanced logging on "
-        f"{_hhmm(first)}–{_hhmm(last)} UTC only"
+        f"{_stamp(first)}–{_stamp(last, same_day_as=first)} UTC only"
     )
 
 
-def _hhmm(ms: int) -> str:
+def _stamp(ms: int, same_day_as: int | None = None) -> str:
+    """``2026-12-06 21:04``, or ``21:04`` on the same UTC day as ``same_day_as``."""
     from datetime import UTC, datetime
 
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    when = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    if same_day_as is not None and datetime.fromtimestamp(same_day_as / 1000, tz=UTC).date() == when.date():
+        return when.strftime("%H:%M")
+    return when.strftime("%Y-%m-%d %H:%M")
