@@ -53,7 +53,7 @@ format: $(VENV)/.installed ## apply ruff's fixes and formatting
 # Every optional resource switched on, so the rendered template holds everything the stack can create.
 TEMPLATE_CHECK_PARAMS := --param ProxyNames=orders-db,billing-db --param AlertEmail=oncall@example.com \
 	--param SlackWebhookSecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:pinwatch/slack-AbCdEf \
-	--param EnableTracing=true
+	--param EnableTracing=true --param ReasonCapture=on-incident
 
 template-check: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## sam validate, cfn-lint and checkov on template.yaml
 	$(SAM) validate --region $(AWS_DEFAULT_REGION) --language-extensions

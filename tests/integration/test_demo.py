@@ -114,7 +114,8 @@ def test_given_the_incident_when_replayed_then_every_alert_resolves_after_the_fi
 def test_given_the_incident_when_replayed_then_the_table_counts_equal_the_replayed_lines_exactly(
     replayed: Replayed,
 ) -> None:
-    lines = replayed.result.incident.lines
+    # What the proxy wrote: pin lines only once reason capture had switched enhanced logging on.
+    lines = replayed.result.replayed_lines
     pins = Counter(line.reason for line in lines if line.kind is Kind.PINNED)
     assert replayed.totals == dict(pins)
     # Pins, would-pins and unparsed lines per hour; connects and closes are counted, not stored.
@@ -131,7 +132,7 @@ def test_given_a_payload_delivered_twice_when_replayed_then_the_second_delivery_
     assert first.summary["pinned"] > 0
     assert (first.summary["appliedChunks"], again.summary["appliedChunks"]) == (1, 0)
     assert again.summary["duplicateChunks"] == 1
-    pins = sum(1 for line in result.incident.lines if line.kind is Kind.PINNED)
+    pins = sum(1 for line in result.replayed_lines if line.kind is Kind.PINNED)
     assert result.emf_pin_events == pins  # the metrics are as exact as the table
 
 
@@ -156,8 +157,32 @@ def test_given_the_replay_when_verified_then_every_stage_passes_and_a_missing_ch
     failed = [s.name for s in verify(without_slack) if not s.ok]
     assert failed == [
         "critical alert with an exhaustion ETA on Slack",
+        "first alert: reasons unknown, reason capture started",
+        "a later alert names the culprit statement and its fix",
         "every alert resolved after the fix, on both channels",
     ]
+
+
+def test_given_logging_off_at_the_start_when_replayed_then_capture_switches_it_on_for_the_incident_and_off_after(
+    replayed: Replayed,
+) -> None:
+    result = replayed.result
+    started = [t.minute.index for t in result.ticks if t.capture is not None and t.capture.status == "started"]
+    stopped = [t.minute.index for t in result.ticks if t.capture is not None and t.capture.status == "stopped"]
+    assert len(started) == 1
+    assert len(stopped) == 1
+    assert result.incident.onset <= started[0] < stopped[0]
+    assert stopped[0] >= result.incident.fix
+    # The proxy wrote no pin line while logging was off, and every one while it was on.
+    for tick in result.ticks:
+        written = [line for line in result.incident[tick.minute.index].lines if line.kind is Kind.PINNED]
+        assert tick.withheld == (0 if tick.debug_logging else len(written) + _would_pins(result, tick.minute.index))
+        assert tick.debug_logging is (started[0] < tick.minute.index <= stopped[0])
+    assert result.debug_logging_after is False
+
+
+def _would_pins(result: DemoResult, minute: int) -> int:
+    return sum(1 for line in result.incident[minute].lines if line.kind is Kind.WOULD_PIN)
 
 
 @pytest.fixture

@@ -592,9 +592,10 @@ def test_given_pins_with_enhanced_logging_off_when_diagnosed_then_an_info_note_s
     pinned = [0.0] * (MINUTES - 1) + [4.0]
     finding = rule(dx.ENHANCED_LOGGING_OFF, metrics(pinned=pinned), proxy=proxy)
     assert finding.severity is Severity.INFO
-    assert "reasons and statement digests may be missing" in finding.summary
+    assert "pin reasons are unknown" in finding.summary
     assert "aws rds modify-db-proxy --db-proxy-name orders --debug-logging" in finding.details[0]
     assert "24 hours" in finding.details[1]
+    assert "ReasonCapture=on-incident" in finding.details[1]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ wire real adapters (:mod:`pinwatch.wiring`), tests wire fakes or local services.
 One run costs: one ``DescribeDBProxies`` listing (or one call per configured name), one
 ``DescribeDBProxyTargetGroups`` per available proxy, ceil(proxies x 7 / 500) ``GetMetricData``
 calls, and two summary-table queries per proxy that has pins or problems (healthy, unpinned
-proxies have nothing to explain, so their reasons are not read).
+proxies have nothing to explain, so their reasons are not read). With reason capture on
+(:mod:`pinwatch.capture`), one consistent ``GetItem`` per available proxy, and a conditional write
+plus a ``ModifyDBProxy`` when capture switches a proxy's enhanced logging.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from pinwatch.alerts.policy import GONE_STATUS
 from pinwatch.config import Thresholds
-from pinwatch.diagnose import diagnose, not_checked_finding, not_found_finding
+from pinwatch.diagnose import diagnose, not_checked_finding, not_found_finding, with_capture
 from pinwatch.discovery import Discovery, ProxyInfo
-from pinwatch.findings import ProxyReport, Severity
+from pinwatch.findings import CaptureNote, Finding, ProxyReport, Severity
 from pinwatch.hints import hints_for
 from pinwatch.metrics import PINNED, ProxyMetrics
 from pinwatch.records import EngineFamily, PoolConfig, ReasonCount
@@ -52,6 +54,21 @@ class ReasonSource(Protocol):
     def top_reasons(self, proxy: str, since_ms: int, until_ms: int, limit: int = 5) -> list[ReasonCount]: ...
 
     def reason_totals(self, proxy: str) -> list[ReasonCount]: ...
+
+
+class Capture(Protocol):
+    """Reason capture (``pinwatch.capture_runner.ReasonCapture``): switch enhanced logging for an incident."""
+
+    def apply(
+        self,
+        proxy: str,
+        debug_logging: bool | None,
+        findings: Sequence[Finding],
+        reasons: Sequence[ReasonCount],
+        now_ms: int,
+        *,
+        dry_run: bool = False,
+    ) -> CaptureNote: ...
 
 
 class Dispatcher(Protocol):
@@ -128,6 +145,7 @@ class ConnectionCheck:
         hints: HintLookup | None = None,
         dispatcher: Dispatcher | None = None,
         reason_limit: int = 5,
+        capture: Capture | None = None,
     ) -> None:
         self._proxies = proxies
         self._metrics = metrics
@@ -138,6 +156,7 @@ class ConnectionCheck:
         self._hints = hints
         self._dispatcher = dispatcher
         self._reason_limit = reason_limit
+        self._capture = capture
 
     def run(self, now_ms: int, *, dry_run: bool = False, deadline: float | None = None) -> CheckResult:
         """One check of every proxy; ``dry_run`` asks the dispatcher to render without sending or saving.
@@ -148,7 +167,7 @@ class ConnectionCheck:
         found = self._proxies.discover(self._proxy_names)
         available = [p.name for p in found.proxies if p.available and p.error is None]
         series = self._read_metrics(available, now_ms)
-        reports = [self._checked(proxy, series.get(proxy.name), now_ms) for proxy in found.proxies]
+        reports = [self._checked(proxy, series.get(proxy.name), now_ms, dry_run) for proxy in found.proxies]
         reports += [
             ProxyReport(
                 proxy=name,
@@ -193,11 +212,11 @@ class ConnectionCheck:
             error = f"reading metrics failed ({type(exc).__name__}): {exc}"
             return {name: ProxyMetrics(name, (), {}, error=error) for name in proxies}
 
-    def _checked(self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int) -> ProxyReport:
+    def _checked(self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int, dry_run: bool) -> ProxyReport:
         error = proxy.error or (metrics.error if metrics is not None else None)
         if error is None:
             try:
-                return self._report(proxy, metrics, now_ms)
+                return self._report(proxy, metrics, now_ms, dry_run)
             except Exception as exc:  # a bug or odd data in one proxy must not cost the others their check
                 logger.exception("diagnosing %s failed", proxy.name)
                 error = f"diagnosis failed ({type(exc).__name__}): {exc}"
@@ -210,7 +229,9 @@ class ConnectionCheck:
             checked_at_ms=now_ms,
         )
 
-    def _report(self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int) -> ProxyReport:
+    def _report(
+        self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int, dry_run: bool = False
+    ) -> ProxyReport:
         result = diagnose(proxy, metrics, self._thresholds)
         last_hour: tuple[ReasonCount, ...] = ()
         all_time: tuple[ReasonCount, ...] = ()
@@ -220,11 +241,16 @@ class ConnectionCheck:
         if proxy.available and (pinned_seen or worst > Severity.OK.rank):
             last_hour, all_time = self._top_reasons(proxy.name, now_ms)
             hints = self._hints_for(proxy, last_hour + all_time)
+        findings, capture = result.findings, None
+        if self._capture is not None and proxy.available:
+            # After diagnosis, before alerting: the alert says what capture did in this run.
+            capture = self._capture.apply(proxy.name, proxy.debug_logging, findings, last_hour, now_ms, dry_run=dry_run)
+            findings = with_capture(findings, capture)
         return ProxyReport(
             proxy=proxy.name,
             engine=proxy.engine,
             status=proxy.status,
-            findings=result.findings,
+            findings=findings,
             figures=result.figures,
             debug_logging=proxy.debug_logging,
             pool=proxy.pool,
@@ -233,6 +259,7 @@ class ConnectionCheck:
             top_reasons_all_time=all_time,
             hints=hints,
             checked_at_ms=now_ms,
+            capture=capture,
         )
 
     def _top_reasons(self, proxy: str, now_ms: int) -> tuple[tuple[ReasonCount, ...], tuple[ReasonCount, ...]]:

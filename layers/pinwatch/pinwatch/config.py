@@ -31,6 +31,7 @@ _SNS_TOPIC_ARN = re.compile(_ARN.format(service="sns", resource=r"[A-Za-z0-9_-]{
 _SECRET_ARN = re.compile(_ARN.format(service="secretsmanager", resource=r"secret:[A-Za-z0-9/_+=.@-]+") + "$")
 
 SlackMention = Literal["here", "channel", "none"]
+REASON_CAPTURE_MODES = ("off", "on-incident", "always")  # pinwatch.capture.CaptureMode values
 
 
 class _Reader:
@@ -167,6 +168,9 @@ class CheckConfig:
     slack_allow_loopback: bool = False
     chat_notifications: bool = False
     dashboard_url: str | None = None
+    # Reason capture (docs/reason-capture.md): off | on-incident | always, and the longest capture.
+    reason_capture: str = "off"
+    reason_capture_max_hours: float = 2.0
 
     @property
     def thresholds(self) -> Thresholds:
@@ -234,6 +238,9 @@ class CheckConfig:
             slack_allow_loopback=r.boolean("SLACK_ALLOW_LOOPBACK", False),
             chat_notifications=r.boolean("CHAT_NOTIFICATIONS", False),
             dashboard_url=_dashboard_url(r),
+            reason_capture=r.choice("REASON_CAPTURE", "off", REASON_CAPTURE_MODES),
+            # AWS switches enhanced logging off 24 h after it is enabled: a longer cap would mean nothing.
+            reason_capture_max_hours=r.number("REASON_CAPTURE_MAX_HOURS", 2.0, 0.25, 24.0, float),
         )
         r.ordered(
             ("PINNED_WARNING_PCT", config.pinned_warning_pct), ("PINNED_CRITICAL_PCT", config.pinned_critical_pct)

@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pinwatch.config import Thresholds
 from pinwatch.discovery import DEFAULT_TARGET_GROUP, ProxyInfo
-from pinwatch.findings import Finding, Severity
+from pinwatch.findings import CaptureNote, Finding, Severity
 from pinwatch.forecast import Outlook, correlation, fit_trend, forecast_exhaustion
 from pinwatch.metrics import (
     BORROW_LATENCY,
@@ -685,13 +685,52 @@ def _enhanced_logging_off(ctx: _Context) -> Finding:
         ENHANCED_LOGGING_OFF,
         Severity.INFO,
         f"up to {_n(peak)} pinned connections in the last {ctx.window_minutes} min but enhanced logging is off: "
-        "pin reasons and statement digests may be missing from the proxy's log",
+        "pin reasons are unknown (the proxy logs them only with enhanced logging on)",
         {"pinned_peak": peak},
         details=(
             f"Enable it while investigating: aws rds modify-db-proxy --db-proxy-name {ctx.proxy.name} --debug-logging",
-            "It switches itself off after 24 hours. It logs SQL statement text, so leave it off otherwise.",
+            "It switches itself off after 24 hours and logs SQL statement text, so leave it off otherwise; "
+            "pinwatch can switch it on for an incident and off again (ReasonCapture=on-incident, "
+            "see docs/reason-capture.md).",
         ),
     )
+
+
+def with_capture(findings: tuple[Finding, ...], capture: CaptureNote | None) -> tuple[Finding, ...]:
+    """The ``enhanced_logging_off`` finding reworded for what reason capture did in this run.
+
+    The rule runs before capture acts (diagnosis is pure); the check calls this afterwards so the
+    finding says "pinwatch switched it on" or why it could not, instead of asking a person to.
+    """
+    if capture is None or capture.status not in ("started", "capturing", "failed", "planned", "released"):
+        return findings
+    out = []
+    for f in findings:
+        if f.rule == ENHANCED_LOGGING_OFF and capture.status == "capturing" and f.severity is Severity.OK:
+            # Logging is on because pinwatch switched it on: say whose it is and until when.
+            out.append(replace(f, summary=f"{f.summary} (switched on by pinwatch's reason capture, {capture.mode})"))
+            continue
+        if f.rule != ENHANCED_LOGGING_OFF or f.severity is not Severity.INFO or capture.status == "capturing":
+            out.append(f)
+            continue
+        head = f.summary.split(": pin reasons", 1)[0]
+        if capture.status == "started":
+            summary = f"{head}: pin reasons are unknown so far; pinwatch switched it on to capture them"
+            details: tuple[str, ...] = (
+                "Reasons and statement digests appear from the next checks; pinwatch switches enhanced logging "
+                "off again once the incident is over (it logs SQL statement text).",
+            )
+        elif capture.status == "failed":
+            summary = f"{head}: pin reasons are unknown; pinwatch could not switch it on ({capture.error})"
+            details = (*f.details[:1], "Check that the check function may call rds:ModifyDBProxy on the proxy.")
+        elif capture.status == "released":
+            summary = f"{head}: it was switched off outside pinwatch, which leaves it off for this incident"
+            details = f.details[:1]
+        else:
+            summary = f"{head}: pin reasons are unknown; reason capture would switch it on ({capture.reason})"
+            details = f.details
+        out.append(replace(f, summary=summary, details=details))
+    return tuple(out)
 
 
 _RULES: tuple[Callable[[_Context], Finding], ...] = (

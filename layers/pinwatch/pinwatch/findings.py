@@ -47,6 +47,24 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class CaptureNote:
+    """What reason capture (:mod:`pinwatch.capture`) did or does for a proxy, for the alert.
+
+    `status`: started | capturing | stopped | released | failed | planned | idle. `since_ms`: when
+    the capture started (stopped, for stopped/released). `covered_minutes`: the minutes of the
+    metrics window the reasons cover, when logging came on inside the window.
+    """
+
+    mode: str
+    status: str
+    reason: str
+    since_ms: int | None = None
+    covered_minutes: int | None = None
+    window_minutes: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyReport:
     """Everything one check run knows about one proxy: what alerts are rendered from."""
 
@@ -62,6 +80,7 @@ class ProxyReport:
     top_reasons_all_time: tuple[ReasonCount, ...] = ()
     hints: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # reason code -> hints, best first
     checked_at_ms: int = 0
+    capture: CaptureNote | None = None  # None: reason capture not wired (or the proxy was not checked)
 
     @property
     def severity(self) -> Severity:

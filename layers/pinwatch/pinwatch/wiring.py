@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from pinwatch.alerts.render import SlackMention
     from pinwatch.alerts.secrets import SecretProvider
     from pinwatch.alerts.slack import SlackWebhookUrl
-    from pinwatch.check import ConnectionCheck, Dispatcher, ReasonSource
+    from pinwatch.capture_runner import ReasonCapture
+    from pinwatch.check import ConnectionCheck, Dispatcher
 
 # botocore's standard retry mode (exponential backoff with jitter on throttling and 5xx) and
 # timeouts well inside the functions' own, so one slow API cannot eat a whole run.
@@ -109,9 +110,10 @@ def build_connection_check(
     from pinwatch.discovery import RdsProxyDiscovery
     from pinwatch.metrics import CloudWatchMetricsReader
 
-    reasons: ReasonSource | None = None
+    reasons: SummaryStore | None = None
     if dynamodb_client is not None and config.summary_table_name:
         reasons = SummaryStore(dynamodb_client, config.summary_table_name)
+    capture = reason_capture(config, rds_client, dynamodb_client) if reasons is not None else None
     return ConnectionCheck(
         proxies=RdsProxyDiscovery(rds_client),
         metrics=CloudWatchMetricsReader(cloudwatch_client, periodic_every_minutes=config.setup_failed_every_minutes),
@@ -121,6 +123,30 @@ def build_connection_check(
         reasons=reasons,
         hints=catalog_hints,
         dispatcher=dispatcher,
+        capture=capture,
+    )
+
+
+def reason_capture(
+    config: CheckConfig, rds_client: RDSClient, dynamodb_client: DynamoDBClient | None
+) -> ReasonCapture | None:
+    """Reason capture when switched on (its state lives in the summary table, so it needs one)."""
+    from pinwatch.capture import CaptureMode, CaptureSettings
+    from pinwatch.capture_runner import ReasonCapture
+    from pinwatch.proxy_logging import RdsDebugLogging
+    from pinwatch.store.capture_state import CaptureStateStore
+
+    mode = CaptureMode(config.reason_capture)
+    if mode is CaptureMode.OFF or dynamodb_client is None or not config.summary_table_name:
+        return None
+    settings = CaptureSettings(mode=mode, cap_minutes=round(config.reason_capture_max_hours * 60))
+    return ReasonCapture(
+        settings,
+        CaptureStateStore(dynamodb_client, config.summary_table_name),
+        RdsDebugLogging(rds_client),
+        window_minutes=config.metrics_window_minutes,
+        proxy_names=config.proxy_names,
+        reasons=SummaryStore(dynamodb_client, config.summary_table_name),
     )
 
 

@@ -308,6 +308,42 @@ def notes(alert: Alert) -> list[str]:
     return lines
 
 
+def capture_lines(report: ProxyReport) -> list[str]:
+    """What reason capture did, and how much of the window the reasons cover (pinwatch.capture).
+
+    Said whenever capture acted or runs, so a top reason from a short capture is not overstated.
+    """
+    capture = report.capture
+    if capture is None:
+        return []
+    lines: list[str] = []
+    since = _time_of_day(capture.since_ms) if capture.since_ms is not None else None
+    if capture.status == "started":
+        lines.append(
+            f"Reason capture started: pinwatch switched enhanced logging on at {since}; "
+            "reasons follow in the next checks."
+        )
+    elif capture.status == "capturing":
+        lines.append(f"Capturing reasons since {since} (pinwatch switched enhanced logging on; {capture.mode}).")
+    elif capture.status == "stopped":
+        lines.append(f"Reason capture stopped at {since}: {capture.reason}; enhanced logging is off again.")
+    elif capture.status == "released":
+        lines.append(f"Reason capture ended: {capture.reason}.")
+    elif capture.status == "failed":
+        starting = capture.reason.startswith("could not switch enhanced logging on")
+        lines.append(
+            f"Reason capture did not start: {capture.error}." if starting else f"Reason capture: {capture.reason}."
+        )
+    elif capture.status == "planned":
+        lines.append(f"Reason capture {capture.reason}.")
+    if capture.covered_minutes is not None and capture.window_minutes is not None and capture.status != "started":
+        lines.append(
+            f"Reasons from the last {capture.covered_minutes} of {capture.window_minutes} minutes "
+            "(enhanced logging was off before): the top reason may not be the whole story."
+        )
+    return lines
+
+
 def console_url(proxy: str, region: str | None) -> str | None:
     if not region:
         return None
@@ -345,6 +381,7 @@ def render_slack(alert: Alert, settings: RenderSettings) -> dict[str, Any]:
     if fields:
         main["fields"] = fields[:SLACK_MAX_FIELDS]
     blocks.append(main)
+    blocks.extend(_slack_capture(alert.report))
 
     if not alert.resolved:
         fixes = pool_fix_lines(alert.report)
@@ -374,6 +411,14 @@ def render_slack(alert: Alert, settings: RenderSettings) -> dict[str, Any]:
     short = _cut_line(fallback, SLACK_FALLBACK_MAX - 20)
     fallback = short if short == fallback else short + "…"
     return {"text": f"{mention} {fallback}" if mention else fallback, "blocks": _cap_blocks(blocks)}
+
+
+def _slack_capture(report: ProxyReport) -> list[dict[str, Any]]:
+    lines = capture_lines(report)
+    if not lines:
+        return []
+    text = "\n".join(["*Reason capture*", *(_text(line) for line in lines)])
+    return [{"type": "section", "text": _mrkdwn(_truncate_mrkdwn(text, SLACK_SECTION_MAX))}]
 
 
 def _slack_reason(index: int, reason: ReasonCount) -> str:
@@ -473,6 +518,7 @@ def render_text(alert: Alert, settings: RenderSettings) -> str:
         width = max(len(label) for label, _ in rows)
         out += ["", "Numbers (latest minute)"]
         out += [f"  {label.ljust(width)}  {value}" for label, value in rows]
+    out += _text_capture(alert.report)
     if not alert.resolved:
         fixes = pool_fix_lines(alert.report)
         if fixes:
@@ -503,6 +549,11 @@ def render_text(alert: Alert, settings: RenderSettings) -> str:
     return "\n".join(out)
 
 
+def _text_capture(report: ProxyReport) -> list[str]:
+    lines = capture_lines(report)
+    return ["", "Reason capture", *(f"  {line}" for line in lines)] if lines else []
+
+
 def render_sms(alert: Alert) -> str:
     text = headline(alert, emoji=False, separator=" ")
     return _truncate(_ascii_line(text), SMS_MAX)
@@ -519,6 +570,9 @@ def render_chat(alert: Alert, settings: RenderSettings, description_max: int = 4
     if rows:
         lines.append("")
         lines += [f"• {label}: {value}" for label, value in rows]
+    capture = capture_lines(alert.report)
+    if capture:
+        lines += ["", *capture]
     if not alert.resolved:
         fixes = pool_fix_lines(alert.report)
         if fixes:
@@ -705,6 +759,10 @@ def _duration(ms: int) -> str:
         return f"{hours} h {minutes:02d} min"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h"
+
+
+def _time_of_day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%H:%M UTC")
 
 
 def _clock(ms: int) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pinwatch.cli import EXIT_FINDINGS, EXIT_OK, CliError
 from pinwatch.cli.aws import AwsClients, add_aws_arguments
-from pinwatch.config import CheckConfig, ConfigError
+from pinwatch.config import REASON_CAPTURE_MODES, CheckConfig, ConfigError
 from pinwatch.findings import Finding, ProxyReport, Severity
 
 if TYPE_CHECKING:
@@ -61,6 +61,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--fail-on",
         choices=("info", "warning", "critical"),
         help="exit 1 when any finding is at or above this severity (for scripts and CI)",
+    )
+    parser.add_argument(
+        "--reason-capture",
+        choices=REASON_CAPTURE_MODES,
+        default=None,
+        help="switch enhanced logging on for pinning incidents (on-incident) or keep it on (always); needs --table "
+        "and rds:ModifyDBProxy; --dry-run only says what it would do (default: $REASON_CAPTURE, else off)",
+    )
+    parser.add_argument(
+        "--reason-capture-max-hours",
+        type=float,
+        default=None,
+        metavar="HOURS",
+        help="longest on-incident capture (default: $REASON_CAPTURE_MAX_HOURS, else 2)",
     )
     add_aws_arguments(parser)
 
@@ -103,9 +117,24 @@ def _config(args: argparse.Namespace) -> CheckConfig:
         raise CliError(str(exc)) from None
     names = tuple(dict.fromkeys(args.proxy)) if args.proxy else config.proxy_names
     # A check by hand reads every metric: saving the periodic ones' cost is for the schedule.
-    return dataclasses.replace(
+    config = dataclasses.replace(
         config, summary_table_name=args.table or "", proxy_names=names, setup_failed_every_minutes=1
     )
+    return _with_capture(config, getattr(args, "reason_capture", None), getattr(args, "reason_capture_max_hours", None))
+
+
+def _with_capture(config: CheckConfig, mode: str | None, max_hours: float | None) -> CheckConfig:
+    """The command line's reason-capture options over the environment's (docs/reason-capture.md)."""
+    if max_hours is not None and not 0.25 <= max_hours <= 24:
+        raise CliError("--reason-capture-max-hours must be from 0.25 to 24 (AWS switches logging off after 24 h)")
+    config = dataclasses.replace(
+        config,
+        reason_capture=mode or config.reason_capture,
+        reason_capture_max_hours=config.reason_capture_max_hours if max_hours is None else max_hours,
+    )
+    if config.reason_capture != "off" and not config.summary_table_name:
+        raise CliError("--reason-capture needs --table: the capture state lives in the summary table")
+    return config
 
 
 def _dispatcher(config: CheckConfig, clients: AwsClients, dry_run: bool) -> Dispatcher | None:
@@ -169,6 +198,7 @@ def _finding_json(report: ProxyReport, finding: Finding) -> dict[str, Any]:
         "top_reasons_all_time": [_reason_json(r) for r in report.top_reasons_all_time],
         "hints": {reason: list(texts) for reason, texts in report.hints.items()},
         "checked_at_ms": report.checked_at_ms,
+        "reason_capture": None if report.capture is None else dataclasses.asdict(report.capture),
     }
 
 
@@ -236,6 +266,12 @@ def _print_explanation(console: Any, report: ProxyReport) -> None:
             console.print(f"\n[bold]{report.proxy}[/] {finding.rule}:", highlight=False)
             for detail in finding.details:
                 console.print(f"  - {detail}", highlight=False, markup=False)
+    from rich.markup import escape
+
+    from pinwatch.alerts.render import capture_lines
+
+    for line in capture_lines(report):
+        console.print(f"\n[bold]{report.proxy}[/]: {escape(line)}", highlight=False)
     reasons = report.top_reasons_last_hour or report.top_reasons_all_time
     if not reasons:
         return

@@ -241,10 +241,28 @@ def _timeline(tick: Tick) -> Iterator[RenderableType]:
                 f"{s.get('appliedChunks', 0)} chunk(s) applied, {s.get('duplicateChunks', 0)} skipped as already counted"
             )
             yield _row(minute_at, "↻", Text(text))
+    capture = tick.capture
+    if capture is not None and capture.status in ("started", "stopped", "failed", "released"):
+        yield _row(checked_at, "◉", Text(_capture_text(tick), "magenta"))
     for alert in tick.alerts:
         yield _alert_row(checked_at, alert)
     for error in tick.errors:
         yield _row(checked_at, "✗", Text(error, "red"))
+
+
+def _capture_text(tick: Tick) -> str:
+    """Reason capture's move in this minute's check, as the alert words it."""
+    from pinwatch.alerts.render import capture_lines
+    from pinwatch.findings import ProxyReport
+
+    report = ProxyReport(proxy="", engine=None, status="", findings=(), capture=tick.capture)
+    lines = capture_lines(report)
+    withheld = (
+        f" (this minute's {tick.withheld} pin lines were not written: logging was still off)" if tick.withheld else ""
+    )
+    return (lines[0] if lines else "reason capture") + (
+        withheld if tick.capture and tick.capture.status == "started" else ""
+    )
 
 
 def _row(

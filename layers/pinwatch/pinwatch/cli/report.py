@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
         p: rank_reasons(p, c, window, kind, _hint_fn(engine or _guess_engine(c)), args.limit) for p, c in counts.items()
     }
     if args.format == "table":
-        _print_reason_tables(ranked, counts, window, kind)
+        coverage = _coverage(store, clients, where, list(ranked), window)
+        _print_reason_tables(ranked, counts, window, kind, coverage)
     else:
         records = [reason_record(r) for rows in ranked.values() for r in rows]
         _print_records(records, REASON_COLUMNS, MARKDOWN_REASON_COLUMNS, args.format)
@@ -225,12 +226,34 @@ def _print_tables[Rows](
         console.print(table)
 
 
+def _coverage(
+    store: SummaryStore, clients: AwsClients, where: str, proxies: list[str], window: Window
+) -> dict[str, str]:
+    """Per proxy, what to say when reason capture covered only part of the window (docs/reason-capture.md)."""
+    from pinwatch.capture import window_coverage
+    from pinwatch.store.capture_state import CaptureStateStore
+
+    states = CaptureStateStore(clients.get("dynamodb"), store.table_name)
+    out: dict[str, str] = {}
+    for proxy in proxies:
+        text = window_coverage(clients.call(partial(states.load, proxy), where), window.since_ms, window.until_ms)
+        if text:
+            out[proxy] = text
+    return out
+
+
 def _print_reason_tables(
-    ranked: dict[str, list[ReasonRow]], counts: dict[str, list[HourlyCount]], window: Window, kind: Kind
+    ranked: dict[str, list[ReasonRow]],
+    counts: dict[str, list[HourlyCount]],
+    window: Window,
+    kind: Kind,
+    coverage: Mapping[str, str] | None = None,
 ) -> None:
     def build(proxy: str, rows: list[ReasonRow], width: int) -> tuple[Table, str | None]:
         table = _reason_table(f"{proxy}: {_noun(kind)} by reason, {_window_text(window)}", rows, window, width)
-        return table, None if rows else f"no {_noun(kind)} in this window or the previous one"
+        empty = None if rows else f"no {_noun(kind)} in this window or the previous one"
+        covered = (coverage or {}).get(proxy)
+        return table, "; ".join(t for t in (covered, empty) if t) or None
 
     _print_tables(ranked, build, counts, window, kind)
 

@@ -13,6 +13,7 @@ check never scan.
 | running total per reason   | PROXY#<proxy>    | TOTAL#PIN#<reason> / TOTAL#WOULD#<reason> | no                        |
 | alert state per rule       | PROXY#<proxy>    | ALERT#<rule>                              | write + 30 d              |
 | open-alert index per rule  | ALERTING         | PROXY#<proxy>#ALERT#<rule>                | write + 30 d              |
+| reason capture state       | PROXY#<proxy>    | CAPTURE                                   | no                        |
 | proxies seen               | PROXIES          | PROXY#<proxy>                             | no                        |
 | exactly-once batch marker  | BATCH#<batch id> | CHUNK#<index>/<chunks>                    | write + 15 d              |
 
@@ -49,6 +50,7 @@ PROXIES_PK = "PROXIES"
 HOUR_PREFIX = "HOUR#"
 TOTAL_PREFIX = "TOTAL#"
 ALERT_PREFIX = "ALERT#"
+CAPTURE_SK = "CAPTURE"  # pinwatch.store.capture_state: who switched enhanced logging on, and when
 RANGE_END = "~"  # sorts after every character used in keys, closing a prefix range
 
 

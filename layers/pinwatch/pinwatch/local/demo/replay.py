@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pinwatch.findings import Severity
+from pinwatch.findings import CaptureNote, Severity
 from pinwatch.local.demo.stack import DemoStack, LocalFunctions, client
 from pinwatch.local.demo.verdicts import Stage, verify
 from pinwatch.local.incident import Incident, IncidentMinute, LogLine
@@ -91,7 +91,12 @@ class IngestCall:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """One simulated minute, as it went."""
+    """One simulated minute, as it went.
+
+    ``debug_logging``: the proxy's enhanced logging during the minute (pin lines were written only
+    then); ``capture``: what reason capture did in the minute's check; ``withheld``: pin lines the
+    proxy did not write because logging was off.
+    """
 
     minute: IncidentMinute
     checked_at_ms: int
@@ -101,6 +106,9 @@ class Tick:
     sns: tuple[SnsMessage, ...]
     errors: tuple[str, ...]
     unhealthy: str | None  # the proxy's worst severity in this check, if not ok
+    debug_logging: bool = True
+    capture: CaptureNote | None = None
+    withheld: int = 0
 
 
 @dataclass
@@ -116,6 +124,7 @@ class DemoResult:
     function_output: str
     seconds: float
     stages: list[Stage] = field(default_factory=list)
+    debug_logging_after: bool | None = None  # the proxy's enhanced logging once the replay ended
 
     @property
     def ok(self) -> bool:
@@ -132,6 +141,11 @@ class DemoResult:
     @property
     def sns(self) -> list[SnsMessage]:
         return [m for t in self.ticks for m in t.sns]
+
+    @property
+    def replayed_lines(self) -> list[LogLine]:
+        """The lines the proxy wrote: pin lines only while enhanced logging was on."""
+        return [line for t in self.ticks for line in _written(t.minute, t.debug_logging)]
 
     @property
     def ingest_calls(self) -> list[IngestCall]:
@@ -191,26 +205,31 @@ class Replay:
             if self.on_tick is not None:
                 self.on_tick(tick)
         hourly, totals = self._table_counts()
+        written = Counter((line.kind, line.reason) for t in ticks for line in _written(t.minute, t.debug_logging))
         pins, would = _emf_counts(self.functions.output.getvalue(), self.stack.proxy)
         result = DemoResult(
             stack=self.stack,
             incident=self.incident,
             ticks=ticks,
-            expected=self.incident.expected_counts(),
+            expected=written,
             table_hourly=hourly,
             table_totals=totals,
             emf_pin_events=pins,
             emf_would_pin_events=would,
             function_output=self.functions.output.getvalue(),
             seconds=time.perf_counter() - started,
+            debug_logging_after=self.stack.debug_logging(),
         )
         result.stages = verify(result)
         return result
 
     def _minute(self, minute: IncidentMinute, errors: list[str]) -> Tick:
         self._put_metrics(minute)
+        # A proxy writes pin lines only with enhanced logging on: what the check's capture switched.
+        logging_on = self.stack.debug_logging()
+        written = _written(minute, logging_on)
         calls: list[IngestCall] = []
-        for stream, lines in minute.by_stream().items():
+        for stream, lines in _by_stream(written).items():
             self._put_log_events(stream, lines)
             log_events = [
                 {"id": line.event_id, "timestamp": line.timestamp_ms, "message": line.message} for line in lines
@@ -237,6 +256,7 @@ class Replay:
         unhealthy = None
         if summary is not None:
             unhealthy = summary.get("unhealthyProxies", {}).get(self.stack.proxy)
+        capture = next((o.report.capture for o in result.outcomes), None) if result is not None else None
         return Tick(
             minute,
             now_ms,
@@ -246,6 +266,9 @@ class Replay:
             self._drain_queue(minute.index, now_ms),
             tuple(errors),
             unhealthy,
+            debug_logging=logging_on,
+            capture=capture,
+            withheld=len(minute.lines) - len(written),
         )
 
     def _schedule_event(self, now_ms: int) -> dict[str, Any]:
@@ -314,6 +337,20 @@ class Replay:
             for item in response.get("Items", []):
                 totals[(kind, item[A_REASON]["S"])] += int(item[A_COUNT]["N"])
         return hourly, totals
+
+
+def _written(minute: IncidentMinute, debug_logging: bool) -> list[LogLine]:
+    """The minute's lines as the proxy writes them: without enhanced logging, no pin or would-pin lines."""
+    if debug_logging:
+        return list(minute.lines)
+    return [line for line in minute.lines if line.kind not in (Kind.PINNED, Kind.WOULD_PIN)]
+
+
+def _by_stream(lines: Sequence[LogLine]) -> dict[str, list[LogLine]]:
+    streams: dict[str, list[LogLine]] = {}
+    for line in lines:
+        streams.setdefault(line.stream, []).append(line)
+    return streams
 
 
 def _alerts(minute: int, at_ms: int, result: CheckResult | None) -> tuple[AlertEvent, ...]:

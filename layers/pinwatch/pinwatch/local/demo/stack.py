@@ -45,8 +45,13 @@ if TYPE_CHECKING:
 
 
 # Demo settings on top of the template's defaults: a reminder interval short enough to show one
-# within the replay, and the local Slack receiver allowed (never in a deployed stack).
-DEMO_OVERRIDES: Mapping[str, str] = {"RENOTIFY_MINUTES": "10", "SLACK_ALLOW_LOOPBACK": "true"}
+# within the replay, the local Slack receiver allowed (never in a deployed stack), and reason
+# capture switching the proxy's enhanced logging on for the incident (docs/reason-capture.md).
+DEMO_OVERRIDES: Mapping[str, str] = {
+    "RENOTIFY_MINUTES": "10",
+    "SLACK_ALLOW_LOOPBACK": "true",
+    "REASON_CAPTURE": "on-incident",
+}
 
 _FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
@@ -130,7 +135,7 @@ def client(endpoints: Endpoints, service: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class DemoStack:
-    """The emulated resources the two functions use."""
+    """The emulated resources the two functions use (the proxy starts with enhanced logging off)."""
 
     endpoints: Endpoints
     proxy: str
@@ -140,6 +145,12 @@ class DemoStack:
     secret_arn: str
     log_group: str
     db_instance: str
+
+    def debug_logging(self) -> bool:
+        """The proxy's enhanced-logging setting now, as ``DescribeDBProxies`` reports it."""
+        rds = client(self.endpoints, "rds")
+        proxies = rds.describe_db_proxies(DBProxyName=self.proxy).get("DBProxies", [])
+        return bool(proxies and proxies[0].get("DebugLogging"))
 
     def function_environment(self, logical_id: str, template: Mapping[str, Any] | None = None) -> dict[str, str]:
         """A function's environment as the template defines it, resolved against this stack, plus the demo's overrides."""
@@ -245,7 +256,9 @@ def _create_proxy(endpoints: Endpoints, proxy: str, suffix: str) -> str:
         Auth=[{"AuthScheme": "SECRETS", "SecretArn": credentials, "IAMAuth": "DISABLED"}],
         RoleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{proxy}-rds-proxy",
         VpcSubnetIds=subnets,
-        DebugLogging=True,  # enhanced logging on: pin lines carry statement digests
+        # Enhanced logging off, as on most production proxies: pin lines (reasons, digests) appear
+        # only once reason capture switches it on.
+        DebugLogging=False,
         IdleClientTimeout=1800,
     )
     rds.register_db_proxy_targets(DBProxyName=proxy, TargetGroupName="default", DBInstanceIdentifiers=[db_instance])

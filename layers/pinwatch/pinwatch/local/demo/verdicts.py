@@ -1,8 +1,9 @@
 """The demo's verdicts: what must have happened in the replay for the demo to count as a success.
 
 Each :class:`Stage` names one end-to-end property (a critical alert with its ETA on each channel,
-every alert resolved after the fix, exact table counts and metrics, a redelivered payload counted
-once, no errors) and says what was seen.
+reason capture starting with the first alert, reasons only once logging is on, the culprit and its
+fix in a later alert, capture off again after the fix, every alert resolved after the fix, exact
+table counts and metrics, a redelivered payload counted once, no errors) and says what was seen.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def verify(result: DemoResult) -> list[Stage]:
             "Slack", [json.dumps(m.payload, ensure_ascii=False) for m in result.slack if _slack_critical(m)]
         ),
         _critical_with_eta("SNS", [m.message for m in result.sns if m.attributes.get("severity") == "critical"]),
+        _capture_starts_with_first_alert(result),
+        _reasons_once_logging_is_on(result),
+        _culprit_after_capture(result),
+        _capture_off_after_fix(result, fix),
         _resolved_after_fix(result, fix),
         _exact_counts(result),
         _redelivery(result),
@@ -53,6 +58,63 @@ def _critical_with_eta(channel: str, critical_texts: list[str]) -> Stage:
         return Stage(name, True, f"{len(critical_texts)} critical message(s), {len(with_eta)} with the ETA")
     detail = "no critical message" if not critical_texts else "critical messages carry no ETA"
     return Stage(name, False, detail)
+
+
+def _capture_start(result: DemoResult) -> int | None:
+    """The minute whose check switched enhanced logging on."""
+    return next((t.minute.index for t in result.ticks if t.capture is not None and t.capture.status == "started"), None)
+
+
+def _capture_starts_with_first_alert(result: DemoResult) -> Stage:
+    name = "first alert: reasons unknown, reason capture started"
+    if not result.slack:
+        return Stage(name, False, "no Slack message")
+    first = result.slack[0]
+    text = json.dumps(first.payload, ensure_ascii=False)
+    unknown = "pin reasons are unknown" in text
+    started = "Reason capture started" in text
+    ok = unknown and started and _capture_start(result) == first.minute
+    seen = f"minute {first.minute}: says reasons unknown: {unknown}; says capture started: {started}"
+    return Stage(name, ok, seen + f"; capture started in minute {_capture_start(result)}")
+
+
+def _reasons_once_logging_is_on(result: DemoResult) -> Stage:
+    name = "pin lines only once enhanced logging is on"
+    start = _capture_start(result)
+    before = [t for t in result.ticks if start is None or t.minute.index <= start]
+    withheld = sum(t.withheld for t in before)
+    logged_before = [t.minute.index for t in before if t.debug_logging]
+    pins = sum(n for (kind, _), n in result.table_totals.items() if kind is Kind.PINNED)
+    ok = start is not None and withheld > 0 and not logged_before and pins > 0
+    return Stage(
+        name,
+        ok,
+        f"{withheld} pin line(s) not written before capture (minute {start}); {pins} pins counted after it",
+    )
+
+
+def _culprit_after_capture(result: DemoResult) -> Stage:
+    name = "a later alert names the culprit statement and its fix"
+    start = _capture_start(result)
+    later = [m for m in result.slack if start is not None and m.minute > start]
+    for message in later:
+        text = json.dumps(message.payload, ensure_ascii=False)
+        if "set search_path" in text and "What to change" in text:
+            coverage = "Reasons from the last" in text
+            return Stage(name, True, f"minute {message.minute}: the digest, a fix, coverage shown: {coverage}")
+    return Stage(name, False, f"{len(later)} message(s) after capture started, none with the digest and a fix")
+
+
+def _capture_off_after_fix(result: DemoResult, fix: int) -> Stage:
+    name = "reason capture switched enhanced logging off after the fix"
+    stopped = [
+        t.minute.index
+        for t in result.ticks
+        if t.minute.index >= fix and t.capture is not None and t.capture.status == "stopped"
+    ]
+    ok = bool(stopped) and result.debug_logging_after is False
+    where = f"in minute {stopped[0]}" if stopped else "never"
+    return Stage(name, ok, f"switched off {where}; enhanced logging at the end: {result.debug_logging_after}")
 
 
 def _resolved_after_fix(result: DemoResult, fix: int) -> Stage:
