@@ -78,11 +78,14 @@ def report(*findings: Finding, **overrides: Any) -> ProxyReport:
         ),
         "hints": {
             "session_settings": (
-                "`SET search_path` pins on PostgreSQL: set it in the proxy's initialization query (InitQuery) or "
-                "with `ALTER ROLE … SET search_path`.",
-                "Prisma sends `SET` on connect: put the schema in the connection string instead.",
+                "`SET search_path` pins on PostgreSQL: set it with `ALTER ROLE … SET search_path`, or in the "
+                "proxy's initialization query (InitQuery) where your proxy supports it.",
+                "Prisma sends `SET search_path` for `schema=` in the URL: drop it and set the role's search_path.",
             ),
-            "prepared_statement": ("pgjdbc: set `prepareThreshold=0` so statements are not prepared server-side.",),
+            "prepared_statement": (
+                "PostgreSQL: keep the driver's statement cache on; what still pins is SQL-level "
+                "`DEALLOCATE ALL`/`DISCARD ALL` from a driver's or pool's cleanup.",
+            ),
             "large_statement": ("Batch huge `IN (...)` lists; statements over 16 KB always pin.",),
         },
         "checked_at_ms": NOW,
@@ -438,3 +441,12 @@ def test_given_idle_pooled_connections_when_numbers_are_rendered_then_they_are_s
     text = render_text(alert_for(report(UNDERSIZED, figures=figures, exhaustion_eta_minutes=None)), SETTINGS)
     assert re.search(r"DB connections in use / max +2 / 60 \(3%\)", text)
     assert re.search(r"DB connections open +45 \(43 idle in the pool\)", text)
+
+
+def test_given_the_docs_rendered_alert_when_compared_then_it_is_the_critical_snapshot_verbatim() -> None:
+    # docs/alerts.md shows a rendered alert; it must be what the renderer produces, not a hand copy.
+    page = (SNAPSHOTS.parent.parent / "docs" / "alerts.md").read_text(encoding="utf-8")
+    section = page[page.index("## A rendered alert") :]
+    block = section[section.index("```text\n") + len("```text\n") :]
+    block = block[: block.index("\n```")]
+    assert block == (SNAPSHOTS / "alert_critical_new.email.txt").read_text(encoding="utf-8").rstrip("\n")
