@@ -285,7 +285,9 @@ def _groups(memo: dict[str, list[int]]) -> Iterator[ReasonGroup]:
     """(reason, count, first, last, reason text, digest) per reason tail and UTC hour of its lines."""
     # More distinct tails than the cross-batch cache holds would evict each other before any reuse.
     read = pin_reason if len(memo) <= PIN_REASON_CACHE_SIZE else read_pin_reason
-    for tail, times in memo.items():
+    # Latest first (a stream comes in time order): once a key holds its latest digests, older ones
+    # are passed over at a glance (see ReasonAggregate).
+    for tail, times in reversed(memo.items()):
         reason_text, digest, reason = read(tail)
         if len(times) == 1:  # the usual case when statements vary
             ts = times[0]

@@ -72,6 +72,9 @@ class ReasonAggregate:
     # on how a batch is walked: ingest's memoised fold and line-by-line adding agree exactly.
     _text_rank: tuple[int, str] | None = None
     _digest_ms: dict[str, int] = field(default_factory=dict)  # truncated digest -> latest time seen
+    # A time at most that of the DIGESTS_PER_KEY-th latest digest held: a digest seen before it can
+    # never be among the kept ones, so it is passed over without being hashed or stored.
+    _digest_floor_ms: int = -1
 
     @property
     def digests(self) -> list[str]:
@@ -209,15 +212,20 @@ class Tally:
                     agg.reason_text = (
                         reason_text if len(reason_text) <= REASON_TEXT_MAX_CHARS else _cut_reason(reason_text)
                     )
-            if digest is not None:
+            if digest is not None and last_ms >= agg._digest_floor_ms:
                 if len(digest) > DIGEST_MAX_CHARS:
                     digest = _cut_digest(digest)
                 seen = agg._digest_ms
                 if seen.get(digest, -1) < last_ms:
                     seen[digest] = last_ms
-                    if len(seen) >= _DIGESTS_TRACKED:
+                    held = len(seen)
+                    if held == DIGESTS_PER_KEY:
+                        agg._digest_floor_ms = min(seen.values())
+                    elif held >= _DIGESTS_TRACKED:
                         # Keep the best ranked: the latest few survive, whatever order lines come in.
-                        agg._digest_ms = dict(sorted(seen.items(), key=_TIME_THEN_DIGEST)[-DIGESTS_PER_KEY:])
+                        kept = sorted(seen.items(), key=_TIME_THEN_DIGEST)[-DIGESTS_PER_KEY:]
+                        agg._digest_ms = dict(kept)
+                        agg._digest_floor_ms = kept[0][1]
 
     def add_unparsed(self, proxy: str, ts: int, raw: str) -> None:
         """Count one unreadable line; the first of each (proxy, hour) is kept as the sample."""
