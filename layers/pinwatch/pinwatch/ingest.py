@@ -204,10 +204,11 @@ def fold(delivery: Delivery) -> tuple[str, Tally]:
 
     Hot path. A pin line's reason code, reason text and digest depend only on which pin phrase it
     holds and on the text from ``Reason:`` on; the rest (timestamp, tags, connection ids) differs on
-    every line and is not needed for counting. So the reason is read (:func:`~pinwatch.parse.pin_reason`,
-    what :func:`~pinwatch.parse.parse_message` reads it with) once per distinct (phrase, reason tail)
-    in the batch and reused for the others; lines without a pin phrase are parsed in full.
-    Equivalence with the parser is a tested property.
+    every line and is not needed for counting. So the loop over lines only groups their times by
+    (phrase, reason tail); after it, each distinct tail is read once (:func:`~pinwatch.parse.pin_reason`,
+    what :func:`~pinwatch.parse.parse_message` reads it with) and tallied with all its lines, per UTC
+    hour. Lines without a pin phrase are parsed in full. Equivalence with the parser is a tested
+    property, including batches where every line has its own statement.
     """
     proxy, _ = proxy_name(delivery.log_group)
     tally = Tally()
