@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,23 @@ from pinwatch.ingest import (
     ingest,
     proxy_name,
 )
-from pinwatch.parse import PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
+from pinwatch.parse import PIN_PHRASE, PIN_REASON_CACHE_SIZE, WOULD_PIN_PHRASE, parse_message
 from pinwatch.records import Kind
 from pinwatch.store.summary import ApplyResult
 from pinwatch.tally import Tally
 from pinwatch.timebase import hour_bucket
-from tests.payloads import PIN_BODIES, WOULD_PIN_BODIES, log_events, payload, subscription_event, wrap
+from tests.payloads import (
+    PIN_BODIES,
+    PIN_TEMPLATE,
+    SETTINGS_REASON,
+    WOULD_PIN_BODIES,
+    WOULD_PIN_TEMPLATE,
+    log_events,
+    payload,
+    proxy_line,
+    subscription_event,
+    wrap,
+)
 from tests.support.fakes import RecordingStore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -273,6 +285,33 @@ def test_given_realistic_lines_when_folded_then_the_tally_equals_parsing_every_l
 
     assert _aggregates(tally) == _aggregates(_reference(events, "orders-db"))
     assert sum(a.count for a in tally.reasons) == 2000
+
+
+def test_given_more_distinct_statements_than_any_cache_holds_when_folded_then_the_tally_equals_parsing_every_line() -> (
+    None
+):
+    # Every line its own statement, out of time order and across two hours: the batch that reads each
+    # tail without the cross-batch cache and keeps only the latest digests of thousands per key.
+    rnd = random.Random(3)
+    bodies = [
+        ("WARN", PIN_TEMPLATE, f'{SETTINGS_REASON} Digest: "set search_path to tenant_{n:05d}, public"')
+        if n % 3
+        else ("INFO", WOULD_PIN_TEMPLATE, f'A parse message was detected. Digest: "select {n} from t where id = $1".')  # noqa: S608 (log text, never run)
+        for n in range(PIN_REASON_CACHE_SIZE + 500)
+    ]
+    bodies += bodies[:200]  # and some of them twice
+    events: list[dict[str, Any]] = []
+    for i, body in enumerate(bodies):
+        ts = T0 + rnd.randrange(2 * 3_600_000)
+        events.append({"id": str(i), "timestamp": ts, "message": proxy_line(rnd, ts, body)})
+
+    _, tally = fold(decode(subscription_event(events)))
+
+    assert _aggregates(tally) == _aggregates(_reference(events, "orders-db"))
+    assert sum(a.count for a in tally.reasons) == len(events)
+    assert [(p.lines, p.first_ms, p.last_ms) for p in tally.proxies] == [
+        (len(events), min(e["timestamp"] for e in events), max(e["timestamp"] for e in events))
+    ]
 
 
 def test_given_what_a_store_newly_applied_when_counted_then_the_result_gives_pins_per_proxy_and_reason_and_totals() -> (

@@ -154,3 +154,43 @@ def test_given_any_records_when_tallied_then_every_line_is_counted_once_under_it
     assert tally.count(Kind.UNPARSED) == sum(1 for r in rows if r[1] is Kind.UNPARSED)
     assert tally.other_lines == sum(1 for r in rows if r[1] is Kind.OTHER)
     assert tally.lines == len(rows)
+
+
+# Candidate digests are pruned in batches while folding; the kept ones must be those of remembering all.
+_times = st.integers(min_value=T0, max_value=T0 + 60)  # a narrow range: many ties and late repeats
+_digest_lines = st.tuples(
+    st.lists(_times, min_size=80, max_size=80),  # 80 distinct digests: pruned several times
+    st.lists(st.tuples(st.integers(min_value=0, max_value=79), _times), max_size=200),  # and repeats
+).flatmap(
+    lambda drawn: st.permutations(
+        [(f"set v{i} = $1", ts) for i, ts in enumerate(drawn[0])] + [(f"set v{i} = $1", ts) for i, ts in drawn[1]]
+    )
+)
+
+
+@given(_digest_lines, st.booleans())
+def test_given_any_digests_in_any_order_when_tallied_then_the_kept_ones_are_the_latest_of_all_seen(
+    lines: list[tuple[str, int]], grouped: bool
+) -> None:
+    tally = Tally()
+    if grouped:  # the ingest fold's call: many groups at once
+        tally.add_groups("p", Kind.PINNED, [("session_settings", 1, ts, ts, "r", d) for d, ts in lines])
+    else:
+        for digest, ts in lines:
+            tally.add_reason("p", Kind.PINNED, "session_settings", ts, "r", digest)
+
+    latest: dict[str, int] = {}
+    for digest, ts in lines:
+        latest[digest] = max(ts, latest.get(digest, ts))
+    ranked = sorted(latest, key=lambda d: (latest[d], d))
+    assert [a.digests for a in tally.reasons] == [ranked[-DIGESTS_PER_KEY:]]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(min_value=T0, max_value=T0 + 5)), max_size=30))
+def test_given_reason_texts_in_any_order_when_tallied_then_the_latest_then_greatest_is_kept(
+    lines: list[tuple[str, int]],
+) -> None:
+    tally = Tally()
+    tally.add_groups("p", Kind.PINNED, [("lock", 1, ts, ts, text, None) for text, ts in lines])
+
+    assert [a.reason_text for a in tally.reasons] == ([max(lines, key=lambda x: (x[1], x[0]))[0]] if lines else [])

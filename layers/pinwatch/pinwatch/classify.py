@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from itertools import groupby
+from operator import itemgetter
 
 UNKNOWN = "unknown"
 SESSION_SETTINGS = "session_settings"
@@ -91,16 +93,23 @@ class RuleTable:
     __slots__ = ("_checks",)
 
     def __init__(self, rules: tuple[tuple[str, str, tuple[str, ...]], ...]) -> None:
-        # One flat (keyword, code, search) per keyword of each rule, in rule order: a rule with two
-        # keywords both present may run its regex twice, which is rare and cheaper than nested loops.
+        # One flat (keyword, rules) per keyword, in rule order, where consecutive rules gated by the
+        # same keywords (one code's several spellings) share their checks: a text without the keyword
+        # is rejected once for all of them. A rule whose keywords are both present may run its regex
+        # twice, which is rare and cheaper than nested loops.
         self._checks = tuple(
-            (keyword, code, re.compile(pattern).search) for code, pattern, keywords in rules for keyword in keywords
+            (keyword, group)
+            for keywords, rows in groupby(rules, key=itemgetter(2))
+            for group in [tuple((code, re.compile(pattern).search) for code, pattern, _ in rows)]
+            for keyword in keywords
         )
 
     def first(self, text: str) -> str | None:
-        for keyword, code, search in self._checks:
-            if keyword in text and search(text):
-                return code
+        for keyword, group in self._checks:
+            if keyword in text:
+                for code, search in group:
+                    if search(text):
+                        return code
         return None
 
 

@@ -21,15 +21,24 @@ import json
 import re
 import zlib
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
 
-from pinwatch.parse import MAX_TIMESTAMP_MS, PIN_PHRASE, WOULD_PIN_PHRASE, parse_message, pin_reason
+from pinwatch.parse import (
+    MAX_TIMESTAMP_MS,
+    PIN_PHRASE,
+    PIN_REASON_CACHE_SIZE,
+    WOULD_PIN_PHRASE,
+    parse_message,
+    pin_reason,
+    read_pin_reason,
+)
 from pinwatch.records import Kind, LogRecord
-from pinwatch.tally import Tally
+from pinwatch.tally import ReasonGroup, Tally
 from pinwatch.timebase import HOUR_MS
 
 if TYPE_CHECKING:
@@ -44,8 +53,9 @@ PROXY_LOG_GROUP_PREFIX = "/aws/rds/proxy/"
 # under the proxy prefix whose rest is not such a name was not written by a proxy.
 RDS_PROXY_NAME = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)")
 REASON_MARK = "Reason:"  # where the reason text starts in a pin line (after the pin phrase)
-_MEMO_MAX = 4096  # distinct reason tails remembered per batch; more is a pathological batch, parsed in full
+# Longest reason tail kept as a grouping key; longer ones (huge digests, rare) are read line by line.
 _MEMO_KEY_MAX_CHARS = 2048
+_ID = itemgetter("id")
 _PIN_LEN = len(PIN_PHRASE)
 _WOULD_LEN = len(WOULD_PIN_PHRASE)
 
@@ -194,32 +204,28 @@ def fold(delivery: Delivery) -> tuple[str, Tally]:
 
     Hot path. A pin line's reason code, reason text and digest depend only on which pin phrase it
     holds and on the text from ``Reason:`` on; the rest (timestamp, tags, connection ids) differs on
-    every line and is not needed for counting. So the reason is read (:func:`~pinwatch.parse.pin_reason`,
-    what :func:`~pinwatch.parse.parse_message` reads it with) once per distinct (phrase, reason tail)
-    in the batch and reused for the others; lines without a pin phrase are parsed in full.
-    Equivalence with the parser is a tested property.
+    every line and is not needed for counting. So the loop over lines only groups their times by
+    (phrase, reason tail); after it, each distinct tail is read once (:func:`~pinwatch.parse.pin_reason`,
+    what :func:`~pinwatch.parse.parse_message` reads it with) and tallied with all its lines, per UTC
+    hour. Lines without a pin phrase are parsed in full. Equivalence with the parser is a tested
+    property, including batches where every line has its own statement.
     """
     proxy, _ = proxy_name(delivery.log_group)
     tally = Tally()
-    ids: list[str] = []
-    add_id = ids.append
-    # Per pin phrase: reason tail -> the timestamps of the lines that share it (one parse for all of them).
+    events = delivery.events
+    alone: list[int] = []  # times of the lines counted on their own (not through a tail group)
+    # Per pin phrase: reason tail -> the timestamps of the lines that share it (one read for all of
+    # them, after the loop). Only this runs per line; everything else runs per distinct tail.
     pin_times: dict[str, list[int]] = {}
     would_times: dict[str, list[int]] = {}
-    # Per pin phrase: reason tail -> (reason text, digest, reason code), keyed by the tail alone (its hash is cached).
-    pin_groups: dict[str, tuple[str | None, str | None, str]] = {}
-    would_groups: dict[str, tuple[str | None, str | None, str]] = {}
-    unmemoised: list[int] = []  # timestamps of lines counted on their own
     try:
-        for entry in delivery.events:
-            event_id = entry["id"]
+        for entry in events:
             ts = entry["timestamp"]
             message = entry["message"]
             # Only the timestamp is checked here (it feeds arithmetic); a message that is not a string
-            # fails on find() and an id that is not one fails the join below, both caught and explained.
+            # fails on find() and an id that is missing or not one fails the join below, all caught and explained.
             if type(ts) is not int or not 0 <= ts <= MAX_TIMESTAMP_MS:
                 raise TypeError
-            add_id(event_id)
             memo = pin_times
             phrase_at = message.find(PIN_PHRASE)
             if phrase_at >= 0:
@@ -228,7 +234,7 @@ def fold(delivery: Delivery) -> tuple[str, Tally]:
                 memo = would_times
                 phrase_at = message.find(WOULD_PIN_PHRASE)
                 if phrase_at < 0:
-                    unmemoised.append(ts)
+                    alone.append(ts)
                     _add_record(tally, proxy, parse_message(message, ts), ts)
                     continue
                 phrase_at += _WOULD_LEN
@@ -238,31 +244,25 @@ def fold(delivery: Delivery) -> tuple[str, Tally]:
             times = memo.get(tail)
             if times is not None:
                 times.append(ts)
-                continue
-            parsed = pin_reason(tail)  # what parse_message would say about it, tags aside
-            if len(pin_groups) + len(would_groups) >= _MEMO_MAX or len(tail) > _MEMO_KEY_MAX_CHARS:
-                unmemoised.append(ts)
+            elif len(tail) <= _MEMO_KEY_MAX_CHARS:
+                memo[tail] = [ts]
+            else:  # a huge digest (rare): read on its own rather than kept as a key
+                alone.append(ts)
+                reason_text, digest, reason = pin_reason(tail)
                 kind = Kind.PINNED if memo is pin_times else Kind.WOULD_PIN
-                tally.add_reason(proxy, kind, parsed[2], ts, parsed[0], parsed[1])  # not memoisable: on its own
-                continue
-            memo[tail] = [ts]
-            (pin_groups if memo is pin_times else would_groups)[tail] = parsed
-        joined_ids = "\n".join(ids)
+                tally.add_reason(proxy, kind, reason, ts, reason_text, digest)
+        joined_ids = "\n".join(map(_ID, events))
     except (KeyError, TypeError, AttributeError):
         _raise_for_bad_event(delivery.events)
         raise  # not caused by the payload: a bug, let it surface as it is
-    first_ms = min(unmemoised, default=None)
-    last_ms = max(unmemoised, default=None)
-    for kind, memo, groups in ((Kind.PINNED, pin_times, pin_groups), (Kind.WOULD_PIN, would_times, would_groups)):
-        for tail, times in memo.items():
-            reason_text, digest, reason = groups[tail]
-            times.sort()  # already in order for a normal stream: linear
-            first_ms = times[0] if first_ms is None else min(first_ms, times[0])
-            last_ms = times[-1] if last_ms is None else max(last_ms, times[-1])
-            for count, first, last in _per_hour(times):
-                tally.add_reasons(proxy, kind, reason, count, first, last, reason_text, digest)
-    if first_ms is not None and last_ms is not None:
-        tally.seen(proxy, first_ms, last_ms, len(ids), delivery.log_group)
+    for kind, memo in ((Kind.PINNED, pin_times), (Kind.WOULD_PIN, would_times)):
+        if memo:
+            tally.add_groups(proxy, kind, _groups(memo))
+    if events:  # every line is in `alone` or in an aggregate: their bounds are the batch's
+        reasons = tally.reasons
+        first_ms = min(alone + [a.first_ms for a in reasons])
+        last_ms = max(alone + [a.last_ms for a in reasons])
+        tally.seen(proxy, first_ms, last_ms, len(events), delivery.log_group)
     return _batch_id(delivery.log_group, delivery.log_stream, joined_ids), tally
 
 
@@ -280,6 +280,27 @@ def _raise_for_bad_event(events: list[Any]) -> None:
             raise InvalidPayload(
                 f"logEvents[{index}].timestamp {entry['timestamp']} is not epoch milliseconds between 1970 and 9999"
             )
+
+
+def _groups(memo: dict[str, list[int]]) -> Iterator[ReasonGroup]:
+    """(reason, count, first, last, reason text, digest) per reason tail and UTC hour of its lines."""
+    # More distinct tails than the cross-batch cache holds would evict each other before any reuse.
+    read = pin_reason if len(memo) <= PIN_REASON_CACHE_SIZE else read_pin_reason
+    # Latest first (a stream comes in time order): once a key holds its latest digests, older ones
+    # are passed over at a glance (see ReasonAggregate).
+    for tail, times in reversed(memo.items()):
+        reason_text, digest, reason = read(tail)
+        if len(times) == 1:  # the usual case when statements vary
+            ts = times[0]
+            yield reason, 1, ts, ts, reason_text, digest
+            continue
+        times.sort()  # already in order for a normal stream: linear
+        first, last = times[0], times[-1]
+        if first // HOUR_MS == last // HOUR_MS:
+            yield reason, len(times), first, last, reason_text, digest
+        else:
+            for count, first, last in _per_hour(times):
+                yield reason, count, first, last, reason_text, digest
 
 
 def _per_hour(times: list[int]) -> list[tuple[int, int, int]]:

@@ -29,6 +29,8 @@ UNKNOWN_REASON = "unknown"
 
 _REASON_MARK = "Reason:"
 _DIGEST_MARK = 'Digest: "'
+_REASON_LEN = len(_REASON_MARK)
+_DIGEST_LEN = len(_DIGEST_MARK)
 _DB_TAG = "[dbConnection="
 _LEVELS = frozenset({"INFO", "WARN", "WARNING", "ERROR", "DEBUG", "TRACE", "FATAL", "NOTICE"})
 # Non-pin proxy messages (reference §1); used only to tell "other" from "unparsed" when a line has no prefix.
@@ -108,13 +110,13 @@ def _parse_non_pin(message: str, timestamp_ms: int | None) -> LogRecord:
 
 def _split_reason(tail: str) -> tuple[str | None, str | None]:
     """Split ``Reason: <text> Digest: "<statement>".`` into its text (verbatim) and the digest."""
-    start = len(_REASON_MARK)
+    start = _REASON_LEN
     # The digest is user SQL and may itself contain quotes; it always ends the line, so the last
     # marker is the real one and the closing `".` (or `"`) is stripped from the very end.
     digest_at = tail.rfind(_DIGEST_MARK, start)
     if digest_at < 0:
         return tail[start:].strip() or None, None
-    digest = tail[digest_at + len(_DIGEST_MARK) :].rstrip()
+    digest = tail[digest_at + _DIGEST_LEN :].rstrip()
     if digest.endswith('".'):
         digest = digest[:-2]
     elif digest.endswith('"'):
@@ -128,10 +130,12 @@ def pin_reason(tail: str) -> tuple[str | None, str | None, str]:
     All of a pin line that counting needs: callers that already found the tail (the ingest fold)
     skip the tags and timestamp that :func:`parse_message` also reads.
     """
-    return _pin_reason(tail) if len(tail) <= _MEMO_TAIL_CHARS else _classified(tail)
+    return _pin_reason(tail) if len(tail) <= _MEMO_TAIL_CHARS else read_pin_reason(tail)
 
 
-def _classified(tail: str) -> tuple[str | None, str | None, str]:
+def read_pin_reason(tail: str) -> tuple[str | None, str | None, str]:
+    """:func:`pin_reason` without its cache: for a caller that reads each distinct tail once and has
+    more of them than the cache holds (:data:`PIN_REASON_CACHE_SIZE`), so that every lookup would miss."""
     reason_text, digest = _split_reason(tail)
     if reason_text is None and digest is None:
         return None, None, UNKNOWN_REASON
@@ -142,7 +146,9 @@ def _classified(tail: str) -> tuple[str | None, str | None, str]:
 # its split and classification are memoised whole; tags and timestamps differ on every line.
 # Longer tails (rare: huge digests) are handled uncached so the caches stay small.
 _MEMO_TAIL_CHARS = 2048
-_pin_reason = lru_cache(maxsize=1024)(_classified)
+PIN_REASON_CACHE_SIZE = 1024
+"""Distinct reason tails :func:`pin_reason` remembers (across calls: a warm function's batches)."""
+_pin_reason = lru_cache(maxsize=PIN_REASON_CACHE_SIZE)(read_pin_reason)
 _split_reason_memo = lru_cache(maxsize=256)(_split_reason)
 
 

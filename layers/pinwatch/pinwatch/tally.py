@@ -12,6 +12,7 @@ and unparsed lines to :data:`SAMPLE_MAX_CHARS`, so one noisy line can never bloa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -26,9 +27,17 @@ SAMPLE_MAX_CHARS = 512
 """Longest unparsed line kept as a sample."""
 DIGESTS_PER_KEY = 3
 """Distinct digests remembered per key and batch (the running total keeps the latest batch's)."""
-_DIGESTS_TRACKED = 4 * DIGESTS_PER_KEY  # candidates kept while folding; bounded for pathological batches
+# Candidates kept while folding, bounded for batches where every line has a new statement: when
+# this many are held, all but the DIGESTS_PER_KEY best ranked are dropped at once (one sort per
+# that many new digests instead of a scan per line). A dropped digest has DIGESTS_PER_KEY others
+# ranked above it whose times only grow, so it can never be among the final ones: the result is
+# that of remembering every digest (a tested property).
+_DIGESTS_TRACKED = 32
 
-# Rank of a (digest, latest ms) item: C-level, as eviction runs per line when every digest is new.
+ReasonGroup = tuple[str, int, int, int, str | None, str | None]
+"""(reason, count, first_ms, last_ms, reason_text, digest): lines of one reason in one UTC hour."""
+
+# Rank of a (digest, latest ms) item.
 _TIME_THEN_DIGEST = itemgetter(1, 0)
 
 
@@ -63,11 +72,14 @@ class ReasonAggregate:
     # on how a batch is walked: ingest's memoised fold and line-by-line adding agree exactly.
     _text_rank: tuple[int, str] | None = None
     _digest_ms: dict[str, int] = field(default_factory=dict)  # truncated digest -> latest time seen
+    # A time at most that of the DIGESTS_PER_KEY-th latest digest held: a digest seen before it can
+    # never be among the kept ones, so it is passed over without being hashed or stored.
+    _digest_floor_ms: int = -1
 
     @property
     def digests(self) -> list[str]:
         """The DIGESTS_PER_KEY most recently seen distinct digests (truncated), latest last."""
-        ranked = sorted(self._digest_ms.items(), key=lambda item: (item[1], item[0]))
+        ranked = sorted(self._digest_ms.items(), key=_TIME_THEN_DIGEST)
         return [digest for digest, _ in ranked[-DIGESTS_PER_KEY:]]
 
     @property
@@ -172,30 +184,48 @@ class Tally:
         The reason text kept is the one with the latest time (ties: the greatest text); digests are
         ranked by the latest time each was seen. Both are independent of call order.
         """
-        hour = self._hours.get(first_ms // HOUR_MS) or self._hour(first_ms)
-        key = (proxy, hour, kind, reason)
-        agg = self._reasons.get(key)
-        if agg is None:
-            agg = self._reasons[key] = ReasonAggregate(proxy, hour, kind, reason, 0, first_ms, last_ms)
-        agg.count += count
-        if first_ms < agg.first_ms:
-            agg.first_ms = first_ms
-        if last_ms > agg.last_ms:
-            agg.last_ms = last_ms
-        if reason_text is not None:
-            rank = (last_ms, reason_text)
-            if agg._text_rank is None or rank > agg._text_rank:
-                agg._text_rank = rank
-                agg.reason_text = reason_text if len(reason_text) <= REASON_TEXT_MAX_CHARS else _cut_reason(reason_text)
-        if digest is not None:
-            if len(digest) > DIGEST_MAX_CHARS:
-                digest = _cut_digest(digest)
-            seen = agg._digest_ms
-            if seen.get(digest, -1) < last_ms:
-                seen[digest] = last_ms
-                if len(seen) > _DIGESTS_TRACKED:
-                    # Forget the stalest: the latest few survive, whatever order lines come in.
-                    del seen[min(seen.items(), key=_TIME_THEN_DIGEST)[0]]
+        self.add_groups(proxy, kind, ((reason, count, first_ms, last_ms, reason_text, digest),))
+
+    def add_groups(self, proxy: str, kind: Kind, groups: Iterable[ReasonGroup]) -> None:
+        """:meth:`add_reasons` for many ``(reason, count, first_ms, last_ms, reason_text, digest)`` groups.
+
+        The ingest fold's path: one call per batch and kind rather than one per distinct statement.
+        """
+        hours = self._hours
+        reasons = self._reasons
+        for reason, count, first_ms, last_ms, reason_text, digest in groups:
+            hour = hours.get(first_ms // HOUR_MS) or self._hour(first_ms)
+            key = (proxy, hour, kind, reason)
+            agg = reasons.get(key)
+            if agg is None:
+                agg = reasons[key] = ReasonAggregate(proxy, hour, kind, reason, 0, first_ms, last_ms)
+            agg.count += count
+            if first_ms < agg.first_ms:
+                agg.first_ms = first_ms
+            if last_ms > agg.last_ms:
+                agg.last_ms = last_ms
+            if reason_text is not None:
+                rank = agg._text_rank
+                # The (time, text) rank, compared without building a tuple when the time alone decides.
+                if rank is None or last_ms > rank[0] or (last_ms == rank[0] and reason_text > rank[1]):
+                    agg._text_rank = (last_ms, reason_text)
+                    agg.reason_text = (
+                        reason_text if len(reason_text) <= REASON_TEXT_MAX_CHARS else _cut_reason(reason_text)
+                    )
+            if digest is not None and last_ms >= agg._digest_floor_ms:
+                if len(digest) > DIGEST_MAX_CHARS:
+                    digest = _cut_digest(digest)
+                seen = agg._digest_ms
+                if seen.get(digest, -1) < last_ms:
+                    seen[digest] = last_ms
+                    held = len(seen)
+                    if held == DIGESTS_PER_KEY:
+                        agg._digest_floor_ms = min(seen.values())
+                    elif held >= _DIGESTS_TRACKED:
+                        # Keep the best ranked: the latest few survive, whatever order lines come in.
+                        kept = sorted(seen.items(), key=_TIME_THEN_DIGEST)[-DIGESTS_PER_KEY:]
+                        agg._digest_ms = dict(kept)
+                        agg._digest_floor_ms = kept[0][1]
 
     def add_unparsed(self, proxy: str, ts: int, raw: str) -> None:
         """Count one unreadable line; the first of each (proxy, hour) is kept as the sample."""
