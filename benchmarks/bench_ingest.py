@@ -31,6 +31,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -80,20 +81,20 @@ def with_stream(event: dict[str, Any], stream: str) -> dict[str, Any]:
 
 
 _RSS_SCRIPT = """
-import json, os, resource, sys
+import json, os, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from benchmarks.bench_ingest import RecordingDynamoDB
 from tests.support.lambda_runtime import FakeContext, load_function
 app = load_function(Path({handler!r}))
 from pinwatch.store.summary import SummaryStore
-app.STORE = SummaryStore(RecordingDynamoDB(), "pinwatch-bench")
+store = SummaryStore(RecordingDynamoDB(), "pinwatch-bench")
 with open({event!r}) as fh:
     event = json.load(fh)
 with open(os.devnull, "w") as devnull:
     app.logger.registered_handler.stream = devnull
     sys.stdout = devnull
-    app.lambda_handler(event, FakeContext())
+    app.handle(event, FakeContext(), store=store, now_ms=int(time.time() * 1000))
     sys.stdout = sys.__stdout__
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
@@ -278,8 +279,8 @@ def run() -> list[Figure]:
     for label, distinct in VARIETIES:
         event, lines = variety_event(distinct)
         recorder = RecordingDynamoDB()
-        app.STORE = SummaryStore(cast("DynamoDBClient", recorder), HANDLER_ENV["SUMMARY_TABLE_NAME"])
-        floor_s, handler_s, results = _measure(app, event)
+        store = SummaryStore(cast("DynamoDBClient", recorder), HANDLER_ENV["SUMMARY_TABLE_NAME"])
+        floor_s, handler_s, results = _measure(app, event, store)
         what = "every line distinct" if distinct is None else f"{distinct} distinct statements"
         figures.append(
             Figure(
@@ -330,13 +331,18 @@ def run() -> list[Figure]:
     return figures
 
 
-def _measure(app: Any, event: dict[str, Any]) -> tuple[float, float, list[dict[str, Any]]]:
+def _measure(app: Any, event: dict[str, Any], store: Any) -> tuple[float, float, list[dict[str, Any]]]:
     """(decode floor CPU s, handler CPU s, handler results), best of REPEAT each."""
     results: list[dict[str, Any]] = []
+    now_ms = int(time.time() * 1000)
     with quiet(app):
         # Interleaved, so load from other processes on a shared machine hits both sides alike.
         floor_s, handler_s = interleaved_best_cpu(
-            [lambda: decode_floor(event), lambda: results.append(app.lambda_handler(event, FakeContext()))], REPEAT
+            [
+                lambda: decode_floor(event),
+                lambda: results.append(app.handle(event, FakeContext(), store=store, now_ms=now_ms)),
+            ],
+            REPEAT,
         )
     return floor_s, handler_s, results
 
@@ -353,12 +359,17 @@ def _dynamodb_local_figures(event: dict[str, Any], floor_s: float) -> list[Figur
             client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
             client.create_table(**table_create_args(HANDLER_ENV["SUMMARY_TABLE_NAME"]))
             app = load_function(PIN_INGEST)
-            app.STORE = SummaryStore(client, HANDLER_ENV["SUMMARY_TABLE_NAME"])
+            store = SummaryStore(client, HANDLER_ENV["SUMMARY_TABLE_NAME"])
             # A distinct stream per run: each run is a new batch, never a duplicate.
             events = [with_stream(event, f"bench-{i}") for i in range(REPEAT)]
+            now_ms = int(time.time() * 1000)
             with quiet(app):
                 floor_s, seconds = interleaved_best_cpu(
-                    [lambda: decode_floor(event), lambda: app.lambda_handler(events.pop(), FakeContext())], REPEAT
+                    [
+                        lambda: decode_floor(event),
+                        lambda: app.handle(events.pop(), FakeContext(), store=store, now_ms=now_ms),
+                    ],
+                    REPEAT,
                 )
     except DynamoDBLocalUnavailable as exc:
         print(f"bench_ingest: skipping the DynamoDB Local figure: {exc}", file=sys.stderr)
