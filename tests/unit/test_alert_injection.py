@@ -23,8 +23,9 @@ from pinwatch.alerts.render import (
     untrusted,
 )
 from pinwatch.diagnose import not_checked_finding
+from pinwatch.findings import Severity
 from pinwatch.records import ReasonCount
-from tests.unit.test_alert_render import PINNED_CRITICAL, PROXY, alert_for, report
+from tests.unit.test_alert_render import PINNED_CRITICAL, PROXY, alert_for, finding, report
 
 HOSTILE = (
     "select 1 ` <!channel> `",
@@ -137,3 +138,17 @@ def test_given_a_long_string_when_escaped_with_a_limit_then_the_cut_never_splits
     out = untrusted("&" * 10_000, "mrkdwn", 50)
     assert out.endswith("…")
     assert re.fullmatch(r"(&amp;)+…", out)
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=lambda d: d[:24])
+def test_given_hostile_pool_size_advice_when_rendered_for_chat_and_email_then_it_is_inert(text: str) -> None:
+    # The pool-size section names the proxy: it is escaped in the chat schema as it is in Slack.
+    undersized = finding("undersized_pool", Severity.CRITICAL, "the pool is too small", f"Raise it on {text}")
+    alert = alert_for(report(undersized))
+    schema = render_chat(alert, SETTINGS)
+    email = render_text(alert, SETTINGS)
+
+    assert "What to change: pool size" in schema["content"]["description"]
+    for line in [schema["content"]["description"], *schema["content"]["nextSteps"]]:
+        assert_inert_mrkdwn(line)
+    assert not any(line.lstrip().startswith(("INJECTED", "SECOND FORGED")) for line in email.split("\n"))

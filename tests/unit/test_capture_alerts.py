@@ -8,7 +8,15 @@ import pytest
 
 from pinwatch import diagnose as dx
 from pinwatch.alerts.policy import Transition
-from pinwatch.alerts.render import Alert, AlertItem, RenderSettings, capture_lines, render_slack, render_text
+from pinwatch.alerts.render import (
+    Alert,
+    AlertItem,
+    RenderSettings,
+    capture_lines,
+    render_chat,
+    render_slack,
+    render_text,
+)
 from pinwatch.findings import CaptureNote, Finding, ProxyReport, Severity
 from pinwatch.timebase import MINUTE_MS
 
@@ -103,6 +111,28 @@ def test_given_an_error_with_slack_markup_when_rendered_to_slack_then_it_is_esca
     section = next(b for b in slack["blocks"] if "Reason capture" in b.get("text", {}).get("text", ""))
     assert "<!channel>" not in section["text"]["text"]
     assert "&lt;!channel&gt; &amp;" in section["text"]["text"]
+
+
+def test_given_an_error_with_slack_markup_when_rendered_to_the_chat_schema_then_it_is_escaped() -> None:
+    # Amazon Q renders the description as Slack mrkdwn: an AWS error text must not mention the channel.
+    failed = CaptureNote(
+        "on-incident", "failed", "could not switch enhanced logging on: x", error="AccessDenied: <!channel> & `x"
+    )
+
+    description = render_chat(alert(failed), RenderSettings())["content"]["description"]
+
+    assert "<!channel>" not in description
+    assert "Reason capture did not start: AccessDenied: &lt;!channel&gt; &amp; 'x." in description
+
+
+def test_given_an_error_with_newlines_when_rendered_as_text_then_it_stays_on_its_line() -> None:
+    error = "denied\nFORGED LINE"
+    failed = CaptureNote("on-incident", "failed", f"could not switch enhanced logging on: {error}", error=error)
+
+    text = render_text(alert(failed), RenderSettings())
+
+    assert "Reason capture did not start: denied FORGED LINE." in text
+    assert not any(line.startswith("FORGED") for line in text.split("\n"))
 
 
 def test_given_no_capture_wired_when_rendered_then_no_capture_section_appears() -> None:

@@ -308,14 +308,18 @@ def notes(alert: Alert) -> list[str]:
     return lines
 
 
-def capture_lines(report: ProxyReport) -> list[str]:
+def capture_lines(report: ProxyReport, markup: Markup = "plain") -> list[str]:
     """What reason capture did, and how much of the window the reasons cover (pinwatch.capture).
 
     Said whenever capture acted or runs, so a top reason from a short capture is not overstated.
+    The reason and error carry AWS error texts: they are made inert for ``markup``; the rest is
+    pinwatch's own wording.
     """
     capture = report.capture
     if capture is None:
         return []
+    reason = untrusted(capture.reason, markup)
+    error = untrusted(capture.error or "", markup)
     lines: list[str] = []
     since = _time_of_day(capture.since_ms) if capture.since_ms is not None else None
     if capture.status == "started":
@@ -326,16 +330,14 @@ def capture_lines(report: ProxyReport) -> list[str]:
     elif capture.status == "capturing":
         lines.append(f"Capturing reasons since {since} (pinwatch switched enhanced logging on; {capture.mode}).")
     elif capture.status == "stopped":
-        lines.append(f"Reason capture stopped at {since}: {capture.reason}; enhanced logging is off again.")
+        lines.append(f"Reason capture stopped at {since}: {reason}; enhanced logging is off again.")
     elif capture.status == "released":
-        lines.append(f"Reason capture ended: {capture.reason}.")
+        lines.append(f"Reason capture ended: {reason}.")
     elif capture.status == "failed":
         starting = capture.reason.startswith("could not switch enhanced logging on")
-        lines.append(
-            f"Reason capture did not start: {capture.error}." if starting else f"Reason capture: {capture.reason}."
-        )
+        lines.append(f"Reason capture did not start: {error}." if starting else f"Reason capture: {reason}.")
     elif capture.status == "planned":
-        lines.append(f"Reason capture {capture.reason}.")
+        lines.append(f"Reason capture {reason}.")
     if capture.covered_minutes is not None and capture.window_minutes is not None and capture.status != "started":
         lines.append(
             f"Reasons from the last {capture.covered_minutes} of {capture.window_minutes} minutes "
@@ -414,10 +416,10 @@ def render_slack(alert: Alert, settings: RenderSettings) -> dict[str, Any]:
 
 
 def _slack_capture(report: ProxyReport) -> list[dict[str, Any]]:
-    lines = capture_lines(report)
+    lines = capture_lines(report, "mrkdwn")
     if not lines:
         return []
-    text = "\n".join(["*Reason capture*", *(_text(line) for line in lines)])
+    text = "\n".join(["*Reason capture*", *lines])
     return [{"type": "section", "text": _mrkdwn(_truncate_mrkdwn(text, SLACK_SECTION_MAX))}]
 
 
@@ -512,7 +514,7 @@ def render_text(alert: Alert, settings: RenderSettings) -> str:
         out.append(f"* {item_title(item.rule)} ({what_happened(item, alert.now_ms)})")
         if item.summary:
             out.append(f"  {untrusted(item.summary, 'plain')}")
-        out.extend(f"  - {d}" for d in _item_details(item, alert.report))
+        out.extend(f"  - {untrusted(d, 'plain')}" for d in _item_details(item, alert.report))
     rows = numbers(alert.report)
     if rows:
         width = max(len(label) for label, _ in rows)
@@ -523,7 +525,7 @@ def render_text(alert: Alert, settings: RenderSettings) -> str:
         fixes = pool_fix_lines(alert.report)
         if fixes:
             out += ["", POOL_FIX_HEADING]
-            out += [f"  - {f}" for f in fixes]
+            out += [f"  - {untrusted(f, 'plain')}" for f in fixes]
         heading, reasons = top_reasons(alert.report)
         if reasons:
             out += ["", heading]
@@ -541,7 +543,7 @@ def render_text(alert: Alert, settings: RenderSettings) -> str:
         extra = notes(alert)
         if extra:
             out += ["", "Notes"]
-            out += [f"  - {n}" for n in extra]
+            out += [f"  - {untrusted(n, 'plain')}" for n in extra]
     found = links(alert, settings)
     if found:
         out += ["", *(f"{label}: {url}" for label, url in found)]
@@ -570,13 +572,13 @@ def render_chat(alert: Alert, settings: RenderSettings, description_max: int = 4
     if rows:
         lines.append("")
         lines += [f"• {label}: {value}" for label, value in rows]
-    capture = capture_lines(alert.report)
+    capture = capture_lines(alert.report, "mrkdwn")
     if capture:
         lines += ["", *capture]
     if not alert.resolved:
         fixes = pool_fix_lines(alert.report)
         if fixes:
-            lines += ["", f"*{POOL_FIX_HEADING}*", *(f"• {f}" for f in fixes)]
+            lines += ["", f"*{POOL_FIX_HEADING}*", *(f"• {_text(f)}" for f in fixes)]
         heading, reasons = top_reasons(alert.report)
         if reasons:
             lines += ["", f"*{heading}*"]
