@@ -28,13 +28,17 @@ class CaptureStateStore:
         self._table = table_name
 
     def load(self, proxy: str) -> CaptureState | None:
-        response = self._client.get_item(
+        # A Query on the full key, not GetItem: the check function's role may Query and PutItem the
+        # table, nothing else (template.yaml), and this reads the same single item.
+        response = self._client.query(
             TableName=self._table,
-            Key={keys.PK: {"S": keys.proxy_pk(proxy)}, keys.SK: {"S": keys.CAPTURE_SK}},
+            KeyConditionExpression="#pk = :pk AND #sk = :sk",
+            ExpressionAttributeNames={"#pk": keys.PK, "#sk": keys.SK},
+            ExpressionAttributeValues={":pk": {"S": keys.proxy_pk(proxy)}, ":sk": {"S": keys.CAPTURE_SK}},
             ConsistentRead=True,  # the previous run's write decides what this run may switch off
         )
-        item = response.get("Item")
-        return None if item is None else _from_item(proxy, item)
+        items = response.get("Items", [])
+        return _from_item(proxy, items[0]) if items else None
 
     def save(self, previous: CaptureState | None, state: CaptureState) -> CaptureState | None:
         """Store ``state`` if the stored version is still ``previous``'s; None when another run wrote first."""
