@@ -101,7 +101,7 @@ class _Reader:
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """What the diagnosis rules compare against (see the README's "Connection check" section)."""
+    """What the diagnosis rules compare against (see docs/connection-check.md)."""
 
     pinned_warning_pct: float = 10.0
     pinned_critical_pct: float = 50.0

@@ -88,7 +88,7 @@ DEFAULT_TTL_DAYS: Final = 90
 # about one proxies-item write per proxy, execution environment and minute.
 LAST_SEEN_STEP_MS: Final = 60_000
 
-# Attribute names on items (documented in the README's "Summary table" section).
+# Attribute names on items (documented in docs/summary-table.md).
 A_PROXY, A_HOUR, A_KIND, A_REASON, A_COUNT = "proxy", "hour", "kind", "reason", "count"
 A_FIRST, A_LAST, A_DIGEST, A_DIGESTS = "first_seen_ms", "last_seen_ms", "example_digest", "latest_digests"
 A_TEXT, A_SAMPLE, A_UPDATED, A_LOG_GROUP = "reason_text", "sample", "updated_ms", "log_group"
