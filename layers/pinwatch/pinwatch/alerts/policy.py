@@ -264,15 +264,7 @@ def _decide(
         streak = before.healthy_streak + 1
         if streak >= settings.resolve_after_checks:
             transition = Transition.RESOLVED
-            # last_notified_severity is kept: the resolved message says how bad it was.
-            after = replace(
-                before,
-                status=AlertStatus.OK,
-                severity=Severity.OK,
-                healthy_streak=0,
-                resolved_ms=now_ms,
-                last_notified_ms=now_ms,
-            )
+            after = _closed(before, now_ms)
         else:
             after = replace(before, healthy_streak=streak)
 
@@ -286,7 +278,17 @@ def _gone(before: AlertState, now_ms: int, channels: frozenset[str]) -> RuleDeci
     if not before.active:
         # Nothing open; a pending retry of an older message about it is moot.
         return RuleDecision(before.rule, before, replace(before, pending_channels=frozenset()), None, None)
-    after = replace(
+    gone = f"{before.proxy} is gone (no longer found in the region): the alert is closed. {before.summary}".strip()
+    after = _closed(before, now_ms, summary=gone)
+    return RuleDecision(before.rule, before, after, Transition.RESOLVED, None, send_to=channels)
+
+
+def _closed(before: AlertState, now_ms: int, *, summary: str | None = None) -> AlertState:
+    """The state of an alert resolved now (by healthy checks, or its proxy gone).
+
+    last_notified_severity is kept: the resolved message says how bad it was.
+    """
+    return replace(
         before,
         status=AlertStatus.OK,
         severity=Severity.OK,
@@ -294,9 +296,8 @@ def _gone(before: AlertState, now_ms: int, channels: frozenset[str]) -> RuleDeci
         resolved_ms=now_ms,
         last_notified_ms=now_ms,
         last_transition=Transition.RESOLVED,
-        summary=f"{before.proxy} is gone (no longer found in the region): the alert is closed. {before.summary}".strip(),
+        summary=before.summary if summary is None else summary,
     )
-    return RuleDecision(before.rule, before, after, Transition.RESOLVED, None, send_to=channels)
 
 
 def _pending_retry(
