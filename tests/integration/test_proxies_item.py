@@ -12,9 +12,7 @@ import json
 from collections import Counter
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from pinwatch.ingest import decode, fold
 from pinwatch.parse import parse_message
@@ -24,7 +22,7 @@ from pinwatch.store.summary import LAST_SEEN_STEP_MS, SummaryStore
 from pinwatch.store.transactions import TransientRetry
 from pinwatch.tally import Tally
 from tests.payloads import log_events, max_size_event, subscription_event
-from tests.support.table import hourly_counts, items
+from tests.support.table import Crash, crash_after, hourly_counts, items, own_client
 
 pytestmark = pytest.mark.integration
 
@@ -34,19 +32,9 @@ NOW = T0 + 10 * HOUR
 SECOND = 1000
 
 
-class Crash(RuntimeError):
-    """Stands in for the function dying between two transactions."""
-
-
 @pytest.fixture
 def client(dynamodb_endpoint: str) -> Any:
-    # A client of its own per test: event hooks registered by one test never leak into another.
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=dynamodb_endpoint,
-        region_name="us-east-1",
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
-    )
+    return own_client(dynamodb_endpoint)
 
 
 def environment(client: Any, table: str, **kwargs: Any) -> SummaryStore:
@@ -173,14 +161,7 @@ def test_given_the_first_live_batch_over_several_transactions_when_it_crashes_af
     batch, tally = fold(decode(event))
     store = environment(client, summary_table)
     assert len(store.plan(tally, NOW)) > 2 * 99, "the batch takes three transactions or more"
-    calls = {"n": 0}
-
-    def crash_after_first(**_: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise Crash("the function dies after its first transaction committed")
-
-    client.meta.events.register("after-call.dynamodb.TransactWriteItems", crash_after_first)
+    crash_after(client, 1)  # the function dies after its first transaction committed
 
     with pytest.raises(Crash):
         store.apply_batch(batch, tally, NOW)
@@ -204,14 +185,7 @@ def test_given_an_environment_that_wrote_the_item_when_its_batch_is_retried_afte
     events = json.loads(json.dumps(decode(event).events))
     batch, tally = fold(decode(event))
     store = environment(client, summary_table)
-    calls = {"n": 0}
-
-    def crash_after_second(**_: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise Crash("the function dies after its second transaction committed")
-
-    client.meta.events.register("after-call.dynamodb.TransactWriteItems", crash_after_second)
+    crash_after(client, 2)  # the function dies after its second transaction committed
     with pytest.raises(Crash):
         store.apply_batch(batch, tally, NOW)
     sent = count_proxies_writes(client)

@@ -6,9 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from pinwatch.ingest import decode, fold
@@ -19,7 +17,7 @@ from pinwatch.store.summary import MARKER_TTL_S, UPDATES_PER_CHUNK, SummaryStore
 from pinwatch.store.transactions import TransientRetry
 from pinwatch.tally import Tally
 from tests.payloads import log_events, max_size_event, subscription_event
-from tests.support.table import cancelled_transaction, hourly_counts, items
+from tests.support.table import Crash, cancelled_transaction, crash_after, hourly_counts, items, own_client
 
 pytestmark = pytest.mark.integration
 
@@ -28,19 +26,9 @@ HOUR = 3_600_000
 NOW = T0 + 10 * HOUR
 
 
-class Crash(RuntimeError):
-    """Stands in for the function dying (timeout, out of memory) between two transactions."""
-
-
 @pytest.fixture
 def client(dynamodb_endpoint: str) -> Any:
-    # A client of its own per test: event hooks registered by one test never leak into another.
-    return boto3.client(
-        "dynamodb",
-        endpoint_url=dynamodb_endpoint,
-        region_name="us-east-1",
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
-    )
+    return own_client(dynamodb_endpoint)
 
 
 @pytest.fixture
@@ -74,18 +62,6 @@ def big_delivery() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """~1 MB invocation event spread over 60 hours: hundreds of distinct keys, so several chunks."""
     event, _ = max_size_event(hours=60)
     return event, json.loads(json.dumps(decode(event).events))
-
-
-def crash_after(client: Any, calls: int) -> None:
-    """Raise after the `calls`-th TransactWriteItems has committed (the response arrived)."""
-    seen = {"n": 0}
-
-    def hook(**_: Any) -> None:
-        seen["n"] += 1
-        if seen["n"] == calls:
-            raise Crash(f"crash after transaction {calls}")
-
-    client.meta.events.register("after-call.dynamodb.TransactWriteItems", hook)
 
 
 def test_given_one_batch_delivered_three_times_when_applied_then_counts_are_exact_and_repeats_are_duplicates(

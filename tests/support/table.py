@@ -5,7 +5,36 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, ClassVar
 
+import boto3
+from botocore.config import Config
+
 from pinwatch.store import keys
+
+
+class Crash(RuntimeError):
+    """Stands in for the function dying (timeout, out of memory) between two transactions."""
+
+
+def own_client(dynamodb_endpoint: str) -> Any:
+    """A DynamoDB client for one test: event hooks registered by one test never leak into another."""
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=dynamodb_endpoint,
+        region_name="us-east-1",
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+    )
+
+
+def crash_after(client: Any, calls: int) -> None:
+    """Raise :class:`Crash` after the `calls`-th TransactWriteItems has committed (the response arrived)."""
+    seen = {"n": 0}
+
+    def hook(**_: Any) -> None:
+        seen["n"] += 1
+        if seen["n"] == calls:
+            raise Crash(f"crash after transaction {calls}")
+
+    client.meta.events.register("after-call.dynamodb.TransactWriteItems", hook)
 
 
 def items(client: Any, table: str) -> list[dict[str, Any]]:
