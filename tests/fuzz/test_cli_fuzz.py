@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pinwatch.cli import EXIT_OK, EXIT_USAGE, main
+from pinwatch.local.lambda_harness import patched_environ
 from pinwatch.parse import PIN_PHRASE
 
 EXAMPLES = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -182,20 +183,6 @@ ENV_VARS = (
 )
 
 
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def run_cli(argv: list[str]) -> tuple[int, str]:
     err = StringIO()
     with redirect_stdout(StringIO()), redirect_stderr(err):
@@ -224,7 +211,7 @@ def test_given_any_option_or_environment_value_when_an_aws_command_runs_then_it_
     for name, value in options.items():
         argv += [f"{name}={value}"]
     env.setdefault("AWS_MAX_ATTEMPTS", "1")
-    with environment(env):
+    with patched_environ(env):
         code, err = run_cli(argv)
 
     # Nothing listens and most values are malformed: the command cannot succeed, and says why in one line.

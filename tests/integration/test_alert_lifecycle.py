@@ -5,7 +5,7 @@ proxy that no longer exists are resolved with one message instead of staying ope
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -23,21 +23,13 @@ from pinwatch.metrics import ProxyMetrics
 from pinwatch.records import EngineFamily
 from pinwatch.store import keys
 from pinwatch.store.alert_state import ALERTING_PK, DEFAULT_TTL_DAYS, AlertStateStore
+from tests.support.fakes import Recorder
 
 pytestmark = pytest.mark.integration
 
 NOW_S = 1_795_600_800
 NOW_MS = NOW_S * 1000
 MIN = 60_000
-
-
-@dataclass
-class Recorder:
-    sent: list[Mapping[str, Any]] = field(default_factory=list)
-
-    def send(self, payload: Mapping[str, Any]) -> DeliveryOutcome:
-        self.sent.append(payload)
-        return DeliveryOutcome("sns", DeliveryStatus.ACCEPTED, "ok", 1)
 
 
 @dataclass

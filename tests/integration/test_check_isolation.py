@@ -8,16 +8,13 @@ with the errors botocore raises once its own retries are spent.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from pinwatch.alerts import AlertDispatcher, ChannelSpec, DeliveryStatus
-from pinwatch.alerts.channels import DeliveryOutcome
+from pinwatch.alerts import AlertDispatcher, ChannelSpec
 from pinwatch.alerts.render import RenderSettings, render_sns
 from pinwatch.check import NOT_CHECKED_STATUS, ConnectionCheck
 from pinwatch.config import Thresholds
@@ -27,6 +24,7 @@ from pinwatch.findings import Severity
 from pinwatch.metrics import CALL_ATTEMPTS, CloudWatchMetricsReader, window_end_ms
 from pinwatch.store.alert_state import AlertStateStore
 from tests.integration.aws_proxies import WINDOW, ProxyFactory, clients, draining_shapes, put_series
+from tests.support.fakes import Recorder
 
 pytestmark = pytest.mark.integration
 
@@ -65,17 +63,6 @@ class FailingCloudWatch:
         if self.calls <= self.failures:
             raise throttled("GetMetricData")
         return self._client.get_metric_data(**kwargs)
-
-
-@dataclass
-class Recorder:
-    """A channel that accepts everything and keeps what it got."""
-
-    sent: list[Mapping[str, Any]] = field(default_factory=list)
-
-    def send(self, payload: Mapping[str, Any]) -> DeliveryOutcome:
-        self.sent.append(payload)
-        return DeliveryOutcome("sns", DeliveryStatus.ACCEPTED, "ok", 1)
 
 
 @pytest.fixture(scope="module")
