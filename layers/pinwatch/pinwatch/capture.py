@@ -30,7 +30,7 @@ from pinwatch.timebase import HOUR_MS, MINUTE_MS
 INCIDENT_RULES = frozenset({"pinned_share", "multiplexing_lost", "exhaustion_forecast", "open_transactions"})
 # AWS switches enhanced logging off 24 h after it was enabled; renew an hour before that.
 AUTO_OFF_MS = 24 * HOUR_MS
-DEFAULT_RENEW_AFTER_MINUTES = 23 * 60
+DEFAULT_RENEW_AFTER_MINUTES = (AUTO_OFF_MS - HOUR_MS) // MINUTE_MS
 
 
 class CaptureMode(StrEnum):

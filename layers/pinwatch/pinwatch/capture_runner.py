@@ -22,7 +22,6 @@ from typing import Protocol
 
 from pinwatch.capture import (
     Action,
-    CaptureMode,
     CaptureSettings,
     CaptureState,
     Decision,
@@ -150,10 +149,6 @@ class ReasonCapture:
 
     def _note(self, decision: Decision, now_ms: int, *, error: str | None = None, dry_run: bool = False) -> CaptureNote:
         return note(self.settings, decision, window_minutes=self._window, now_ms=now_ms, error=error, dry_run=dry_run)
-
-    @property
-    def enabled(self) -> bool:
-        return self.settings.mode is not CaptureMode.OFF
 
 
 def _seen_since(reasons: Sequence[ReasonCount], since_ms: int) -> bool:

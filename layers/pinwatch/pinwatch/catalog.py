@@ -33,7 +33,6 @@ ALL_ENGINES = frozenset(EngineFamily)
 # AWS pages.
 PINNING_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-pinning.html"
 POOL_CONFIG_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ConnectionPoolConfiguration.html"
-CONNECTIONS_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-proxy-connections.html"
 # RDS Proxy multiplexes PostgreSQL extended-query-protocol prepared statements since 2023-11-10.
 EXTENDED_QUERY_NEWS = (
     "https://aws.amazon.com/about-aws/whats-new/2023/11/amazon-rds-proxy-postgresql-extended-query-protocol/"
