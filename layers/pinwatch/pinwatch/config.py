@@ -32,6 +32,8 @@ _SECRET_ARN = re.compile(_ARN.format(service="secretsmanager", resource=r"secret
 
 SlackMention = Literal["here", "channel", "none"]
 REASON_CAPTURE_MODES = ("off", "on-incident", "always")  # pinwatch.capture.CaptureMode values
+# AWS switches enhanced logging off 24 h after it is enabled: a longer cap would mean nothing.
+REASON_CAPTURE_MAX_HOURS_RANGE = (0.25, 24.0)
 
 
 class _Reader:
@@ -239,8 +241,7 @@ class CheckConfig:
             chat_notifications=r.boolean("CHAT_NOTIFICATIONS", False),
             dashboard_url=_dashboard_url(r),
             reason_capture=r.choice("REASON_CAPTURE", "off", REASON_CAPTURE_MODES),
-            # AWS switches enhanced logging off 24 h after it is enabled: a longer cap would mean nothing.
-            reason_capture_max_hours=r.number("REASON_CAPTURE_MAX_HOURS", 2.0, 0.25, 24.0, float),
+            reason_capture_max_hours=r.number("REASON_CAPTURE_MAX_HOURS", 2.0, *REASON_CAPTURE_MAX_HOURS_RANGE, float),
         )
         r.ordered(
             ("PINNED_WARNING_PCT", config.pinned_warning_pct), ("PINNED_CRITICAL_PCT", config.pinned_critical_pct)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pinwatch.cli import EXIT_FINDINGS, EXIT_OK, CliError
 from pinwatch.cli.aws import AwsClients, add_aws_arguments
-from pinwatch.config import REASON_CAPTURE_MODES, CheckConfig, ConfigError
+from pinwatch.config import REASON_CAPTURE_MAX_HOURS_RANGE, REASON_CAPTURE_MODES, CheckConfig, ConfigError
 from pinwatch.findings import Finding, ProxyReport, Severity
 
 if TYPE_CHECKING:
@@ -125,8 +125,11 @@ def _config(args: argparse.Namespace) -> CheckConfig:
 
 def _with_capture(config: CheckConfig, mode: str | None, max_hours: float | None) -> CheckConfig:
     """The command line's reason-capture options over the environment's (docs/reason-capture.md)."""
-    if max_hours is not None and not 0.25 <= max_hours <= 24:
-        raise CliError("--reason-capture-max-hours must be from 0.25 to 24 (AWS switches logging off after 24 h)")
+    low, high = REASON_CAPTURE_MAX_HOURS_RANGE
+    if max_hours is not None and not low <= max_hours <= high:
+        raise CliError(
+            f"--reason-capture-max-hours must be from {low:g} to {high:g} (AWS switches logging off after 24 h)"
+        )
     config = dataclasses.replace(
         config,
         reason_capture=mode or config.reason_capture,
