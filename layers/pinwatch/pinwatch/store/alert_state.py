@@ -60,12 +60,10 @@ class AlertStateStore:
         ttl_days: int = DEFAULT_TTL_DAYS,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if ttl_days < 1:
-            raise ValueError(f"ttl_days must be at least 1, got {ttl_days}")
         self._client = client
         self._table = table_name
         self._retry = retry
-        self._ttl_s = ttl_days * 86_400
+        self._ttl_s = keys.ttl_seconds(ttl_days)
         self._clock = clock
 
     def alerting_proxies(self) -> frozenset[str]:

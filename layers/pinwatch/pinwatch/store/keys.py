@@ -54,6 +54,13 @@ CAPTURE_SK = "CAPTURE"  # pinwatch.store.capture_state: who switched enhanced lo
 RANGE_END = "~"  # sorts after every character used in keys, closing a prefix range
 
 
+def ttl_seconds(ttl_days: int) -> int:
+    """How long after a write an item's ``expires_at`` lies, from a store's ``ttl_days`` (at least 1)."""
+    if ttl_days < 1:
+        raise ValueError(f"ttl_days must be at least 1, got {ttl_days}")
+    return ttl_days * 86_400
+
+
 def proxy_pk(proxy: str) -> str:
     return f"PROXY#{proxy}"
 

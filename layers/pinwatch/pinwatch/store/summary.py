@@ -157,11 +157,9 @@ class SummaryStore:
         last_seen_step_ms: int | None = LAST_SEEN_STEP_MS,
     ) -> None:
         """`last_seen_step_ms` None writes the proxies item on every live batch (see the module docstring)."""
-        if ttl_days < 1:
-            raise ValueError(f"ttl_days must be at least 1, got {ttl_days}")
         self._client = client
         self._table = table_name
-        self._ttl_s = ttl_days * 86_400
+        self._ttl_s = keys.ttl_seconds(ttl_days)
         self._retry = retry
         self._last_seen_step_ms = last_seen_step_ms
         # Per proxy, what this instance committed to its proxies item; lives as long as the execution environment.
