@@ -302,6 +302,13 @@ class _Context:
             return f"{MAX_ALLOWED} is 0: see {NO_CONNECTIONS_ALLOWED}"
         return None
 
+    def pool_unknown(self, rule: str) -> Finding | None:
+        """The no-data finding of a rule that needs connections in use and a usable limit; None when both are there."""
+        if self.in_use is None:
+            return self.insufficient(rule, self.no_data)
+        why_not = self.no_limit()
+        return None if why_not is None else self.insufficient(rule, why_not)
+
 
 def _n(value: float) -> str:
     """A connection count as people write it: 12, not 12.0."""
@@ -384,12 +391,10 @@ def _idle_note(ctx: _Context) -> str:
 
 
 def _pool_pressure(ctx: _Context) -> Finding:
-    in_use = ctx.in_use
-    if in_use is None:
-        return ctx.insufficient(POOL_PRESSURE, ctx.no_data)
-    why_not = ctx.no_limit()
-    if why_not is not None:
-        return ctx.insufficient(POOL_PRESSURE, why_not)
+    unknown = ctx.pool_unknown(POOL_PRESSURE)
+    if unknown is not None:
+        return unknown
+    in_use = ctx.in_use or 0.0
     pct = ctx.pool_used_pct or 0.0
     figures = {"pool_used_pct": round(pct, 1)}
     text = f"{_n(in_use)} of {_n(ctx.limit or 0)} allowed database connections in use ({pct:.0f}%){_idle_note(ctx)}"
@@ -449,12 +454,10 @@ def _pool_fix(ctx: _Context) -> tuple[str, ...]:
 
 
 def _undersized_pool(ctx: _Context) -> Finding:
-    in_use, latency = ctx.in_use, ctx.latest["borrow_latency_ms"]
-    if in_use is None:
-        return ctx.insufficient(UNDERSIZED_POOL, ctx.no_data)
-    why_not = ctx.no_limit()
-    if why_not is not None:
-        return ctx.insufficient(UNDERSIZED_POOL, why_not)
+    unknown = ctx.pool_unknown(UNDERSIZED_POOL)
+    if unknown is not None:
+        return unknown
+    in_use, latency = ctx.in_use or 0.0, ctx.latest["borrow_latency_ms"]
     used = ctx.pool_used_pct or 0.0
     pinned_pct = ctx.pinned_pct_of_in_use or 0.0
     warn_ms, crit_ms = ctx.latency_thresholds_ms()
