@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import pytest
 
 from pinwatch import diagnose as dx
+from pinwatch.alerts.render import numbers
 from pinwatch.config import Thresholds
 from pinwatch.discovery import ProxyInfo
-from pinwatch.findings import Finding, Severity
+from pinwatch.findings import Finding, ProxyReport, Severity
 from pinwatch.metrics import (
     BORROW_LATENCY,
     BORROWED,
@@ -154,6 +155,21 @@ def test_given_borrowed_datapoints_missing_in_some_minutes_when_diagnosed_then_t
     borrowed: list[float | None] = [30.0] * 10 + [None] * (MINUTES - 10)
     finding = rule(dx.POOL_PRESSURE, metrics(borrowed=borrowed, db=45, pinned=0, max_allowed=50))
     assert (finding.severity, finding.figures["in_use_connections"]) == (Severity.OK, 0)
+
+
+def test_given_the_borrowed_gauge_missing_in_the_newest_minute_when_diagnosed_then_the_alert_numbers_read_it_as_the_rules_do() -> (
+    None
+):
+    # The report's figures feed the alert's numbers: they must not fall back to the open count
+    # (45 of 50, 90%) while the pool-pressure finding says none of them is in use.
+    borrowed: list[float | None] = [30.0] * 10 + [None] * (MINUTES - 10)
+    result = dx.diagnose(PROXY, metrics(borrowed=borrowed, db=45, pinned=0, max_allowed=50), Thresholds())
+
+    report = ProxyReport("orders", None, "available", result.findings, figures=result.figures)
+
+    assert result.figures[BORROWED] == 0
+    assert ("DB connections in use / max", "0 / 50 (0%)") in numbers(report)
+    assert ("DB connections open", "45 (45 idle in the pool)") in numbers(report)
 
 
 def test_given_no_borrowed_gauge_when_diagnosed_then_open_connections_stand_in_for_in_use() -> None:

@@ -124,7 +124,8 @@ _INPUTS: Mapping[str, tuple[str, ...]] = {
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
     findings: tuple[Finding, ...]
-    figures: Mapping[str, float | None]  # latest value per CloudWatch metric name (latency in µs)
+    # Latest value per CloudWatch metric name (latency in µs); borrowed reads as the rules read it.
+    figures: Mapping[str, float | None]
     exhaustion_eta_minutes: float | None = None
 
 
@@ -138,6 +139,10 @@ def diagnose(proxy: ProxyInfo, metrics: ProxyMetrics | None, thresholds: Thresho
     # No explicit ok for proxy_unavailable/proxy_not_found: a diagnosed proxy's absent rule is healthy.
     findings = [rule(ctx) for rule in _RULES]
     figures = {spec.name: metrics.latest(spec.name) for spec in METRICS}
+    if figures[BORROWED] is None and metrics.latest_index() is not None and borrowed_seen(metrics):
+        # As in_use_points reads it: a published minute without a borrowed datapoint had none
+        # borrowed, so the alert's numbers show the connections in use the rules judged.
+        figures[BORROWED] = 0.0
     return Diagnosis(tuple(findings), figures, ctx.forecast.eta_minutes if ctx.forecast else None)
 
 
@@ -181,14 +186,19 @@ def not_checked_finding(proxy: str, error: str) -> Finding:
     )
 
 
+def borrowed_seen(metrics: ProxyMetrics) -> bool:
+    """Whether the window has a borrowed datapoint at all (without one, open connections stand in for in use)."""
+    return any(v is not None for v in metrics.values(BORROWED))
+
+
 def in_use_points(metrics: ProxyMetrics) -> list[tuple[int, float]]:
     """(timestamp ms, connections in use) per minute: max(borrowed, pinned), or open without a borrowed gauge.
 
     Without any borrowed datapoint in the window, the open count stands in (an over-estimate).
     """
-    borrowed = metrics.values(BORROWED)
-    if all(v is None for v in borrowed):
+    if not borrowed_seen(metrics):
         return metrics.points(DATABASE_CONNECTIONS)
+    borrowed = metrics.values(BORROWED)
     # Like the pinned gauge, the borrowed one has been seen to publish nothing while it is 0
     # (https://www.repost.aws/zh-Hant/questions/QUWj6NLZUOQ8qFBs_2_9JKxA): in a minute the proxy
     # published its open count, no borrowed datapoint reads as none borrowed.
