@@ -361,7 +361,8 @@ def test_given_the_check_when_rendered_then_it_may_publish_to_the_encrypted_aler
     publish = [st["Resource"] for st in statements if "sns:Publish" in as_list(st["Action"])]
     assert publish == [f"arn:aws:sns:us-east-1:123456789012:getatt:{topic_id}.TopicName"]
     assert any(st["Resource"] == f"getatt:{key_id}.Arn" for st in statements if "kms:Decrypt" in as_list(st["Action"]))
-    # The check queries the table and writes alert state in transactions of Put items: nothing else.
+    # The check queries the table, writes alert state in transactions of Put items and the reason-capture
+    # state with a conditional PutItem: nothing else (pinwatch.store.capture_state reads with a Query).
     table = f"getatt:{'SummaryTable'}.Arn"
     dynamodb = {a for st in statements for a in as_list(st["Action"]) if a.startswith("dynamodb:")}
     assert dynamodb == {"dynamodb:Query", "dynamodb:PutItem"}
