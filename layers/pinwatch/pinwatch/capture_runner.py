@@ -30,7 +30,7 @@ from pinwatch.capture import (
     is_incident,
     note,
 )
-from pinwatch.findings import CaptureNote, Finding
+from pinwatch.findings import CaptureNote, Finding, error_text
 from pinwatch.records import ReasonCount
 
 logger = logging.getLogger(__name__)
@@ -156,5 +156,4 @@ def _seen_since(reasons: Sequence[ReasonCount], since_ms: int) -> bool:
 
 
 def _short(exc: Exception) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 240 else text[:239] + "…"
+    return error_text(exc, 240)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 
 from pinwatch.config import Thresholds
 from pinwatch.discovery import DEFAULT_TARGET_GROUP, ProxyInfo
-from pinwatch.findings import CaptureNote, Finding, Severity
+from pinwatch.findings import CaptureNote, Finding, Severity, error_text
 from pinwatch.forecast import Outlook, correlation, fit_trend, forecast_exhaustion
 from pinwatch.metrics import (
     BORROW_LATENCY,
@@ -171,9 +171,7 @@ NOT_CHECKED_ERROR_MAX = 300  # an API error's text is quoted, not dumped
 
 
 def not_checked_finding(proxy: str, error: str) -> Finding:
-    error = " ".join(error.split())
-    if len(error) > NOT_CHECKED_ERROR_MAX:
-        error = error[: NOT_CHECKED_ERROR_MAX - 1] + "…"
+    error = error_text(error, NOT_CHECKED_ERROR_MAX)
     return Finding(
         proxy,
         NOT_CHECKED,

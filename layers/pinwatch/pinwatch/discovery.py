@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from pinwatch.findings import error_text
 from pinwatch.records import EngineFamily, PoolConfig
 
 if TYPE_CHECKING:
@@ -50,9 +51,7 @@ def describe_error(operation: str, exc: Exception) -> str:
     """One line naming the call and the error code (botocore's ``ClientError`` carries one)."""
     response = getattr(exc, "response", None)
     code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    text = text if len(text) <= 300 else text[:299] + "…"
-    return f"{operation} failed ({code or type(exc).__name__}): {text}"
+    return f"{operation} failed ({code or type(exc).__name__}): {error_text(exc, 300)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,18 @@ class Severity(StrEnum):
 _RANK = {Severity.OK: 0, Severity.INFO: 1, Severity.WARNING: 2, Severity.CRITICAL: 3}
 
 
+def error_text(error: Exception | str, limit: int) -> str:
+    """An error as a finding or note quotes it: one line, at most ``limit`` characters (``…`` marks a cut).
+
+    An exception without a message is named by its type. Escaping for a channel is the renderer's
+    (``pinwatch.alerts.render.untrusted``).
+    """
+    text = " ".join(str(error).split())
+    if not text and isinstance(error, Exception):
+        text = type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One rule's verdict on one proxy in one check run.
