@@ -151,6 +151,10 @@ class CheckConfig:
     slack_allow_loopback: bool = False
     chat_notifications: bool = False
     dashboard_url: str | None = None
+    # Unset: every scheduled run reads every proxy. The stack sets 15 and names its Metrics
+    # Insights alarm, whose contributor events bring a pinning proxy in between (pinwatch.fleet).
+    sweep_minutes: int = 1
+    contributor_alarms: tuple[str, ...] = ()
 
     @property
     def thresholds(self) -> Thresholds:
@@ -217,6 +221,8 @@ class CheckConfig:
             slack_allow_loopback=r.boolean("SLACK_ALLOW_LOOPBACK", False),
             chat_notifications=r.boolean("CHAT_NOTIFICATIONS", False),
             dashboard_url=_dashboard_url(r),
+            sweep_minutes=r.number("SWEEP_MINUTES", 1, 1, 60, int),
+            contributor_alarms=tuple(n.strip() for n in (r.raw("CONTRIBUTOR_ALARMS") or "").split(",") if n.strip()),
         )
         r.ordered(
             ("PINNED_WARNING_PCT", config.pinned_warning_pct), ("PINNED_CRITICAL_PCT", config.pinned_critical_pct)

@@ -103,8 +103,12 @@ def build_connection_check(
     cloudwatch_client: CloudWatchClient,
     dynamodb_client: DynamoDBClient | None = None,
     dispatcher: Dispatcher | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> ConnectionCheck:
-    """The check wired to these AWS clients; without a table it runs on metrics alone."""
+    """The check wired to these AWS clients; without a table it runs on metrics alone.
+
+    ``clock`` (seconds) ages the cached target-group settings; a simulated day passes its own.
+    """
     from pinwatch.check import ConnectionCheck, catalog_hints
     from pinwatch.discovery import RdsProxyDiscovery
     from pinwatch.metrics import CloudWatchMetricsReader
@@ -113,7 +117,7 @@ def build_connection_check(
     if dynamodb_client is not None and config.summary_table_name:
         reasons = SummaryStore(dynamodb_client, config.summary_table_name)
     return ConnectionCheck(
-        proxies=RdsProxyDiscovery(rds_client),
+        proxies=RdsProxyDiscovery(rds_client) if clock is None else RdsProxyDiscovery(rds_client, clock=clock),
         metrics=CloudWatchMetricsReader(cloudwatch_client),
         thresholds=config.thresholds,
         window_minutes=config.metrics_window_minutes,
@@ -122,6 +126,15 @@ def build_connection_check(
         hints=catalog_hints,
         dispatcher=dispatcher,
     )
+
+
+def alarm_contributors(config: CheckConfig, clients: ClientFactory = aws_client) -> Callable[[], frozenset[str]]:
+    """Proxies in ALARM on the configured Metrics Insights alarms (none configured: no call)."""
+    if not config.contributor_alarms:
+        return frozenset
+    from pinwatch.fleet import AlarmContributors
+
+    return AlarmContributors(clients("cloudwatch"), config.contributor_alarms).in_alarm
 
 
 def alert_dispatcher(config: CheckConfig, clients: ClientFactory = aws_client) -> AlertDispatcher:
