@@ -1,4 +1,8 @@
-"""Connection check function: on a schedule, diagnose every RDS Proxy and alert on what changed.
+"""Connection check function: diagnose RDS proxies and alert on what changed.
+
+Invoked every minute by its schedule — which reads every proxy on the sweep minutes and only the
+hot ones in between — and by the stack's pinned-connections alarm, whose contributor events name
+the proxy to read at once (:mod:`pinwatch.fleet`, docs/fleet-scale.md).
 
 Thin entry. Settings, AWS clients, the alert dispatcher and the check are built once per cold
 start by :mod:`pinwatch.wiring` (an invalid setting or an unreadable Slack secret fails there,

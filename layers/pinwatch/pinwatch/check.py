@@ -22,7 +22,6 @@ from pinwatch.config import Thresholds
 from pinwatch.diagnose import diagnose, not_checked_finding, not_found_finding
 from pinwatch.discovery import Discovery, ProxyInfo
 from pinwatch.findings import ProxyReport, Severity
-from pinwatch.hints import hints_for
 from pinwatch.metrics import PINNED, ProxyMetrics
 from pinwatch.records import EngineFamily, PoolConfig, ReasonCount
 from pinwatch.timebase import HOUR_MS
@@ -320,4 +319,7 @@ class ConnectionCheck:
 
 def catalog_hints(reason: str, engine: EngineFamily | None, digest: str | None, pool: PoolConfig | None) -> list[str]:
     """Hints from the reason catalog, for this engine family and pool configuration."""
+    # Imported on first use: the catalog is only needed for a proxy with pins or problems.
+    from pinwatch.hints import hints_for
+
     return [hint.text for hint in hints_for(reason, engine, digest=digest, pool=pool)]

@@ -317,11 +317,25 @@ class LocalFunctions:
     @contextlib.contextmanager
     def _captured(self) -> Iterator[None]:
         """The handler's stdout and warnings (e.g. Powertools' "no metrics") go to :attr:`output`, as in Lambda."""
+        # Powertools' log handler keeps the stream it was created with, and both functions (and any
+        # earlier handler import in this process) share the service's logger: point it here too.
+        handlers = [
+            h
+            for h in {
+                id(app.logger.registered_handler): app.logger.registered_handler for app in (self._ingest, self._check)
+            }.values()
+            if isinstance(h, logging.StreamHandler)
+        ]
+        streams = [h.stream for h in handlers]
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(self.output):
             warnings.simplefilter("always")
+            for handler in handlers:
+                handler.stream = self.output
             try:
                 yield
             finally:
+                for handler, stream in zip(handlers, streams, strict=True):
+                    handler.stream = stream
                 for warning in caught:
                     self.output.write(json.dumps({"level": "WARNING", "message": str(warning.message)}) + "\n")
 
