@@ -487,8 +487,9 @@ class CostRun:
 def measure(designs: tuple[Design, ...] = (POLL, ALARM_SWEEP), sizes: tuple[int, ...] = SIZES) -> CostRun:
     run = CostRun()
     for design in designs:
-        # The poll design reads every proxy every minute, the same each minute: a short run counts it.
-        minutes = DAY if design is not POLL else 2 * SHORT_MINUTES
+        # The poll design reads every proxy every minute, the same each minute: a run through the
+        # detection incident counts it.
+        minutes = DAY if design is not POLL else DETECT_PROXY_START + SHORT_MINUTES
         stack = simulate(design, 0, minutes)
         run.days[(design.name, 0)] = stack
         for count in sizes:
