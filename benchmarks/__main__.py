@@ -24,6 +24,7 @@ MODULES = [
     "benchmarks.bench_ingest",
     "benchmarks.bench_check",
     "benchmarks.bench_demo",
+    "benchmarks.bench_cost",
 ]
 
 
@@ -35,6 +36,12 @@ def main(argv: list[str]) -> int:
         type=Path,
         metavar="PAGE",
         help="rewrite the figures between the bench markers of PAGE (e.g. docs/performance.md); full runs only",
+    )
+    parser.add_argument(
+        "--write-cost-docs",
+        type=Path,
+        metavar="PAGE",
+        help="rewrite the cost table between the cost markers of PAGE (e.g. docs/cost.md); needs the cost module",
     )
     args = parser.parse_args(argv)
     # The block states one run on one machine: a partial run would mix its figures with older ones.
@@ -48,6 +55,15 @@ def main(argv: list[str]) -> int:
             parser.error(f"--write-docs {args.write_docs}: {exc}")
 
     selected = [m for m in MODULES if not args.modules or any(a in m for a in args.modules)]
+    if args.write_cost_docs:
+        from benchmarks.bench_cost import COST_BEGIN, COST_END
+
+        if "benchmarks.bench_cost" not in selected:
+            parser.error("--write-cost-docs needs the cost module in the run")
+        try:
+            replace_figures_block(args.write_cost_docs.read_text(encoding="utf-8"), "", COST_BEGIN, COST_END)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--write-cost-docs {args.write_cost_docs}: {exc}")
     figures: list[Figure] = []
     for module_name in selected:
         module = importlib.import_module(module_name)
@@ -55,6 +71,16 @@ def main(argv: list[str]) -> int:
             print(figure.line(), flush=True)
             figures.append(figure)
     _print_table(figures)
+    if args.write_cost_docs:
+        from benchmarks import bench_cost
+
+        assert bench_cost.LAST is not None
+        page = args.write_cost_docs.read_text(encoding="utf-8")
+        block = bench_cost.cost_block(bench_cost.LAST, datetime.datetime.now(datetime.UTC).date().isoformat())
+        args.write_cost_docs.write_text(
+            replace_figures_block(page, block, bench_cost.COST_BEGIN, bench_cost.COST_END), encoding="utf-8"
+        )
+        print(f"wrote the cost table to {args.write_cost_docs}", file=sys.stderr)
     if args.write_docs:
         page = args.write_docs.read_text(encoding="utf-8")
         block = figures_block(figures, this_machine(), datetime.datetime.now(datetime.UTC).date())

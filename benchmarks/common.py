@@ -109,7 +109,7 @@ def figures_block(figures: Sequence[Figure], machine: Machine, measured_on: date
     )
 
 
-def replace_figures_block(page: str, block: str) -> str:
+def replace_figures_block(page: str, block: str, begin_marker: str = DOCS_BEGIN, end_marker: str = DOCS_END) -> str:
     """`page` with its lines from the begin marker to the end marker (both included) replaced by `block`.
 
     A marker counts only on a line of its own, so prose may mention it. Raises ValueError unless the
@@ -117,14 +117,15 @@ def replace_figures_block(page: str, block: str) -> str:
     figures is never rewritten by guesswork.
     """
     lines = page.splitlines(keepends=True)
-    begins = [i for i, line in enumerate(lines) if line.strip() == DOCS_BEGIN]
-    ends = [i for i, line in enumerate(lines) if line.strip() == DOCS_END]
+    begins = [i for i, line in enumerate(lines) if line.strip() == begin_marker]
+    ends = [i for i, line in enumerate(lines) if line.strip() == end_marker]
     if len(begins) != 1 or len(ends) != 1:
         raise ValueError(
-            f"expected one {DOCS_BEGIN} line and one {DOCS_END} line in the page, found {len(begins)} and {len(ends)}"
+            f"expected one {begin_marker} line and one {end_marker} line in the page, "
+            f"found {len(begins)} and {len(ends)}"
         )
     (begin,), (end,) = begins, ends
     if end < begin:
-        raise ValueError(f"{DOCS_END} comes before {DOCS_BEGIN} in the page")
+        raise ValueError(f"{end_marker} comes before {begin_marker} in the page")
     newline = "\n" if lines[end].endswith("\n") else ""
     return "".join(lines[:begin]) + block + newline + "".join(lines[end + 1 :])

@@ -1,4 +1,8 @@
-"""Connection check function: on a schedule, diagnose every RDS Proxy and alert on what changed.
+"""Connection check function: diagnose RDS proxies and alert on what changed.
+
+Invoked every minute by its schedule — which reads every proxy on the sweep minutes and only the
+hot ones in between — and by the stack's pinned-connections alarm, whose contributor events name
+the proxy to read at once (:mod:`pinwatch.fleet`, docs/fleet-scale.md).
 
 Thin entry. Settings, AWS clients, the alert dispatcher and the check are built once per cold
 start by :mod:`pinwatch.wiring` (an invalid setting or an unreadable Slack secret fails there,
@@ -35,6 +39,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pinwatch import wiring
 from pinwatch.check import Check, CheckResult
 from pinwatch.config import CheckConfig
+from pinwatch.fleet import HotSource, parse_trigger, plan_run
 
 # Cold start: a missing or invalid setting fails here with a message naming the variable.
 CONFIG = CheckConfig.from_env(os.environ)
@@ -46,6 +51,8 @@ metrics = Metrics(namespace=NAMESPACE)
 copy_config_to_registered_loggers(source_logger=logger, include={"pinwatch"})
 
 CHECK = wiring.check_function(CONFIG)
+# Proxies the stack's Metrics Insights alarm holds in ALARM: hot between two sweeps.
+CONTRIBUTORS: HotSource = wiring.alarm_contributors(CONFIG)
 
 # Time kept back from the function's timeout for what follows delivery: the alert-state write (a
 # transaction with its retries) and the metrics flush. A quarter of what is left, at most 5 s.
@@ -73,11 +80,34 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def handle(event: dict[str, Any], context: LambdaContext, *, check: Check, now_ms: int) -> dict[str, Any]:
-    """One check of every proxy at ``now_ms``; returns the summary it logs, raises :class:`CheckFailed` at the end."""
-    result = check.run(now_ms, deadline=delivery_deadline(context))
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    check: Check,
+    now_ms: int,
+    contributors: HotSource | None = None,
+) -> dict[str, Any]:
+    """One check at ``now_ms`` of the proxies ``event`` calls for; returns the summary it logs.
+
+    A schedule event reads every proxy on a sweep minute and the hot ones (open alerts, alarm
+    contributors in ALARM) in between; an alarm contributor event reads its proxy; anything else
+    every proxy (:mod:`pinwatch.fleet`). Raises :class:`CheckFailed` at the end when alerting failed.
+    """
+    plan = plan_run(
+        parse_trigger(event),
+        now_ms,
+        sweep_minutes=CONFIG.sweep_minutes,
+        hot_sources=(check.alerting_proxies, contributors or CONTRIBUTORS),
+        configured=CONFIG.proxy_names,
+    )
+    if plan.reads_every_proxy:
+        result = check.run(now_ms, deadline=delivery_deadline(context))
+    else:
+        result = check.run(now_ms, deadline=delivery_deadline(context), names=plan.names)
     _emit_metrics(result)
     summary = _summarise(result)
+    summary["trigger"] = plan.why
     logger.info("Check complete", **summary)
     if result.failures:
         raise CheckFailed(f"alerting failed for {len(result.failures)} proxies: {', '.join(sorted(result.failures))}")

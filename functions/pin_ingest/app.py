@@ -9,15 +9,23 @@ asynchronous invocation twice, then the on-failure destination keeps the batch a
 
 Metrics (namespace ``POWERTOOLS_METRICS_NAMESPACE``, default ``Pinwatch``), counted by
 :class:`~pinwatch.ingest.IngestResult` from what this invocation newly wrote, so a redelivered batch
-adds nothing:
+adds nothing. None has a proxy dimension: custom metrics are billed per series (about $0.30 a
+month each), so a series per proxy and reason would make every pinning proxy cost $1.50-2.40 a
+month in metrics alone (docs/fleet-scale.md). The series are fixed whatever the fleet's size:
 
-* per (proxy, reason), one EMF document each: ``PinEvents`` / ``WouldPinEvents`` by ProxyName, Reason;
-* per invocation, one EMF document by ProxyName: ``PinEvents``, ``WouldPinEvents``, ``UnparsedLines``,
+* per reason, one EMF document each: ``PinEvents`` / ``WouldPinEvents`` by Reason (the parser's
+  reason codes, a bounded set), summed over the batch's proxies;
+* per invocation, one EMF document: ``PinEvents``, ``WouldPinEvents``, ``UnparsedLines``,
   ``DuplicateBatches`` (1 when an earlier delivery of the batch had been applied) and
   ``ForeignLogGroup`` (1 when the log group is not ``/aws/rds/proxy/<name>``);
-* on the other paths, without dimensions: ``ControlMessages`` (a subscription's reachability
-  check), ``InvalidPayloads`` (undecodable, on its way to the on-failure destination) and
+* on the other paths: ``ControlMessages`` (a subscription's reachability check),
+  ``InvalidPayloads`` (undecodable, on its way to the on-failure destination) and
   ``FailedBatches`` (an error Lambda will retry).
+
+Per proxy and reason, the function logs one ``Pin counts`` line (``proxy``, ``kind``, ``reason``,
+``count``): the stack's Contributor Insights rule ranks proxies and reasons from those lines, at
+a fixed price per rule plus matched lines rather than per series ("Contributor Insights rule
+syntax in CloudWatch", CloudWatch User Guide).
 
 Powertools adds a ``service`` dimension to both when ``POWERTOOLS_SERVICE_NAME`` is set.
 """
@@ -85,15 +93,20 @@ def handle(event: dict[str, Any], context: LambdaContext, *, store: BatchStore, 
     return _summarise(result)
 
 
+PIN_COUNTS_MESSAGE = "Pin counts"  # the Contributor Insights rule in template.yaml filters on it
+
+
 def _emit_metrics(result: IngestResult) -> None:
-    # One EMF document per (proxy, reason): dimensions differ, so they cannot share one.
+    by_reason: dict[tuple[Kind, str], int] = {}
     for (proxy, kind, reason), count in result.pins_by_reason.items():
+        by_reason[(kind, reason)] = by_reason.get((kind, reason), 0) + count
+        logger.info(PIN_COUNTS_MESSAGE, proxy=proxy, kind=_METRIC_NAME[kind], reason=reason, count=count)
+    # One EMF document per reason: dimensions differ, so they cannot share one.
+    for (kind, reason), count in sorted(by_reason.items()):
         with single_metric(
             name=_METRIC_NAME[kind], unit=MetricUnit.Count, value=count, namespace=CONFIG.metrics_namespace
         ) as metric:
-            metric.add_dimension(name="ProxyName", value=proxy)
             metric.add_dimension(name="Reason", value=reason)
-    metrics.add_dimension(name="ProxyName", value=result.delivery.proxy)
     metrics.add_metric(name="PinEvents", unit=MetricUnit.Count, value=result.new_events(Kind.PINNED))
     metrics.add_metric(name="WouldPinEvents", unit=MetricUnit.Count, value=result.new_events(Kind.WOULD_PIN))
     metrics.add_metric(name="UnparsedLines", unit=MetricUnit.Count, value=result.new_unparsed)

@@ -206,8 +206,14 @@ def test_given_no_dynamodb_local_when_the_demo_command_runs_then_it_says_moto_se
     assert re.search(r"SNS: \d+ message\(s\), as the SQS subscriber got them", out)
     assert f"{proxy}: pins by reason" in out  # the final `pinwatch report`
     assert "demo passed" in out
-    emf = [json.loads(line) for line in log.read_text().splitlines() if '"_aws"' in line]
-    assert any(doc.get("ProxyName") == proxy and "PinEvents" in doc for doc in emf)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    emf = [doc for doc in lines if "_aws" in doc]
+    assert any("PinEvents" in doc and "ProxyName" not in doc for doc in emf)  # fleet-level series
+    assert any(doc.get("message") == "Pin counts" and doc.get("proxy") == proxy for doc in lines)
+    # The pinned-connections alarm's contributor event ran the check, between sweeps.
+    triggers = {doc.get("trigger") for doc in lines if doc.get("message") == "Check complete"}
+    assert f"alarm {proxy}-pinned-connections contributor in ALARM" in triggers
+    assert "hot proxies only" in triggers
 
 
 def test_given_keep_when_the_demo_finishes_then_its_printed_commands_work_until_interrupted(tmp_path: Path) -> None:

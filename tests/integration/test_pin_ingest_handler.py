@@ -111,11 +111,19 @@ def test_given_one_payload_delivered_three_times_when_handled_then_the_table_and
     }
     assert sum(totals.values()) == 300
     first_emf, repeat_emf = runs[0][1], runs[1][1]
+    pins = sum(c for sk, c in totals.items() if sk.startswith("TOTAL#PIN#"))
     per_reason = metric_values(first_emf, "PinEvents")
     reason_docs = [(d, v) for d, v in per_reason if "Reason" in d]
-    assert sum(v for _, v in reason_docs) == sum(c for sk, c in totals.items() if sk.startswith("TOTAL#PIN#"))
-    assert len(reason_docs) == len({d["Reason"] for d, _ in reason_docs})  # one document per (proxy, reason)
-    assert all(d["ProxyName"] == "orders-db" and d["service"] == "pinwatch" for d, _ in reason_docs)
+    assert sum(v for _, v in reason_docs) == pins
+    assert len(reason_docs) == len({d["Reason"] for d, _ in reason_docs})  # one document per reason
+    # Fleet-level series only: a series per proxy would bill every pinning proxy for its own metrics.
+    assert all(set(d) == {"Reason", "service"} for d, _ in reason_docs)
+    assert all("ProxyName" not in d for _, emf, _ in runs for d, _ in metric_values(emf, "PinEvents"))
+    # Per proxy and reason, one log line each, for the Contributor Insights rule.
+    counted = [r for r in runs[0][2] if r["message"] == "Pin counts" and r["kind"] == "PinEvents"]
+    assert {r["proxy"] for r in counted} == {"orders-db"}
+    assert sum(r["count"] for r in counted) == pins
+    assert not [r for _, _, logs in runs[1:] for r in logs if r["message"] == "Pin counts"]
     assert all(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "PinwatchTest" for doc in first_emf)
     assert [v for _, v in metric_values(first_emf, "DuplicateBatches")] == [0]
     for _, emf, _ in runs[1:]:
@@ -210,7 +218,7 @@ def test_given_the_sam_sample_event_when_handled_then_it_is_flagged_foreign_and_
     result, emf, logs = invoke(event)
 
     assert (result["proxy"], result["foreignLogGroup"], result["pinned"]) == ("testLogGroup", True, 0)
-    assert metric_values(emf, "ForeignLogGroup") == [({"ProxyName": "testLogGroup", "service": "pinwatch"}, 1)]
+    assert metric_values(emf, "ForeignLogGroup") == [({"service": "pinwatch"}, 1)]
     assert [v for _, v in metric_values(emf, "PinEvents")] == [0]
     assert any(r["level"] == "WARNING" for r in logs)
     hourly = [i for i in table_items(dynamodb_client, handler_env) if i[keys.SK]["S"].startswith("HOUR#")]

@@ -60,6 +60,8 @@ CHECK_ENV = {
     "RESOLVE_AFTER_CHECKS",
     "METRICS_WINDOW_MINUTES",
     "SETUP_FAILED_EVERY_MINUTES",
+    "SWEEP_MINUTES",
+    "CONTRIBUTOR_ALARMS",
     "SLACK_MENTION_ON_CRITICAL",
     "SLACK_ALLOW_LOOPBACK",
     "CHAT_NOTIFICATIONS",
@@ -111,6 +113,11 @@ def _role_of(s: Stack, function_id: str) -> dict[str, Any]:
 
 def _ingest(s: Stack) -> str:
     return _function_by_code(s, "pin_ingest")
+
+
+def _metric_alarms(s: Stack) -> list[str]:
+    """Alarms on one metric (the Metrics Insights alarm has a query instead)."""
+    return [a for a in s.of_type("AWS::CloudWatch::Alarm") if "MetricName" in s.resources[a]["Properties"]]
 
 
 def _check(s: Stack) -> str:
@@ -233,7 +240,7 @@ def test_given_a_check_schedule_when_rendered_then_an_eventbridge_rule_invokes_t
     check = _check(s)
     rules = s.of_type("AWS::Events::Rule")
 
-    (rule_id,) = rules
+    (rule_id,) = [r for r in rules if "ScheduleExpression" in rules[r]["Properties"]]
     assert s.prop(rule_id, "ScheduleExpression") == expected
     assert [t["Arn"] for t in s.prop(rule_id, "Targets")] == [f"getatt:{check}.Arn"]
     (invoke_config,) = [
@@ -270,7 +277,7 @@ def test_given_the_ingest_when_an_invocation_keeps_failing_then_it_goes_to_an_en
     )
     depth_alarms = [
         a
-        for a in s.of_type("AWS::CloudWatch::Alarm")
+        for a in _metric_alarms(s)
         if s.prop(a, "MetricName") == "ApproximateNumberOfMessagesVisible"
         and s.prop(a, "Dimensions") == [{"Name": "QueueName", "Value": f"getatt:{queue_id}.QueueName"}]
     ]
@@ -514,7 +521,7 @@ def test_given_the_functions_when_rendered_then_their_errors_and_throttles_are_a
     (topic_id,) = s.of_type("AWS::SNS::Topic")
     watched = {
         (s.prop(a, "MetricName"), s.prop(a, "Dimensions")[0]["Value"])
-        for a in s.of_type("AWS::CloudWatch::Alarm")
+        for a in _metric_alarms(s)
         if s.prop(a, "Namespace") == "AWS/Lambda" and s.prop(a, "AlarmActions") == [s.ref(topic_id)]
     }
 
@@ -524,7 +531,7 @@ def test_given_the_functions_when_rendered_then_their_errors_and_throttles_are_a
     # Alerts that Slack or SNS refused are themselves alarmed (from the check's EMF metric).
     delivery = [
         a
-        for a in s.of_type("AWS::CloudWatch::Alarm")
+        for a in _metric_alarms(s)
         if s.prop(a, "MetricName") == "AlertDeliveryFailures"
         and s.prop(a, "Namespace") == "Pinwatch"
         and s.prop(a, "Dimensions") == [{"Name": "service", "Value": "pinwatch"}]
@@ -541,7 +548,7 @@ def test_given_proxy_names_when_rendered_then_each_gets_a_native_pinned_alarm_th
     (topic_id,) = s.of_type("AWS::SNS::Topic")
     pinned = {
         a: s.prop(a)
-        for a in s.of_type("AWS::CloudWatch::Alarm")
+        for a in _metric_alarms(s)
         if s.prop(a, "MetricName") == "DatabaseConnectionsCurrentlySessionPinned"
     }
 
@@ -593,12 +600,17 @@ def test_given_the_dashboard_when_rendered_then_it_shows_pin_events_by_reason_an
     expressions = _dashboard_expressions(s)
     ingest = _ingest(s)
 
-    # The ingest's EMF documents: namespace from the template, dimensions ProxyName, Reason and service.
+    # The ingest's EMF documents: namespace from the template, dimensions Reason and service (no
+    # series per proxy); pins per proxy and reason come from the Contributor Insights rule.
     assert any(
-        e.startswith("SEARCH('{Pinwatch,ProxyName,Reason,service} ") and 'MetricName="PinEvents"' in e
-        for e in expressions
+        e.startswith("SEARCH('{Pinwatch,Reason,service} ") and 'MetricName="PinEvents"' in e for e in expressions
     )
+    assert not [e for e in expressions if "ProxyName,Reason" in e]
     widgets = json.loads(body)["widgets"]
+    (rule_id,) = s.of_type("AWS::CloudWatch::InsightRule")
+    assert [w["properties"]["insightRule"]["ruleName"] for w in widgets if "insightRule" in w["properties"]] == [
+        f"getatt:{rule_id}.RuleName"
+    ]
     plain_metrics = [
         row for w in widgets for row in w.get("properties", {}).get("metrics", []) if isinstance(row[0], str)
     ]
@@ -671,3 +683,65 @@ def test_given_a_check_schedule_when_validated_then_only_what_eventbridge_accept
     # What the console and the CLI show on a rejected value: it must say what to write instead.
     assert "rate(1 minute)" in parameter["ConstraintDescription"]
     assert "singular" in parameter["ConstraintDescription"]
+
+
+# ---------------------------------------------------------------------------- fleet scale
+@pytest.mark.parametrize(("params", "proxies"), [({}, ()), (NAMED, PROXIES)], ids=["every-proxy", "named"])
+def test_given_the_stack_when_rendered_then_one_metrics_insights_alarm_watches_pinned_connections_of_every_proxy(
+    params: dict[str, str], proxies: tuple[str, ...]
+) -> None:
+    s = stack(params)
+    (alarm_id,) = [a for a in s.of_type("AWS::CloudWatch::Alarm") if "Metrics" in s.resources[a]["Properties"]]
+    (query,) = s.prop(alarm_id, "Metrics")
+    expression = " ".join(query["Expression"].split())
+    assert expression.startswith(
+        'SELECT SUM(DatabaseConnectionsCurrentlySessionPinned) FROM SCHEMA("AWS/RDS", ProxyName)'
+    )
+    assert expression.endswith("GROUP BY ProxyName ORDER BY MAX() DESC")
+    for proxy in proxies:
+        assert f"ProxyName = '{proxy}'" in expression
+    if not proxies:
+        assert "WHERE" not in expression
+    assert (query["Period"], s.prop(alarm_id, "Threshold"), s.prop(alarm_id, "ComparisonOperator")) == (
+        60,
+        0,
+        "GreaterThanThreshold",
+    )
+    assert s.prop(alarm_id, "TreatMissingData") == "notBreaching"  # nothing pinned publishes nothing
+
+
+def test_given_the_alarm_when_a_contributor_goes_to_alarm_then_an_eventbridge_rule_invokes_the_check_which_names_it(
+    every_proxy: Stack,
+) -> None:
+    s = every_proxy
+    check = _check(s)
+    rules = s.of_type("AWS::Events::Rule")
+    (rule_id,) = [r for r in rules if "EventPattern" in rules[r]["Properties"]]
+    pattern = s.prop(rule_id, "EventPattern")
+    (alarm_id,) = [a for a in s.of_type("AWS::CloudWatch::Alarm") if "Metrics" in s.resources[a]["Properties"]]
+    alarm_name = s.prop(alarm_id, "AlarmName")
+    assert pattern == {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm Contributor State Change"],
+        "detail": {"alarmName": [alarm_name], "state": {"value": ["ALARM"]}},
+    }
+    assert [t["Arn"] for t in s.prop(rule_id, "Targets")] == [f"getatt:{check}.Arn"]
+    env = s.prop(check, "Environment", "Variables")
+    assert (env["CONTRIBUTOR_ALARMS"], env["SWEEP_MINUTES"]) == (alarm_name, "15")
+    role = s.resources[s.prop(check, "Role")[len("getatt:") : -len(".Arn")]]["Properties"]
+    (statement,) = [st for st in iam_statements(s.resolve(role)) if st.get("Sid") == "ReadAlarmContributors"]
+    assert statement["Action"] == "cloudwatch:DescribeAlarmContributors"
+    assert statement["Resource"].endswith(f":alarm:{alarm_name}")
+
+
+def test_given_the_ingest_log_group_when_rendered_then_a_contributor_insights_rule_sums_pin_counts_by_proxy_and_reason(
+    every_proxy: Stack,
+) -> None:
+    s = every_proxy
+    (rule_id,) = s.of_type("AWS::CloudWatch::InsightRule")
+    body = json.loads(s.prop(rule_id, "RuleBody"))
+    # The ingest function's own log group, where its "Pin counts" lines go.
+    assert body["LogGroupNames"] == [s.prop(_ingest(s), "LoggingConfig", "LogGroup")]
+    assert body["Contribution"]["Keys"] == ["$.proxy", "$.reason"]
+    assert (body["Contribution"]["ValueOf"], body["AggregateOn"]) == ("$.count", "Sum")
+    assert {"Match": "$.message", "In": ["Pin counts"]} in body["Contribution"]["Filters"]

@@ -180,3 +180,16 @@ def test_given_custom_thresholds_when_config_is_parsed_then_thresholds_carry_the
     thresholds = config.thresholds
     assert (thresholds.pinned_warning_pct, thresholds.borrow_latency_warning_ms) == (20.0, 250.0)
     assert thresholds.forecast_min_points == Thresholds().forecast_min_points
+
+
+def test_given_sweep_settings_when_parsed_then_sweep_minutes_and_contributor_alarms_reach_their_fields() -> None:
+    config = CheckConfig.from_env(TABLE | {"SWEEP_MINUTES": "15", "CONTRIBUTOR_ALARMS": "stack-pinned, other ,"})
+    assert (config.sweep_minutes, config.contributor_alarms) == (15, ("stack-pinned", "other"))
+    # Unset: every scheduled run reads every proxy, and no alarm is asked.
+    assert (CheckConfig.from_env(TABLE).sweep_minutes, CheckConfig.from_env(TABLE).contributor_alarms) == (1, ())
+
+
+@pytest.mark.parametrize("value", ["0", "61", "often"])
+def test_given_an_invalid_sweep_when_parsed_then_the_error_names_sweep_minutes(value: str) -> None:
+    with pytest.raises(ConfigError, match="SWEEP_MINUTES"):
+        CheckConfig.from_env(TABLE | {"SWEEP_MINUTES": value})

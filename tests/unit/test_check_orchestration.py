@@ -10,7 +10,7 @@ import pytest
 from pinwatch import diagnose as dx
 from pinwatch.alerts.channels import DeliveryOutcome
 from pinwatch.alerts.dispatcher import DispatchResult
-from pinwatch.alerts.policy import DeliveryStatus
+from pinwatch.alerts.policy import GONE_STATUS, DeliveryStatus
 from pinwatch.check import NOT_FOUND_STATUS, ConnectionCheck, Dispatcher
 from pinwatch.config import Thresholds
 from pinwatch.discovery import Discovery, ProxyInfo
@@ -343,3 +343,41 @@ def test_given_a_run_when_asked_for_unhealthy_proxies_then_each_not_ok_proxy_has
     assert result.unhealthy == {r.proxy: r.severity for r in result.reports if r.severity is not Severity.OK}
     assert result.unhealthy["orders"] is Severity.CRITICAL
     assert "billing" not in result.unhealthy
+
+
+# ---------------------------------------------------------------------------- runs limited to some proxies
+def test_given_names_when_checked_then_only_those_are_discovered_and_read() -> None:
+    check, proxies, metrics, _ = make_check(proxies=(PINNING,))
+    result = check.run(NOW_MS, names=["orders"])
+    assert proxies.asked == [("orders",)]
+    assert [r[0] for r in metrics.reads] == [("orders",)]
+    assert [r.proxy for r in result.reports] == ["orders"]
+
+
+def test_given_no_names_when_a_limited_run_is_asked_then_nothing_is_discovered_read_or_dispatched() -> None:
+    dispatcher = RecordingDispatcher(alerting=frozenset({"deleted"}))
+    check, proxies, metrics, _ = make_check(dispatcher=dispatcher)
+    result = check.run(NOW_MS, names=[])
+    assert (result.outcomes, proxies.asked, metrics.reads, dispatcher.calls) == ((), [], [], [])
+
+
+def test_given_a_hot_proxy_that_no_longer_exists_when_a_limited_run_checks_it_then_it_is_gone_and_others_are_left() -> (
+    None
+):
+    dispatcher = RecordingDispatcher(alerting=frozenset({"deleted", "elsewhere"}))
+    check, *_ = make_check(proxies=(PINNING,), missing=("deleted",), dispatcher=dispatcher)
+    reports = by_proxy(check.run(NOW_MS, names=["orders", "deleted"]).reports)
+    assert reports["deleted"].status == GONE_STATUS
+    assert "elsewhere" not in reports  # a limited run does not close other proxies' alerts
+
+
+def test_given_a_configured_name_missing_when_a_limited_run_checks_it_then_it_stays_not_found() -> None:
+    check, *_ = make_check(proxies=(), missing=("ghost",), names=("ghost",))
+    (report,) = check.run(NOW_MS, names=["ghost"]).reports
+    assert report.status == NOT_FOUND_STATUS
+
+
+def test_given_a_dispatcher_when_asked_for_alerting_proxies_then_it_answers_and_without_one_there_are_none() -> None:
+    check, *_ = make_check(dispatcher=RecordingDispatcher(alerting=frozenset({"orders"})))
+    bare, *_ = make_check()
+    assert (check.alerting_proxies(), bare.alerting_proxies()) == (frozenset({"orders"}), frozenset())

@@ -4,11 +4,12 @@ Orchestration only, every dependency injected: the scheduled function and ``pinw
 wire real adapters (:mod:`pinwatch.wiring`), tests wire fakes or local services.
 
 One run costs: one ``DescribeDBProxies`` listing (or one call per configured name), one
-``DescribeDBProxyTargetGroups`` per available proxy, ceil(proxies x 7 / 500) ``GetMetricData``
-calls, and two summary-table queries per proxy that has pins or problems (healthy, unpinned
-proxies have nothing to explain, so their reasons are not read). With reason capture on
-(:mod:`pinwatch.capture`), one consistent ``GetItem`` per available proxy, and a conditional write
-plus a ``ModifyDBProxy`` when capture switches a proxy's enhanced logging.
+``DescribeDBProxyTargetGroups`` per available proxy whose target group the discovery has not read
+within its cache time, ceil(proxies x metrics / 500) ``GetMetricData`` calls, and two
+summary-table queries per proxy that has pins or problems (healthy, unpinned proxies have nothing
+to explain, so their reasons are not read). With reason capture on (:mod:`pinwatch.capture`), one
+consistent ``Query`` of the capture item per available proxy, and a conditional write plus a
+``ModifyDBProxy`` when capture switches a proxy's enhanced logging.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from pinwatch.config import Thresholds
 from pinwatch.diagnose import diagnose, not_checked_finding, not_found_finding, with_capture
 from pinwatch.discovery import Discovery, ProxyInfo
 from pinwatch.findings import CaptureNote, Finding, ProxyReport, Severity
-from pinwatch.hints import hints_for
 from pinwatch.metrics import PINNED, ProxyMetrics
 from pinwatch.records import EngineFamily, PoolConfig, ReasonCount
 from pinwatch.timebase import HOUR_MS
@@ -129,7 +129,16 @@ class CheckResult:
 class Check(Protocol):
     """What the check function runs: :class:`ConnectionCheck`, or one wrapped (the demo records each result)."""
 
-    def run(self, now_ms: int, *, dry_run: bool = False, deadline: float | None = None) -> CheckResult: ...
+    def run(
+        self,
+        now_ms: int,
+        *,
+        dry_run: bool = False,
+        deadline: float | None = None,
+        names: Sequence[str] | None = None,
+    ) -> CheckResult: ...
+
+    def alerting_proxies(self) -> frozenset[str]: ...
 
 
 class ConnectionCheck:
@@ -158,16 +167,28 @@ class ConnectionCheck:
         self._reason_limit = reason_limit
         self._capture = capture
 
-    def run(self, now_ms: int, *, dry_run: bool = False, deadline: float | None = None) -> CheckResult:
+    def run(
+        self,
+        now_ms: int,
+        *,
+        dry_run: bool = False,
+        deadline: float | None = None,
+        names: Sequence[str] | None = None,
+    ) -> CheckResult:
         """One check of every proxy; ``dry_run`` asks the dispatcher to render without sending or saving.
 
         ``deadline`` (``time.monotonic()``) is when alert delivery must be over so the run can
         finish; a failure reading one proxy makes that proxy "not checked" and the rest go on.
+
+        ``names`` limits the run to those proxies (:mod:`pinwatch.fleet`: the hot ones between two
+        sweeps, or an alarm's contributor). Such a run sees too little to close other proxies'
+        alerts; one of its names that no longer exists is gone (its open alerts resolve), unless
+        it is a configured name, which stays "not found".
         """
+        if names is not None:
+            return self._run_some(now_ms, names, dry_run, deadline)
         found = self._proxies.discover(self._proxy_names)
-        available = [p.name for p in found.proxies if p.available and p.error is None]
-        series = self._read_metrics(available, now_ms)
-        reports = [self._checked(proxy, series.get(proxy.name), now_ms, dry_run) for proxy in found.proxies]
+        reports = self._diagnosed(found, now_ms, dry_run)
         reports += [
             ProxyReport(
                 proxy=name,
@@ -183,6 +204,34 @@ class ConnectionCheck:
             for name in self._gone(found)
         ]
         return CheckResult(tuple(self._dispatch(r, now_ms, dry_run, deadline) for r in reports), now_ms)
+
+    def _run_some(self, now_ms: int, names: Sequence[str], dry_run: bool, deadline: float | None) -> CheckResult:
+        if not names:
+            return CheckResult((), now_ms)  # nothing hot: no AWS call at all
+        found = self._proxies.discover(names)
+        reports = self._diagnosed(found, now_ms, dry_run)
+        configured = set(self._proxy_names)
+        for name in found.missing:
+            if name in configured:
+                finding = (not_found_finding(name),)
+                reports.append(ProxyReport(name, None, NOT_FOUND_STATUS, finding, checked_at_ms=now_ms))
+            else:
+                reports.append(
+                    ProxyReport(proxy=name, engine=None, status=GONE_STATUS, findings=(), checked_at_ms=now_ms)
+                )
+        return CheckResult(tuple(self._dispatch(r, now_ms, dry_run, deadline) for r in reports), now_ms)
+
+    def _diagnosed(self, found: Discovery, now_ms: int, dry_run: bool) -> list[ProxyReport]:
+        """A report per discovered proxy, from one batched metrics read of the available ones."""
+        available = [p.name for p in found.proxies if p.available and p.error is None]
+        series = self._read_metrics(available, now_ms)
+        return [self._checked(proxy, series.get(proxy.name), now_ms, dry_run) for proxy in found.proxies]
+
+    def alerting_proxies(self) -> frozenset[str]:
+        """Proxies with open alerts (none without a dispatcher); raises what the alert-state query raises."""
+        if self._dispatcher is None:
+            return frozenset()
+        return self._dispatcher.alerting_proxies()
 
     def _gone(self, found: Discovery) -> list[str]:
         """Proxies with open alerts that a run over every proxy in the region did not see: deleted.
@@ -300,4 +349,7 @@ class ConnectionCheck:
 
 def catalog_hints(reason: str, engine: EngineFamily | None, digest: str | None, pool: PoolConfig | None) -> list[str]:
     """Hints from the reason catalog, for this engine family and pool configuration."""
+    # Imported on first use: the catalog is only needed for a proxy with pins or problems.
+    from pinwatch.hints import hints_for
+
     return [hint.text for hint in hints_for(reason, engine, digest=digest, pool=pool)]

@@ -173,6 +173,10 @@ class CheckConfig:
     # Reason capture (docs/reason-capture.md): off | on-incident | always, and the longest capture.
     reason_capture: str = "off"
     reason_capture_max_hours: float = 2.0
+    # Unset: every scheduled run reads every proxy. The stack sets 15 and names its Metrics
+    # Insights alarm, whose contributor events bring a pinning proxy in between (pinwatch.fleet).
+    sweep_minutes: int = 1
+    contributor_alarms: tuple[str, ...] = ()
 
     @property
     def thresholds(self) -> Thresholds:
@@ -242,6 +246,8 @@ class CheckConfig:
             dashboard_url=_dashboard_url(r),
             reason_capture=r.choice("REASON_CAPTURE", "off", REASON_CAPTURE_MODES),
             reason_capture_max_hours=r.number("REASON_CAPTURE_MAX_HOURS", 2.0, *REASON_CAPTURE_MAX_HOURS_RANGE, float),
+            sweep_minutes=r.number("SWEEP_MINUTES", 1, 1, 60, int),
+            contributor_alarms=tuple(n.strip() for n in (r.raw("CONTRIBUTOR_ALARMS") or "").split(",") if n.strip()),
         )
         r.ordered(
             ("PINNED_WARNING_PCT", config.pinned_warning_pct), ("PINNED_CRITICAL_PCT", config.pinned_critical_pct)

@@ -10,6 +10,8 @@ Imports nothing from ``pinwatch.cli`` or ``pinwatch.local``: the Lambda layer le
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,6 +63,43 @@ def aws_client(service: str) -> Any:
     return factory(service, config=_CLIENT_CONFIGS.get(service, AWS_CLIENT_CONFIG))
 
 
+class LazyClient:
+    """A boto3 client created at its first use, then kept: transparent to every caller.
+
+    Creating a client loads its service model (tens of milliseconds each). Most check invocations
+    between two sweeps find nothing hot and call DynamoDB alone, so RDS, CloudWatch and SNS
+    clients made at cold start would often be made for nothing. Thread-safe: discovery reads
+    target groups from several threads.
+    """
+
+    def __init__(self, service: str, factory: ClientFactory = aws_client) -> None:
+        self._service = service
+        self._factory = factory
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._factory(self._service)
+                client = self._client
+        return getattr(client, name)
+
+
+def lazy_clients(factory: ClientFactory = aws_client) -> ClientFactory:
+    """One :class:`LazyClient` per service, shared by everything built from this factory."""
+    made: dict[str, LazyClient] = {}
+
+    def client(service: str) -> Any:
+        if service not in made:
+            made[service] = LazyClient(service, factory)
+        return made[service]
+
+    return client
+
+
 # --------------------------------------------------------------------------------------------
 # The ingest function
 
@@ -80,8 +119,14 @@ def summary_store(config: IngestConfig, dynamodb_client: DynamoDBClient) -> Summ
 
 
 def check_function(config: CheckConfig) -> ConnectionCheck:
-    """The scheduled function's check: every client from the environment, alerts always on."""
-    return connection_check(config, aws_client, dispatcher=alert_dispatcher(config, aws_client))
+    """The scheduled function's check: every client from the environment (made at first use), alerts always on."""
+    clients = lazy_clients()
+    return connection_check(config, clients, dispatcher=alert_dispatcher(config, clients, region=_region()))
+
+
+def _region() -> str | None:
+    # Lambda sets AWS_REGION; reading it spares creating a client just to ask for its region.
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
 
 
 def connection_check(
@@ -104,8 +149,12 @@ def build_connection_check(
     cloudwatch_client: CloudWatchClient,
     dynamodb_client: DynamoDBClient | None = None,
     dispatcher: Dispatcher | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> ConnectionCheck:
-    """The check wired to these AWS clients; without a table it runs on metrics alone."""
+    """The check wired to these AWS clients; without a table it runs on metrics alone.
+
+    ``clock`` (seconds) ages the cached target-group settings; a simulated day passes its own.
+    """
     from pinwatch.check import ConnectionCheck, catalog_hints
     from pinwatch.discovery import RdsProxyDiscovery
     from pinwatch.metrics import CloudWatchMetricsReader
@@ -115,7 +164,7 @@ def build_connection_check(
         reasons = SummaryStore(dynamodb_client, config.summary_table_name)
     capture = reason_capture(config, rds_client, dynamodb_client) if reasons is not None else None
     return ConnectionCheck(
-        proxies=RdsProxyDiscovery(rds_client),
+        proxies=RdsProxyDiscovery(rds_client) if clock is None else RdsProxyDiscovery(rds_client, clock=clock),
         metrics=CloudWatchMetricsReader(cloudwatch_client, periodic_every_minutes=config.setup_failed_every_minutes),
         thresholds=config.thresholds,
         window_minutes=config.metrics_window_minutes,
@@ -150,7 +199,18 @@ def reason_capture(
     )
 
 
-def alert_dispatcher(config: CheckConfig, clients: ClientFactory = aws_client) -> AlertDispatcher:
+def alarm_contributors(config: CheckConfig, clients: ClientFactory | None = None) -> Callable[[], frozenset[str]]:
+    """Proxies in ALARM on the configured Metrics Insights alarms (none configured: no call)."""
+    if not config.contributor_alarms:
+        return frozenset
+    from pinwatch.fleet import AlarmContributors
+
+    return AlarmContributors((clients or lazy_clients())("cloudwatch"), config.contributor_alarms).in_alarm
+
+
+def alert_dispatcher(
+    config: CheckConfig, clients: ClientFactory = aws_client, *, region: str | None = None
+) -> AlertDispatcher:
     """The dispatcher on clients from ``clients``: SNS and Secrets Manager only when configured."""
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
@@ -166,6 +226,7 @@ def alert_dispatcher(config: CheckConfig, clients: ClientFactory = aws_client) -
         clients("dynamodb") if config.summary_table_name else None,
         clients("sns") if config.alert_topic_arn else None,
         secrets,
+        region=region,
     )
 
 

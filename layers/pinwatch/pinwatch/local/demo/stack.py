@@ -18,13 +18,14 @@ import logging
 import os
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from pinwatch.local.alarms import MetricsInsightsAlarm, cloudwatch_series
 from pinwatch.local.dynamodb_local import DynamoDBLocalUnavailable, dynamodb_local
 from pinwatch.local.lambda_harness import (
     ACCOUNT_ID,
@@ -284,23 +285,38 @@ class _RecordingCheck:
         self.inner = inner
         self.last: CheckResult | None = None
 
-    def run(self, now_ms: int, *, dry_run: bool = False, deadline: float | None = None) -> CheckResult:
+    def run(
+        self,
+        now_ms: int,
+        *,
+        dry_run: bool = False,
+        deadline: float | None = None,
+        names: Sequence[str] | None = None,
+    ) -> CheckResult:
         self.last = None
-        result = self.inner.run(now_ms, dry_run=dry_run, deadline=deadline)
+        result = self.inner.run(now_ms, dry_run=dry_run, deadline=deadline, names=names)
         self.last = result
         return result
+
+    def alerting_proxies(self) -> frozenset[str]:
+        return self.inner.alerting_proxies()
 
 
 class LocalFunctions:
     """The ingest and check handlers, imported as a cold start does, with their stdout captured.
 
     Each call passes the handler its inputs: the ingest its store and the time, the check a
-    recorder around its own check and the simulated minute.
+    recorder around its own check and the simulated minute. Before each scheduled run, the stack's
+    pinned-connections alarm is evaluated as CloudWatch would (:mod:`pinwatch.local.alarms`) and
+    each contributor event it sends invokes the check first, as the stack's EventBridge rule does.
     """
 
-    def __init__(self, ingest: ModuleType, check: ModuleType, output: io.StringIO) -> None:
+    def __init__(
+        self, ingest: ModuleType, check: ModuleType, output: io.StringIO, alarm: MetricsInsightsAlarm | None = None
+    ) -> None:
         self._ingest = ingest
         self._check = check
+        self._alarm = alarm
         self._recorder = _RecordingCheck(check.CHECK)
         self.output = output
 
@@ -314,11 +330,25 @@ class LocalFunctions:
     @contextlib.contextmanager
     def _captured(self) -> Iterator[None]:
         """The handler's stdout and warnings (e.g. Powertools' "no metrics") go to :attr:`output`, as in Lambda."""
+        # Powertools' log handler keeps the stream it was created with, and both functions (and any
+        # earlier handler import in this process) share the service's logger: point it here too.
+        handlers = [
+            h
+            for h in {
+                id(app.logger.registered_handler): app.logger.registered_handler for app in (self._ingest, self._check)
+            }.values()
+            if isinstance(h, logging.StreamHandler)
+        ]
+        streams = [h.stream for h in handlers]
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(self.output):
             warnings.simplefilter("always")
+            for handler in handlers:
+                handler.stream = self.output
             try:
                 yield
             finally:
+                for handler, stream in zip(handlers, streams, strict=True):
+                    handler.stream = stream
                 for warning in caught:
                     self.output.write(json.dumps({"level": "WARNING", "message": str(warning.message)}) + "\n")
 
@@ -326,14 +356,31 @@ class LocalFunctions:
         self, now_ms: int, event: Mapping[str, Any]
     ) -> tuple[dict[str, Any] | None, CheckResult | None, str | None]:
         """(summary, the run's result, error): a run whose alerting failed raises in Lambda; here it is reported."""
+        earlier: list[CheckResult] = []
+        contributors = self._alarm.in_alarm if self._alarm is not None else frozenset
         try:
             with self._captured():
+                for alarm_event in self._alarm.evaluate(now_ms) if self._alarm is not None else ():
+                    self._check.handle(
+                        alarm_event, check_context(), check=self._recorder, now_ms=now_ms, contributors=contributors
+                    )
+                    if self._recorder.last is not None:
+                        earlier.append(self._recorder.last)
                 summary: dict[str, Any] = self._check.handle(
-                    dict(event), check_context(), check=self._recorder, now_ms=now_ms
+                    dict(event), check_context(), check=self._recorder, now_ms=now_ms, contributors=contributors
                 )
         except Exception as exc:
-            return None, self._recorder.last, f"{type(exc).__name__}: {exc}"
-        return summary, self._recorder.last, None
+            return None, self._merged(earlier), f"{type(exc).__name__}: {exc}"
+        return summary, self._merged(earlier), None
+
+    def _merged(self, earlier: list[CheckResult]) -> CheckResult | None:
+        """This minute's runs as one result: the contributor-triggered ones, then the scheduled one."""
+        runs = [*earlier, *([self._recorder.last] if self._recorder.last is not None else [])]
+        if not runs:
+            return None
+        from pinwatch.check import CheckResult
+
+        return CheckResult(tuple(o for run in runs for o in run.outcomes), runs[-1].checked_at_ms)
 
 
 @contextlib.contextmanager
@@ -348,4 +395,7 @@ def local_functions(stack: DemoStack) -> Iterator[LocalFunctions]:
                 check = load_handler(CONNECTION_CHECK_APP)
         except HandlerNotFound as exc:
             raise DemoError(str(exc)) from None
-        yield LocalFunctions(ingest, check, output)
+        alarm = MetricsInsightsAlarm(
+            f"{stack.proxy}-pinned-connections", cloudwatch_series(client(stack.endpoints, "cloudwatch"))
+        )
+        yield LocalFunctions(ingest, check, output, alarm)
