@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from pinwatch.findings import error_text
+from pinwatch.findings import call_error
 from pinwatch.records import EngineFamily, PoolConfig
 
 if TYPE_CHECKING:
@@ -56,13 +56,6 @@ class ProxyInfo:
     @property
     def available(self) -> bool:
         return self.status == AVAILABLE
-
-
-def describe_error(operation: str, exc: Exception) -> str:
-    """One line naming the call and the error code (botocore's ``ClientError`` carries one)."""
-    response = getattr(exc, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    return f"{operation} failed ({code or type(exc).__name__}): {error_text(exc, 300)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +163,7 @@ class RdsProxyDiscovery:
         except self._client.exceptions.DBProxyNotFoundFault:
             return None
         except _PER_PROXY_ERRORS as exc:  # this name only: the other names are still described
-            return ProxyInfo(name, None, "unknown", error=describe_error("DescribeDBProxies", exc))
+            return ProxyInfo(name, None, "unknown", error=call_error("DescribeDBProxies", exc))
 
     def _with_pool(self, proxy: ProxyInfo, now: float, read_now: bool) -> ProxyInfo:
         if not proxy.available:
@@ -201,4 +194,4 @@ class RdsProxyDiscovery:
         ):
             return proxy
         except _PER_PROXY_ERRORS as exc:  # throttled past the retries, access denied, a malformed answer
-            return replace(proxy, error=describe_error("DescribeDBProxyTargetGroups", exc))
+            return replace(proxy, error=call_error("DescribeDBProxyTargetGroups", exc))

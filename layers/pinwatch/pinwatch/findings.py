@@ -39,6 +39,13 @@ def error_text(error: Exception | str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def call_error(operation: str, exc: Exception, limit: int = 300) -> str:
+    """One line naming the AWS call and the error code (botocore's ``ClientError`` carries one)."""
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return f"{operation} failed ({code or type(exc).__name__}): {error_text(exc, limit)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One rule's verdict on one proxy in one check run.

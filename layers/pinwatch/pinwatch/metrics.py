@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 # Re-exported: callers that build minute series import it with the metric names.
+from pinwatch.findings import call_error
 from pinwatch.timebase import MINUTE_MS as MINUTE_MS
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ class CloudWatchMetricsReader:
                 results = self._fetch_retried(list(chunk), start_ms, end_ms)
             except Exception as exc:
                 # This batch's proxies only: the other batches are still read and diagnosed.
-                error = _describe(exc)
+                error = call_error("GetMetricData", exc)
                 logger.warning("GetMetricData failed for %d queries: %s", len(chunk), error)
                 errors.update({index[q["Id"]][0]: error for q in chunk})
                 continue
@@ -248,13 +249,6 @@ class CloudWatchMetricsReader:
             if not token:
                 return
             kwargs["NextToken"] = token
-
-
-def _describe(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"GetMetricData failed ({code or type(exc).__name__}): {text[:300]}"
 
 
 def _epoch_ms(ts: datetime | int | float) -> int:

@@ -162,7 +162,7 @@ def build_connection_check(
     reasons: SummaryStore | None = None
     if dynamodb_client is not None and config.summary_table_name:
         reasons = SummaryStore(dynamodb_client, config.summary_table_name)
-    capture = reason_capture(config, rds_client, dynamodb_client) if reasons is not None else None
+    capture = reason_capture(config, rds_client, dynamodb_client, reasons) if reasons is not None else None
     return ConnectionCheck(
         proxies=RdsProxyDiscovery(rds_client) if clock is None else RdsProxyDiscovery(rds_client, clock=clock),
         metrics=CloudWatchMetricsReader(cloudwatch_client, periodic_every_minutes=config.setup_failed_every_minutes),
@@ -177,9 +177,12 @@ def build_connection_check(
 
 
 def reason_capture(
-    config: CheckConfig, rds_client: RDSClient, dynamodb_client: DynamoDBClient | None
+    config: CheckConfig, rds_client: RDSClient, dynamodb_client: DynamoDBClient | None, reasons: SummaryStore
 ) -> ReasonCapture | None:
-    """Reason capture when switched on (its state lives in the summary table, so it needs one)."""
+    """Reason capture when switched on (its state lives in the summary table, so it needs one).
+
+    ``reasons`` is the check's own store of the same table: capture reads its coverage there too.
+    """
     from pinwatch.capture import CaptureMode, CaptureSettings
     from pinwatch.capture_runner import ReasonCapture
     from pinwatch.proxy_logging import RdsDebugLogging
@@ -195,7 +198,7 @@ def reason_capture(
         RdsDebugLogging(rds_client),
         window_minutes=config.metrics_window_minutes,
         proxy_names=config.proxy_names,
-        reasons=SummaryStore(dynamodb_client, config.summary_table_name),
+        reasons=reasons,
     )
 
 
@@ -321,13 +324,14 @@ def build_dispatcher(
 
 def _webhook_url(provider: SecretProvider, secret_arn: str, allow_loopback: bool) -> SlackWebhookUrl:
     from pinwatch.alerts.slack import WebhookUrlError, parse_webhook_secret
+    from pinwatch.findings import error_text
 
     try:
         secret = provider(secret_arn)
     except Exception as exc:
         raise ConfigError(
             [
-                f"SLACK_WEBHOOK_SECRET_ARN: the secret cannot be read ({_short(exc)}); check that it exists "
+                f"SLACK_WEBHOOK_SECRET_ARN: the secret cannot be read ({error_text(exc, 200)}); check that it exists "
                 "and the function may call secretsmanager:GetSecretValue on it, or leave it empty for no Slack alerts"
             ]
         ) from None
@@ -340,8 +344,3 @@ def _webhook_url(provider: SecretProvider, secret_arn: str, allow_loopback: bool
                 'or JSON {"url": "..."} in the secret'
             ]
         ) from None
-
-
-def _short(exc: Exception) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:199] + "…"
