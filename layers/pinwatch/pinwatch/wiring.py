@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -57,10 +57,27 @@ _CLIENT_CONFIGS = {"sns": SNS_CLIENT_CONFIG}
 ClientFactory = Callable[[str], Any]
 
 
-def aws_client(service: str) -> Any:
-    """A boto3 client as the functions create them (region and endpoint from the environment)."""
+def aws_client(service: str, **settings: str) -> Any:
+    """A boto3 client as the functions create them (region and endpoint from the environment, or ``settings``)."""
     factory: Any = boto3.client  # boto3's typed overloads need the service name as a literal
-    return factory(service, config=_CLIENT_CONFIGS.get(service, AWS_CLIENT_CONFIG))
+    return factory(service, config=_CLIENT_CONFIGS.get(service, AWS_CLIENT_CONFIG), **settings)
+
+
+def environment_settings(service: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The region and endpoint boto3 would take from the environment for ``service``, read now.
+
+    A cold start reads its environment once; a client made later from these settings talks to
+    the same endpoint even if the process environment changed since (local harnesses restore it).
+    The variables are boto3's own: ``AWS_ENDPOINT_URL_<SERVICE>`` before ``AWS_ENDPOINT_URL``.
+    """
+    settings: dict[str, str] = {}
+    endpoint = environ.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}") or environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        settings["endpoint_url"] = endpoint
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if region:
+        settings["region_name"] = region
+    return settings
 
 
 class LazyClient:
@@ -72,9 +89,11 @@ class LazyClient:
     target groups from several threads.
     """
 
-    def __init__(self, service: str, factory: ClientFactory = aws_client) -> None:
+    def __init__(self, service: str, factory: Callable[..., Any] = aws_client) -> None:
         self._service = service
         self._factory = factory
+        # Where the client will talk to is decided now, from the environment of the cold start.
+        self._settings = environment_settings(service)
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -83,12 +102,12 @@ class LazyClient:
         if client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = self._factory(self._service)
+                    self._client = self._factory(self._service, **self._settings)
                 client = self._client
         return getattr(client, name)
 
 
-def lazy_clients(factory: ClientFactory = aws_client) -> ClientFactory:
+def lazy_clients(factory: Callable[..., Any] = aws_client) -> ClientFactory:
     """One :class:`LazyClient` per service, shared by everything built from this factory."""
     made: dict[str, LazyClient] = {}
 
