@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint format demo bench template-check build clean
+.PHONY: help setup test test-fast lint format demo bench bench-docs template-check build clean
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ demo: $(VENV)/.installed node_modules/.installed ## the whole pipeline on local 
 
 bench: $(VENV)/.installed node_modules/.installed ## performance figures as name=value lines
 	$(BIN)/python -m benchmarks
+
+bench-docs: $(VENV)/.installed node_modules/.installed ## make bench, then rewrite the generated figures in docs/performance.md and docs/cost.md
+	$(BIN)/python -m benchmarks --write-docs docs/performance.md --write-cost-docs docs/cost.md
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
