@@ -23,6 +23,13 @@ def test_given_service_and_generic_endpoints_when_read_then_the_service_one_wins
     assert environment_settings("rds", {}) == {}
 
 
+def test_given_a_service_whose_id_differs_from_its_client_name_when_read_then_boto3s_variable_name_is_used() -> None:
+    environ = {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000", "AWS_ENDPOINT_URL_SECRETS_MANAGER": "http://127.0.0.1:7000"}
+    assert environment_settings("secretsmanager", environ)["endpoint_url"] == "http://127.0.0.1:7000"
+    environ = {"AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": "http://127.0.0.1:7001"}
+    assert environment_settings("logs", environ)["endpoint_url"] == "http://127.0.0.1:7001"
+
+
 def test_given_the_environment_changes_after_the_cold_start_when_first_used_then_the_client_keeps_the_cold_start_endpoint(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -63,6 +63,12 @@ def aws_client(service: str, **settings: str) -> Any:
     return factory(service, config=_CLIENT_CONFIGS.get(service, AWS_CLIENT_CONFIG), **settings)
 
 
+# boto3 names a service-specific endpoint variable after the service's *service id*, spaces as
+# underscores ("Service-specific endpoints", Boto3 and AWS SDKs configuration guides), which is
+# not always the client name. The services pinwatch creates clients for:
+_SERVICE_IDS = {"secretsmanager": "Secrets Manager", "logs": "CloudWatch Logs"}
+
+
 def environment_settings(service: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The region and endpoint boto3 would take from the environment for ``service``, read now.
 
@@ -71,7 +77,8 @@ def environment_settings(service: str, environ: Mapping[str, str] = os.environ) 
     The variables are boto3's own: ``AWS_ENDPOINT_URL_<SERVICE>`` before ``AWS_ENDPOINT_URL``.
     """
     settings: dict[str, str] = {}
-    endpoint = environ.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}") or environ.get("AWS_ENDPOINT_URL")
+    service_id = _SERVICE_IDS.get(service, service).upper().replace(" ", "_")
+    endpoint = environ.get(f"AWS_ENDPOINT_URL_{service_id}") or environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         settings["endpoint_url"] = endpoint
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
