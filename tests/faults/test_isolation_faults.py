@@ -81,18 +81,25 @@ def trickling_slack() -> Iterator[Trickle]:
         server.server_close()
 
 
+@contextmanager
+def check_with_trickling_slack(
+    check_world: CheckWorld, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Any, TimedContext, Trickle]]:
+    """The check function cold-started with its Slack webhook secret pointing at a trickling endpoint."""
+    (secrets,) = clients(moto_endpoint, "secretsmanager", region=REGION)
+    with trickling_slack() as slack:
+        arn = secrets.create_secret(Name=f"pinwatch/trickle-{uuid.uuid4().hex[:8]}", SecretString=slack.url)["ARN"]
+        monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ARN", arn)
+        app = check_world.cold_start()
+        yield app, TimedContext("pinwatch-connection-check", memory_limit_in_mb=256, aws_request_id="check-1"), slack
+
+
 def test_given_slack_trickling_one_byte_every_two_seconds_when_the_check_runs_then_sns_is_published_and_the_run_ends_in_time(
     world: CheckWorld,  # noqa: F811
     moto_endpoint: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    (secrets,) = clients(moto_endpoint, "secretsmanager", region=REGION)
-    with trickling_slack() as slack:
-        arn = secrets.create_secret(Name=f"pinwatch/trickle-{uuid.uuid4().hex[:8]}", SecretString=slack.url)["ARN"]
-        monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ARN", arn)
-        app = world.cold_start()
-        context = TimedContext("pinwatch-connection-check", memory_limit_in_mb=256, aws_request_id="check-1")
-
+    with check_with_trickling_slack(world, moto_endpoint, monkeypatch) as (app, context, slack):
         summary: dict[str, Any] = app.lambda_handler(SCHEDULE_EVENT, context)
         elapsed_s = time.monotonic() - context.started
 
@@ -115,12 +122,7 @@ def test_given_a_slow_slack_when_delivering_then_sns_does_not_wait_for_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Channels run side by side: SNS reaches its subscriber while Slack is still trickling."""
-    (secrets,) = clients(moto_endpoint, "secretsmanager", region=REGION)
-    with trickling_slack() as slack:
-        arn = secrets.create_secret(Name=f"pinwatch/trickle-{uuid.uuid4().hex[:8]}", SecretString=slack.url)["ARN"]
-        monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ARN", arn)
-        app = world.cold_start()
-        context = TimedContext("pinwatch-connection-check", memory_limit_in_mb=256, aws_request_id="check-1")
+    with check_with_trickling_slack(world, moto_endpoint, monkeypatch) as (app, context, slack):
         done = threading.Event()
         runner = threading.Thread(target=lambda: (app.lambda_handler(SCHEDULE_EVENT, context), done.set()))
         runner.start()
