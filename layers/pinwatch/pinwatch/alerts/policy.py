@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from pinwatch.findings import Finding, Severity
+from pinwatch.scope import split_key
 from pinwatch.timebase import HOUR_MS, MINUTE_MS
 
 GONE_STATUS = "gone"  # ProxyReport.status of a proxy that had open alerts and no longer exists
@@ -278,7 +279,9 @@ def _gone(before: AlertState, now_ms: int, channels: frozenset[str]) -> RuleDeci
     if not before.active:
         # Nothing open; a pending retry of an older message about it is moot.
         return RuleDecision(before.rule, before, replace(before, pending_channels=frozenset()), None, None)
-    gone = f"{before.proxy} is gone (no longer found in the region): the alert is closed. {before.summary}".strip()
+    scope, name = split_key(before.proxy)
+    where = "the region" if scope is None else f"account {scope.account}, {scope.region}"
+    gone = f"{name} is gone (no longer found in {where}): the alert is closed. {before.summary}".strip()
     after = _closed(before, now_ms, summary=gone)
     return RuleDecision(before.rule, before, after, Transition.RESOLVED, None, send_to=channels)
 

@@ -13,6 +13,12 @@ channel formats those parts within its own limits:
   service only renders that schema and reads ``default``); email and SMS subscribers keep plain
   text through their own keys; SQS, Lambda and HTTPS subscribers then receive the JSON schema.
   Message attributes ``severity``, ``proxy`` and ``transition`` allow subscription filter policies.
+
+A proxy of an organization (a report keyed ``<account>:<region>:<name>``, see :mod:`pinwatch.scope`)
+is named by its name with its account and Region in every channel: the headline (Slack header and
+fallback, e-mail, SMS, chat title), Slack fields, an e-mail line, the chat metadata, and SNS message
+attributes ``account`` and ``region`` next to ``proxy`` (then the bare name), so a subscription filter
+policy can route one account's alerts. Its RDS console link opens the proxy's own Region.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from urllib.parse import quote
 from pinwatch.alerts.policy import RuleDecision, Transition
 from pinwatch.findings import Finding, ProxyReport, Severity
 from pinwatch.records import ReasonCount
+from pinwatch.scope import Scope, split_key
 
 SlackMention = Literal["here", "channel", "none"]
 
@@ -187,12 +194,33 @@ def rule_title(rule: str, report: ProxyReport) -> str:
     return RULE_TITLES.get(rule, rule.replace("_", " "))
 
 
-def headline(alert: Alert, *, emoji: bool = True, separator: str = " · ") -> str:
+def proxy_label(key: str, markup: Markup = "plain") -> str:
+    """How a message names a proxy: ``orders-db``, or ``orders-db (111111111111, eu-west-1)`` in an organization.
+
+    The name is made inert for ``markup``; account and Region are validated digits and a Region code.
+    """
+    scope, name = split_key(key)
+    shown = untrusted(name, markup)
+    return shown if scope is None else f"{shown} {_where(scope)}"
+
+
+def _where(scope: Scope) -> str:
+    return f"({scope.account}, {scope.region})"
+
+
+def _headline_parts(alert: Alert) -> tuple[str, str, str]:
+    """(severity label, emoji, title) of the headline."""
     lead = alert.lead
     label = "RESOLVED" if alert.resolved else lead.severity.value.upper()
     mark = _RESOLVED_EMOJI if alert.resolved else _EMOJI[lead.severity]
     title = RULE_TITLES.get(lead.rule, lead.rule.replace("_", " ")) if alert.resolved else None
-    parts = [f"{mark} {label}" if emoji else label, alert.report.proxy, title or rule_title(lead.rule, alert.report)]
+    return label, mark, title or rule_title(lead.rule, alert.report)
+
+
+def headline(alert: Alert, *, emoji: bool = True, separator: str = " · ", markup: Markup = "plain") -> str:
+    """The one-line summary. ``plain`` for text and Slack's plain_text header (the fallback escapes it whole)."""
+    label, mark, title = _headline_parts(alert)
+    parts = [f"{mark} {label}" if emoji else label, proxy_label(alert.report.proxy, markup), title]
     return separator.join(parts)
 
 
@@ -353,7 +381,11 @@ def console_url(proxy: str, region: str | None) -> str | None:
 
 
 def links(alert: Alert, settings: RenderSettings) -> list[tuple[str, str]]:
-    found = [("Dashboard", settings.dashboard_url), ("RDS console", console_url(alert.report.proxy, settings.region))]
+    # An organization's proxy lives in its own Region, not the deployment's. The console opens in
+    # whichever account the reader is signed in to: the account is in the message, not the link.
+    scope, name = split_key(alert.report.proxy)
+    region = scope.region if scope is not None else settings.region
+    found = [("Dashboard", settings.dashboard_url), ("RDS console", console_url(name, region))]
     return [(label, url) for label, url in found if url]
 
 
@@ -378,7 +410,7 @@ def render_slack(alert: Alert, settings: RenderSettings) -> dict[str, Any]:
     main: dict[str, Any] = {"type": "section", "text": _mrkdwn(_truncate_mrkdwn("\n".join(lines), SLACK_SECTION_MAX))}
     fields = [
         _mrkdwn(_truncate_mrkdwn(f"*{label}*\n{_escape(value)}", SLACK_FIELD_MAX))
-        for label, value in numbers(alert.report)
+        for label, value in [*_place_fields(alert.report), *numbers(alert.report)]
     ]
     if fields:
         main["fields"] = fields[:SLACK_MAX_FIELDS]
@@ -413,6 +445,12 @@ def render_slack(alert: Alert, settings: RenderSettings) -> dict[str, Any]:
     short = _cut_line(fallback, SLACK_FALLBACK_MAX - 20)
     fallback = short if short == fallback else short + "…"
     return {"text": f"{mention} {fallback}" if mention else fallback, "blocks": _cap_blocks(blocks)}
+
+
+def _place_fields(report: ProxyReport) -> list[tuple[str, str]]:
+    """Account and Region of an organization's proxy, as the first fields (numbers come to 8 at most)."""
+    scope, _ = split_key(report.proxy)
+    return [] if scope is None else [("Account", scope.account), ("Region", scope.region)]
 
 
 def _slack_capture(report: ProxyReport) -> list[dict[str, Any]]:
@@ -510,6 +548,9 @@ def _cap_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def render_text(alert: Alert, settings: RenderSettings) -> str:
     out = [headline(alert, emoji=False, separator=" - "), ""]
+    scope, name = split_key(alert.report.proxy)
+    if scope is not None:
+        out += [f"Proxy {untrusted(name, 'plain')} in account {scope.account}, Region {scope.region}", ""]
     for item in alert.items:
         out.append(f"* {item_title(item.rule)} ({what_happened(item, alert.now_ms)})")
         if item.summary:
@@ -590,24 +631,33 @@ def render_chat(alert: Alert, settings: RenderSettings, description_max: int = 4
         lines += ["", " · ".join(f"<{_escape(url)}|{label}>" for label, url in found)]
     steps = pool_fix_lines(alert.report) + hint_lines(alert.report)  # the pool size leads when it is the problem
     next_steps = [] if alert.resolved else [_text(_truncate(h, 300)) for h in steps[:5]]
+    scope, name = split_key(alert.report.proxy)
+    # The thread is the key: one thread per proxy, and two accounts' equal names never share one.
+    place = {} if scope is None else {"account": scope.account, "region": scope.region}
     return {
         "version": "1.0",
         "source": "custom",
         "id": f"pinwatch:{alert.report.proxy}:{alert.lead.rule}:{alert.transition.value}:{alert.now_ms}",
         "content": {
             "textType": "client-markdown",
-            "title": _truncate(headline(alert), SLACK_HEADER_MAX),
+            "title": _truncate(headline(alert, markup="mrkdwn"), SLACK_HEADER_MAX),
             "description": _truncate("\n".join(lines), description_max),
             "nextSteps": next_steps,
-            "keywords": [alert.severity.value, alert.report.proxy, *sorted({i.rule for i in alert.items})],
+            "keywords": [
+                alert.severity.value,
+                untrusted(name),
+                *place.values(),
+                *sorted({i.rule for i in alert.items}),
+            ],
         },
         "metadata": {
             "threadId": alert.report.proxy,
-            "summary": _truncate(headline(alert, emoji=False, separator=" - "), SLACK_HEADER_MAX),
+            "summary": _truncate(headline(alert, emoji=False, separator=" - ", markup="mrkdwn"), SLACK_HEADER_MAX),
             "eventType": f"pinwatch.{alert.transition.value}",
             "enableCustomActions": False,
             "additionalContext": {
-                "proxy": alert.report.proxy,
+                "proxy": untrusted(name),
+                **place,
                 "severity": alert.severity.value,
                 "transition": alert.transition.value,
                 "rules": ",".join(i.rule for i in alert.items),
@@ -622,12 +672,16 @@ def render_chat(alert: Alert, settings: RenderSettings, description_max: int = 4
 
 def render_sns(alert: Alert, settings: RenderSettings) -> dict[str, Any]:
     """``sns.publish`` keyword arguments (without ``TopicArn``), within SNS's limits."""
-    subject = sns_subject(headline(alert, emoji=False, separator=" - "))
+    scope, name = split_key(alert.report.proxy)
+    subject = sns_subject(headline(alert, emoji=False, separator=" - ")) if scope is None else _scoped_subject(alert)
     attributes = {
         "severity": {"DataType": "String", "StringValue": alert.severity.value},
-        "proxy": {"DataType": "String", "StringValue": alert.report.proxy},
+        "proxy": {"DataType": "String", "StringValue": name},
         "transition": {"DataType": "String", "StringValue": alert.transition.value},
     }
+    if scope is not None:
+        attributes["account"] = {"DataType": "String", "StringValue": scope.account}
+        attributes["region"] = {"DataType": "String", "StringValue": scope.region}
     text = render_text(alert, settings)
     budget = SNS_MESSAGE_MAX_BYTES - _attributes_size(attributes) - len(subject)
     message = _sns_message(alert, settings, text)
@@ -651,6 +705,30 @@ def _sns_message(alert: Alert, settings: RenderSettings, text: str, description_
 def sns_subject(text: str) -> str:
     """An SNS Subject: ASCII, printable, one line, under 100 characters, never empty."""
     return _truncate(_ascii_line(text), SNS_SUBJECT_MAX, ellipsis="...") or "pinwatch alert"
+
+
+# A subject keeps the rule's title only when at least this much of it fits.
+_SUBJECT_MIN_TITLE = 12
+
+
+def _scoped_subject(alert: Alert) -> str:
+    """The Subject for an organization's proxy: severity, account and Region always survive the 99 characters.
+
+    Shortened in order of what matters least: the rule's title first (cut, then dropped), then the
+    proxy's name. A 63-character name in ap-southeast-2 fits only that way.
+    """
+    scope, name = split_key(alert.report.proxy)
+    assert scope is not None
+    label, _, title = _headline_parts(alert)
+    name, title, where = _ascii_line(name), _ascii_line(title), _where(scope)
+    head = f"{label} - {name} {where}"
+    room = SNS_SUBJECT_MAX - len(head) - len(" - ")
+    if len(title) <= room:
+        return sns_subject(f"{head} - {title}")
+    if room >= _SUBJECT_MIN_TITLE:
+        return sns_subject(f"{head} - {_truncate(title, room, ellipsis='...')}")
+    room = SNS_SUBJECT_MAX - len(f"{label} -  {where}")
+    return sns_subject(f"{label} - {_truncate(name, room, ellipsis='...')} {where}")
 
 
 def _attributes_size(attributes: Mapping[str, Mapping[str, str]]) -> int:
