@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from pinwatch.config import CheckConfig, ConfigError, Thresholds
+from pinwatch.config import AccountRoute, CheckConfig, ConfigError, Thresholds
 
 TABLE = {"SUMMARY_TABLE_NAME": "pinwatch-summary"}
 TOPIC = "arn:aws:sns:us-east-1:123456789012:pinwatch-alerts"
@@ -193,3 +194,51 @@ def test_given_sweep_settings_when_parsed_then_sweep_minutes_and_contributor_ala
 def test_given_an_invalid_sweep_when_parsed_then_the_error_names_sweep_minutes(value: str) -> None:
     with pytest.raises(ConfigError, match="SWEEP_MINUTES"):
         CheckConfig.from_env(TABLE | {"SWEEP_MINUTES": value})
+
+
+# ---------------------------------------------------------------------------------------------
+# ACCOUNT_ROUTES (organization mode): a member account's alerts also go to its own channels
+
+OTHER_TOPIC = "arn:aws:sns:us-east-1:123456789012:pinwatch-team-b"
+
+
+def test_given_account_routes_when_parsed_then_each_account_gets_its_channels_sorted_by_account() -> None:
+    routes = {
+        "222222222222": {"alert_topic_arn": OTHER_TOPIC},
+        "111111111111": {"slack_webhook_secret_arn": SECRET, "alert_topic_arn": TOPIC},
+    }
+    config = CheckConfig.from_env({**TABLE, "ACCOUNT_ROUTES": json.dumps(routes)})
+    assert config.account_routes == (
+        AccountRoute("111111111111", slack_webhook_secret_arn=SECRET, alert_topic_arn=TOPIC),
+        AccountRoute("222222222222", alert_topic_arn=OTHER_TOPIC),
+    )
+
+
+@pytest.mark.parametrize("value", ["", "  ", "{}"])
+def test_given_no_account_routes_when_parsed_then_there_is_no_routing(value: str) -> None:
+    assert CheckConfig.from_env({**TABLE, "ACCOUNT_ROUTES": value}).account_routes == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("{'111111111111': {}}", "ACCOUNT_ROUTES is not JSON"),
+        ('["111111111111"]', "ACCOUNT_ROUTES is a JSON list, not an object"),
+        ('{"11111111111": {"alert_topic_arn": "' + TOPIC + '"}}', "'11111111111' is not a 12-digit AWS account ID"),
+        ('{"111111111111": "' + TOPIC + '"}', "111111111111: the route is not an object"),
+        ('{"111111111111": {"alert_topic": "' + TOPIC + '"}}', "111111111111: unknown field 'alert_topic'"),
+        ('{"111111111111": {"alert_topic_arn": "pinwatch-alerts"}}', "alert_topic_arn='pinwatch-alerts' is not an SNS"),
+        ('{"111111111111": {"slack_webhook_secret_arn": "' + TOPIC + '"}}', "is not a Secrets Manager secret ARN"),
+        ('{"111111111111": {"alert_topic_arn": 7}}', "alert_topic_arn=7 is not an SNS topic ARN"),
+        ('{"111111111111": {}}', "111111111111: the route names no channel"),
+    ],
+)
+def test_given_invalid_account_routes_when_parsed_then_the_error_names_the_variable_and_the_account(
+    value: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        CheckConfig.from_env({**TABLE, "ACCOUNT_ROUTES": value})
+    (message,) = caught.value.problems
+    assert message.startswith("ACCOUNT_ROUTES ")
+    assert problem in message
+    assert "e.g. {" in message  # says what to set

@@ -7,11 +7,14 @@ wrong alerts later. Pure: no I/O beyond the mapping it is given.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, cast
 from urllib.parse import urlparse
+
+from pinwatch.scope import ACCOUNT_ID
 
 
 class ConfigError(ValueError):
@@ -141,6 +144,15 @@ _T = Thresholds()
 
 
 @dataclass(frozen=True, slots=True)
+class AccountRoute:
+    """Where one member account's alerts go besides the central channels (``ACCOUNT_ROUTES``, organization mode)."""
+
+    account: str
+    slack_webhook_secret_arn: str | None = None
+    alert_topic_arn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CheckConfig:
     """Settings of the scheduled connection check (and of ``pinwatch check``).
 
@@ -177,6 +189,8 @@ class CheckConfig:
     # Insights alarm, whose contributor events bring a pinning proxy in between (pinwatch.fleet).
     sweep_minutes: int = 1
     contributor_alarms: tuple[str, ...] = ()
+    # Organization mode: a member account's alerts also go to its own channels (sorted by account).
+    account_routes: tuple[AccountRoute, ...] = ()
 
     @property
     def thresholds(self) -> Thresholds:
@@ -248,6 +262,7 @@ class CheckConfig:
             reason_capture_max_hours=r.number("REASON_CAPTURE_MAX_HOURS", 2.0, *REASON_CAPTURE_MAX_HOURS_RANGE, float),
             sweep_minutes=r.number("SWEEP_MINUTES", 1, 1, 60, int),
             contributor_alarms=tuple(n.strip() for n in (r.raw("CONTRIBUTOR_ALARMS") or "").split(",") if n.strip()),
+            account_routes=_account_routes(r),
         )
         r.ordered(
             ("PINNED_WARNING_PCT", config.pinned_warning_pct), ("PINNED_CRITICAL_PCT", config.pinned_critical_pct)
@@ -287,6 +302,62 @@ def _dashboard_url(r: _Reader) -> str | None:
         r.problems.append(f"DASHBOARD_URL={value!r} is not a URL; set an https:// link or leave it empty")
         return None
     return value
+
+
+_ROUTE_CHANNELS = {
+    "slack_webhook_secret_arn": (_SECRET_ARN, "a Secrets Manager secret ARN holding the account's Slack webhook URL"),
+    "alert_topic_arn": (_SNS_TOPIC_ARN, "an SNS topic ARN"),
+}
+_ROUTES_EXAMPLE = (
+    '{"111111111111": {"slack_webhook_secret_arn": "arn:aws:secretsmanager:...:secret:pinwatch/...", '
+    '"alert_topic_arn": "arn:aws:sns:...:pinwatch-..."}}'
+)
+
+
+def _account_routes(r: _Reader) -> tuple[AccountRoute, ...]:
+    """``ACCOUNT_ROUTES``: JSON object, account ID -> its Slack webhook secret and/or SNS topic (both optional)."""
+    value = r.raw("ACCOUNT_ROUTES")
+    if value is None:
+        return ()
+    what = f"set a JSON object of account ID -> channels, e.g. {_ROUTES_EXAMPLE}, or leave it empty for no routing"
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        r.problems.append(f"ACCOUNT_ROUTES is not JSON ({exc.msg} at character {exc.pos}); {what}")
+        return ()
+    if not isinstance(parsed, dict):
+        r.problems.append(f"ACCOUNT_ROUTES is a JSON {type(parsed).__name__}, not an object; {what}")
+        return ()
+    problems: list[str] = []
+    routes: list[AccountRoute] = []
+    for account, route in sorted(parsed.items()):
+        if not ACCOUNT_ID.fullmatch(account):
+            problems.append(f"{account!r} is not a 12-digit AWS account ID")
+            continue
+        if not isinstance(route, dict):
+            problems.append(f"{account}: the route is not an object")
+            continue
+        found = len(problems)
+        unknown = sorted(set(route) - _ROUTE_CHANNELS.keys())
+        if unknown:
+            problems.append(f"{account}: unknown field {', '.join(map(repr, unknown))} (use {', '.join(_ROUTE_CHANNELS)})")
+        arns: dict[str, str | None] = {}
+        for field_name, (pattern, kind) in _ROUTE_CHANNELS.items():
+            arn = route.get(field_name)
+            if arn is None or arn == "":
+                arns[field_name] = None
+            elif isinstance(arn, str) and pattern.match(arn.strip()):
+                arns[field_name] = arn.strip()
+            else:
+                problems.append(f"{account}: {field_name}={arn!r} is not {kind}")
+                arns[field_name] = None
+        if not any(arns.values()) and len(problems) == found:
+            problems.append(f"{account}: the route names no channel (set slack_webhook_secret_arn or alert_topic_arn)")
+        routes.append(AccountRoute(account, arns["slack_webhook_secret_arn"], arns["alert_topic_arn"]))
+    if problems:
+        r.problems.append(f"ACCOUNT_ROUTES is not valid: {'; '.join(problems)}; {what}")
+        return ()
+    return tuple(routes)
 
 
 @dataclass(frozen=True, slots=True)
