@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import boto3
 from botocore.config import Config
 
-from pinwatch.config import CheckConfig, ConfigError, IngestConfig
+from pinwatch.config import AccountRoute, CheckConfig, ConfigError, IngestConfig
 from pinwatch.store.summary import SummaryStore
 
 # The check's and the alerts' modules are imported where they are built, not here: the ingest
@@ -245,15 +245,16 @@ def alert_dispatcher(
 
     from pinwatch.alerts.secrets import CachedSecretProvider
 
+    routes = config.account_routes
     secrets = (
         CachedSecretProvider(SecretsProvider(boto3_client=clients("secretsmanager")))
-        if config.slack_webhook_secret_arn
+        if config.slack_webhook_secret_arn or any(r.slack_webhook_secret_arn for r in routes)
         else CachedSecretProvider()
     )
     return build_dispatcher(
         config,
         clients("dynamodb") if config.summary_table_name else None,
-        clients("sns") if config.alert_topic_arn else None,
+        clients("sns") if config.alert_topic_arn or any(r.alert_topic_arn for r in routes) else None,
         secrets,
         region=region,
     )
@@ -297,6 +298,10 @@ def build_dispatcher(
 
     ``region`` is used for links to the RDS console; it defaults to the DynamoDB client's region.
     Raises :class:`pinwatch.config.ConfigError` for an unusable webhook secret or missing client.
+
+    Each ``ACCOUNT_ROUTES`` entry adds ``slack:<account>`` and/or ``sns:<account>`` channels that
+    carry only that account's proxies; their webhook secrets are read at the first alert (through
+    the same ``secret_provider`` and its cache), so one account's broken secret fails only its channel.
     """
     from pinwatch.alerts.dispatcher import AlertDispatcher, ChannelSpec
     from pinwatch.alerts.policy import PolicySettings
@@ -344,11 +349,67 @@ def build_dispatcher(
         ),
         ChannelSpec("sns", partial(render_sns, settings=render_settings), sns_sender, deadline_s=SNS_DEADLINE_S),
     ]
+    # Organization mode: a routed account's alerts also go to its own channels, each a channel of
+    # its own (own deadline, own failures, own pending retries in the alert state).
+    for route in getattr(config, "account_routes", ()):
+        if route.slack_webhook_secret_arn:
+            # Read at the first alert, not at cold start: one account's broken secret must not stop
+            # the check for every account. A secret that cannot be read fails only this channel.
+            url = partial(
+                _webhook_url, secret_provider, route.slack_webhook_secret_arn, allow_loopback, _route_variable(route)
+            )
+            sender = SlackNotifier(url, timeout_s=slack_timeout_s, budget_s=slack_budget_s)
+            channels.append(
+                ChannelSpec(
+                    f"slack:{route.account}",
+                    partial(render_slack, settings=render_settings),
+                    sender,
+                    deadline_s=slack_budget_s + SLACK_DEADLINE_GRACE_S,
+                    account=route.account,
+                )
+            )
+        if route.alert_topic_arn:
+            channels.append(
+                ChannelSpec(
+                    f"sns:{route.account}",
+                    partial(render_sns, settings=render_settings),
+                    SnsPublisher(_routed_sns_client(sns_client, route, region), route.alert_topic_arn),
+                    deadline_s=SNS_DEADLINE_S,
+                    account=route.account,
+                )
+            )
     settings = PolicySettings.from_minutes(config.renotify_minutes, config.resolve_after_checks)
     return AlertDispatcher(store, channels, settings)
 
 
-def _webhook_url(provider: SecretProvider, secret_arn: str, allow_loopback: bool) -> SlackWebhookUrl:
+def _route_variable(route: AccountRoute) -> str:
+    return f"ACCOUNT_ROUTES[{route.account}].slack_webhook_secret_arn"
+
+
+def _routed_sns_client(sns_client: SNSClient | None, route: AccountRoute, region: str | None) -> SNSClient:
+    """The SNS client for a routed topic, which must live in the function's Region.
+
+    SNS refuses a Publish to a topic of another Region ("Invalid parameter: TopicArn"), so a
+    routed topic elsewhere is a configuration error at cold start, not a failure at every alert.
+    """
+    if sns_client is None:
+        raise ConfigError(
+            ["ACCOUNT_ROUTES names an SNS topic but no SNS client was given; pass one to build_dispatcher"]
+        )
+    topic_region = (route.alert_topic_arn or "").split(":")[3]
+    if region is not None and topic_region != region:
+        raise ConfigError(
+            [
+                f"ACCOUNT_ROUTES[{route.account}].alert_topic_arn is a topic in {topic_region}, but alerts are "
+                f"published from {region}; create the account's topic in {region}"
+            ]
+        )
+    return sns_client
+
+
+def _webhook_url(
+    provider: SecretProvider, secret_arn: str, allow_loopback: bool, variable: str = "SLACK_WEBHOOK_SECRET_ARN"
+) -> SlackWebhookUrl:
     from pinwatch.alerts.slack import WebhookUrlError, parse_webhook_secret
     from pinwatch.findings import error_text
 
@@ -357,7 +418,7 @@ def _webhook_url(provider: SecretProvider, secret_arn: str, allow_loopback: bool
     except Exception as exc:
         raise ConfigError(
             [
-                f"SLACK_WEBHOOK_SECRET_ARN: the secret cannot be read ({error_text(exc, 200)}); check that it exists "
+                f"{variable}: the secret cannot be read ({error_text(exc, 200)}); check that it exists "
                 "and the function may call secretsmanager:GetSecretValue on it, or leave it empty for no Slack alerts"
             ]
         ) from None
@@ -366,7 +427,7 @@ def _webhook_url(provider: SecretProvider, secret_arn: str, allow_loopback: bool
     except WebhookUrlError as exc:
         raise ConfigError(
             [
-                f"SLACK_WEBHOOK_SECRET_ARN: {exc}; store an incoming webhook URL (https://hooks.slack.com/services/...) "
+                f"{variable}: {exc}; store an incoming webhook URL (https://hooks.slack.com/services/...) "
                 'or JSON {"url": "..."} in the secret'
             ]
         ) from None

@@ -20,6 +20,12 @@ every few seconds never trips it — so a channel still busy at its deadline is 
 counts as failed for that channel only (it may still arrive; the policy then re-sends it next run,
 which is the lesser harm than losing SNS or the state write to the function's timeout).
 
+In organization mode a channel may belong to one member account (``ChannelSpec.account``, from
+``ACCOUNT_ROUTES``): it carries only that account's proxies (keys ``<account>:<region>:<name>``), in
+addition to the central channels, under a name of its own (``slack:<account>``, ``sns:<account>``)
+so the policy tracks its deliveries and retries apart. Being a channel like any other, it has its
+own deadline and failure isolation: a routed webhook that is down degrades only itself.
+
 A check run calls ``process`` once per proxy with the same ``now_ms``. A channel that failed
 transiently is not tried again within that run: its messages for the remaining proxies fail at
 once (and stay pending for the next run), so one run alerting on many proxies cannot spend the
@@ -50,6 +56,7 @@ from pinwatch.alerts.policy import (
 )
 from pinwatch.alerts.render import Alert
 from pinwatch.findings import ProxyReport, Severity
+from pinwatch.scope import split_key
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +82,14 @@ class ChannelSpec:
     render: Callable[[Alert], dict[str, Any]]
     sender: Sender | None = None
     deadline_s: float = DEFAULT_CHANNEL_DEADLINE_S  # wall-clock limit of one send, whatever the peer does
+    account: str | None = None  # a member account's own channel: only its proxies; None: every proxy
+
+    def carries(self, proxy: str) -> bool:
+        """Whether alerts about ``proxy`` (a plain name or a qualified key) go to this channel."""
+        if self.account is None:
+            return True
+        scope, _ = split_key(proxy)
+        return scope is not None and scope.account == self.account
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +182,9 @@ class AlertDispatcher:
                 return DispatchResult(report.proxy, skipped=f"alert state leased by run {holder}")
 
         # A preview with no configured channel shows every format.
-        delivering = self.channels or (tuple(c.name for c in self._channels) if dry_run else ())
+        specs = tuple(c for c in self._channels if c.carries(report.proxy))
+        senders = tuple(c.name for c in specs if c.sender is not None)
+        delivering = senders or (tuple(c.name for c in specs) if dry_run else ())
         plan = evaluate(
             report.proxy,
             report.findings,
@@ -178,7 +195,7 @@ class AlertDispatcher:
             proxy_available=report.status.lower() == "available",
             proxy_gone=report.status == GONE_STATUS,
         )
-        messages, render_failures = self._render(plan, report, now_ms)
+        messages, render_failures = self._render(plan, report, now_ms, specs)
         notifications = _notifications(plan)
         if dry_run:
             skipped = {name: DeliveryOutcome(name, DeliveryStatus.SKIPPED, "dry run") for name in messages}
@@ -199,7 +216,7 @@ class AlertDispatcher:
             return DispatchResult(report.proxy, notifications, messages, skipped="another check run got there first")
 
         outcomes = dict(render_failures)
-        targets = [(s, messages[s.name]) for s in self._channels if s.name in messages and s.sender is not None]
+        targets = [(s, messages[s.name]) for s in specs if s.name in messages and s.sender is not None]
         outcomes.update(self._deliver_all(targets, now_ms, deadline))
         final = self._finalise(plan, claimed, outcomes)
         saved = self._store.save(final)
@@ -211,12 +228,13 @@ class AlertDispatcher:
         _log(report.proxy, notifications, outcomes)
         return DispatchResult(report.proxy, notifications, messages, outcomes, state_saved=saved is not None)
 
+    @staticmethod
     def _render(
-        self, plan: Plan, report: ProxyReport, now_ms: int
+        plan: Plan, report: ProxyReport, now_ms: int, specs: Sequence[ChannelSpec]
     ) -> tuple[dict[str, dict[str, Any]], dict[str, DeliveryOutcome]]:
         messages: dict[str, dict[str, Any]] = {}
         failures: dict[str, DeliveryOutcome] = {}
-        for spec in self._channels:
+        for spec in specs:
             decisions = plan.for_channel(spec.name)
             if not decisions:
                 continue
@@ -306,10 +324,12 @@ class _Delivery:
 def _deliver(spec: ChannelSpec, payload: Mapping[str, Any]) -> DeliveryOutcome:
     assert spec.sender is not None
     try:
-        return spec.sender.send(payload)
+        outcome = spec.sender.send(payload)
     except Exception as exc:  # senders report instead of raising; this is the safety net
         logger.exception("the %s channel raised instead of reporting", spec.name)
         return DeliveryOutcome(spec.name, DeliveryStatus.FAILED, f"unexpected {type(exc).__name__}", 0, "exception")
+    # A sender names its kind ("slack"); the outcome names the channel (a routed one: "slack:<account>").
+    return outcome if outcome.channel == spec.name else replace(outcome, channel=spec.name)
 
 
 def _lease_holder(states: Mapping[str, AlertState], now_ms: int) -> str | None:
