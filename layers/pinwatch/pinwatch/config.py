@@ -340,7 +340,9 @@ def _account_routes(r: _Reader) -> tuple[AccountRoute, ...]:
         found = len(problems)
         unknown = sorted(set(route) - _ROUTE_CHANNELS.keys())
         if unknown:
-            problems.append(f"{account}: unknown field {', '.join(map(repr, unknown))} (use {', '.join(_ROUTE_CHANNELS)})")
+            problems.append(
+                f"{account}: unknown field {', '.join(map(repr, unknown))} (use {', '.join(_ROUTE_CHANNELS)})"
+            )
         arns: dict[str, str | None] = {}
         for field_name, (pattern, kind) in _ROUTE_CHANNELS.items():
             arn = route.get(field_name)

@@ -3,6 +3,11 @@
 Pure: works on :class:`~pinwatch.records.HourlyCount` rows read from the summary table. Counts
 have hour resolution: a window covers every UTC hour bucket it overlaps, and the hour that
 contains ``since`` belongs to the current window, not the previous one.
+
+Across an organization the table's proxies are keys ``<account>:<region>:<name>``
+(:mod:`pinwatch.scope`): they are grouped by account and Region, ranked per account as well as
+per proxy, and the machine formats carry ``account``, ``region`` and ``name`` next to ``proxy``
+(the key). Plain names (a single-account table) give exactly the records they always did.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ import io
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from itertools import chain
 
 from pinwatch.records import HourlyCount, Kind
+from pinwatch.scope import ACCOUNT_ID, REGION, Scope, split_key
 from pinwatch.timebase import DAY_MS, HOUR_MS, MINUTE_MS, hour_bucket, hour_start_ms
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -174,6 +181,97 @@ def rank_reasons(
     return rows if limit is None else rows[:limit]
 
 
+@dataclass(frozen=True, slots=True)
+class AccountReasonRow:
+    """One reason over all of an account's proxies in the window, and which proxies it came from."""
+
+    account: str
+    reason: ReasonRow  # ranked over the account's proxies together (its ``proxy`` is the account)
+    proxies: tuple[tuple[str, int], ...]  # (key, count in the window), most first; proxies without any left out
+
+
+def account_reasons(
+    account: str,
+    counts_by_key: Mapping[str, Iterable[HourlyCount]],
+    window: Window,
+    kind: Kind = Kind.PINNED,
+    limit: int | None = None,
+) -> list[AccountReasonRow]:
+    """The account's top reasons: its proxies' counts added up (every Region), ranked like one proxy's."""
+    mine = {key: list(counts) for key, counts in counts_by_key.items() if _account(key) == account}
+    ranked = rank_reasons(account, chain.from_iterable(mine.values()), window, kind, limit=limit)
+    rows = []
+    for row in ranked:
+        per_proxy = [
+            (key, sum(h.count for h in counts if h.kind is kind and h.reason == row.reason and window.holds(h.hour)))
+            for key, counts in mine.items()
+        ]
+        found = tuple(sorted(((k, n) for k, n in per_proxy if n), key=lambda kn: (-kn[1], kn[0])))
+        rows.append(AccountReasonRow(account, row, found))
+    return rows
+
+
+def _account(key: str) -> str | None:
+    scope, _ = split_key(key)
+    return None if scope is None else scope.account
+
+
+def by_place(keys: Iterable[str]) -> dict[Scope | None, list[str]]:
+    """Keys grouped by (account, Region), in account then Region order; plain names (no scope) first.
+
+    Within a group the keys keep their order (the table's listing is sorted; ``--proxy`` is as given).
+    """
+    groups: dict[Scope | None, list[str]] = defaultdict(list)
+    for key in keys:
+        groups[split_key(key)[0]].append(key)
+    order = sorted(groups, key=lambda scope: ("", "") if scope is None else (scope.account, scope.region))
+    return {scope: groups[scope] for scope in order}
+
+
+def select(keys: Iterable[str], accounts: Collection[str] = (), regions: Collection[str] = ()) -> list[str]:
+    """The keys in one of ``accounts`` and one of ``regions`` (an empty filter lets all through).
+
+    With any filter, plain names (proxies of a single-account table) have no account or Region to match.
+    """
+    if not accounts and not regions:
+        return list(keys)
+    chosen = []
+    for key in keys:
+        scope, _ = split_key(key)
+        if scope is None:
+            continue
+        if (not accounts or scope.account in accounts) and (not regions or scope.region in regions):
+            chosen.append(key)
+    return chosen
+
+
+def check_filters(accounts: Iterable[str], regions: Iterable[str]) -> None:
+    """Refuse filter values that could never match a key (a typo would otherwise just print nothing)."""
+    for account in accounts:
+        if not ACCOUNT_ID.fullmatch(account):
+            raise ReportError(f"--account {account!r} is not a 12-digit AWS account ID")
+    for region in regions:
+        if not REGION.fullmatch(region):
+            raise ReportError(f"--proxy-region {region!r} is not an AWS Region code (e.g. eu-west-1)")
+
+
+def expand_names(requested: Iterable[str], known: Iterable[str]) -> list[str]:
+    """``--proxy`` values as keys: a bare name on an organization's table means that name in every account and Region.
+
+    A key, or a name no scoped key carries, is kept as given (a single-account table's plain name).
+    """
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for key in known:
+        scope, name = split_key(key)
+        if scope is not None:
+            by_name[name].append(key)
+    out: list[str] = []
+    for value in requested:
+        scope, _ = split_key(value)
+        out.extend(sorted(by_name[value]) if scope is None and by_name.get(value) else [value])
+    return list(dict.fromkeys(out))
+
+
 def hour_rows(proxy: str, counts: Iterable[HourlyCount], window: Window, kind: Kind = Kind.PINNED) -> list[HourRow]:
     """Non-zero (hour, reason) counts in `window`, oldest hour first, most frequent reason first."""
     rows = [
@@ -240,10 +338,28 @@ REASON_COLUMNS = (
 HOUR_COLUMNS = ("proxy", "hour", "reason", "count")
 
 
+PLACE_COLUMNS = ("account", "region", "name")
+
+
+def place_fields(key: str) -> dict[str, object]:
+    """``account``, ``region`` and ``name`` of an organization's proxy; nothing for a plain name."""
+    scope, name = split_key(key)
+    return {} if scope is None else {"account": scope.account, "region": scope.region, "name": name}
+
+
+def with_place(columns: Sequence[str], records: Iterable[Mapping[str, object]]) -> tuple[str, ...]:
+    """``columns`` with account, region and name after ``proxy`` when any record is an organization's."""
+    if not any("account" in r for r in records):
+        return tuple(columns)
+    at = list(columns).index("proxy") + 1
+    return (*columns[:at], *PLACE_COLUMNS, *columns[at:])
+
+
 def reason_record(row: ReasonRow) -> dict[str, object]:
     change = row.change_pct
     return {
         "proxy": row.proxy,
+        **place_fields(row.proxy),
         "reason": row.reason,
         "count": row.count,
         "share": round(row.share, 4),
@@ -259,7 +375,7 @@ def reason_record(row: ReasonRow) -> dict[str, object]:
 
 
 def hour_record(row: HourRow) -> dict[str, object]:
-    return {**asdict(row), "hour": hour_iso(row.hour)}
+    return {"proxy": row.proxy, **place_fields(row.proxy), **asdict(row), "hour": hour_iso(row.hour)}
 
 
 def to_json(records: Sequence[dict[str, object]]) -> str:

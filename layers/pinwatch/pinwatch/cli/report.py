@@ -3,6 +3,11 @@
 Reads only: one Query per proxy (the window plus the previous window of equal length, for the
 trend). The endpoint comes from ``--endpoint-url`` or ``AWS_ENDPOINT_URL`` (boto3 honours it), so
 the same command reads DynamoDB Local.
+
+Across an organization (keys ``<account>:<region>:<name>``) the tables come grouped by account,
+each account led by its top reasons over all its proxies; ``--account`` and ``--proxy-region``
+select members (``--region`` stays the AWS Region of the table, as in every subcommand), and a bare
+``--proxy`` name means that proxy in every account and Region that has one.
 """
 
 from __future__ import annotations
@@ -23,11 +28,16 @@ from pinwatch.records import EngineFamily, HourlyCount, Kind
 from pinwatch.report import (
     HOUR_COLUMNS,
     REASON_COLUMNS,
+    AccountReasonRow,
     HintFn,
     HourRow,
     ReasonRow,
     ReportError,
     Window,
+    account_reasons,
+    by_place,
+    check_filters,
+    expand_names,
     hour_iso,
     hour_record,
     hour_rows,
@@ -35,12 +45,15 @@ from pinwatch.report import (
     parse_time,
     rank_reasons,
     reason_record,
+    select,
     series,
     sparkline,
     to_csv,
     to_json,
     to_markdown,
+    with_place,
 )
+from pinwatch.scope import split_key
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -66,6 +79,14 @@ _KINDS = {"pinned": Kind.PINNED, "would_pin": Kind.WOULD_PIN}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", required=True, help="summary table name (the stack's SummaryTable)")
     parser.add_argument("--proxy", action="append", help="only this proxy (repeatable); default: every proxy seen")
+    parser.add_argument(
+        "--account", action="append", help="organization: only proxies of this member account ID (repeatable)"
+    )
+    parser.add_argument(
+        "--proxy-region",
+        action="append",
+        help="organization: only proxies in this Region, e.g. eu-west-1 (repeatable; --region is the table's)",
+    )
     parser.add_argument("--since", default="24h", help="window start: a duration before now (90m, 24h, 7d) or ISO 8601")
     parser.add_argument("--until", default="now", help="window end: now (default), a duration before now, or ISO 8601")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
@@ -95,9 +116,24 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if args.limit < 1:
         raise CliError("--limit must be at least 1")
+    accounts, regions = args.account or [], args.proxy_region or []
+    try:
+        check_filters(accounts, regions)
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
     kind = _KINDS[args.kind]
     store, clients, where = _store(args)
-    proxies = args.proxy or clients.call(lambda: [p.proxy for p in store.proxies()], where)
+
+    def listed() -> list[str]:
+        return clients.call(lambda: [p.proxy for p in store.proxies()], where)
+
+    if args.proxy:
+        # A bare name may stand for that proxy in several accounts: the listing says which.
+        bare = any(split_key(p)[0] is None for p in args.proxy)
+        proxies = expand_names(args.proxy, listed() if bare else [])
+    else:
+        proxies = listed()
+    proxies = select(proxies, accounts, regions)
     # One query per proxy covers both the window and the previous one (the trend's baseline).
     since_ms = window.previous.since_ms
     counts: dict[str, list[HourlyCount]] = {}
@@ -110,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
             _print_hour_tables(rows_by_proxy, counts, window, kind)
         else:
             records = [hour_record(r) for rows in rows_by_proxy.values() for r in rows]
-            _print_records(records, HOUR_COLUMNS, HOUR_COLUMNS, args.format)
+            columns = with_place(HOUR_COLUMNS, records)
+            _print_records(records, columns, columns, args.format)
         return EXIT_OK
 
     engine = EngineFamily.parse(args.engine)
@@ -119,10 +156,11 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.format == "table":
         coverage = _coverage(store, clients, where, list(ranked), window)
-        _print_reason_tables(ranked, counts, window, kind, coverage)
+        _print_reason_tables(ranked, counts, window, kind, coverage, args.limit)
     else:
         records = [reason_record(r) for rows in ranked.values() for r in rows]
-        _print_records(records, REASON_COLUMNS, MARKDOWN_REASON_COLUMNS, args.format)
+        columns = with_place(REASON_COLUMNS, records)
+        _print_records(records, columns, with_place(MARKDOWN_REASON_COLUMNS, records), args.format)
     return EXIT_OK
 
 
@@ -212,18 +250,36 @@ def _print_tables[Rows](
     counts: dict[str, list[HourlyCount]],
     window: Window,
     kind: Kind,
+    account_table: Callable[[str, int], Table] | None = None,
 ) -> None:
-    """One table per proxy, as `build(proxy, rows, width)` makes it (with what to say when it is empty)."""
+    """One table per proxy, as `build(proxy, rows, width)` makes it (with what to say when it is empty).
+
+    An organization's proxies come grouped: a heading per account, then (``account_table``) the
+    account's reasons over all its proxies, then its proxies Region by Region.
+    """
     from rich.console import Console
 
     console = Console()
     if not by_proxy:
         console.print(f"No proxies in the table yet: no {_noun(kind)} have been ingested.")
         return
-    for proxy, rows in by_proxy.items():
-        table, empty = build(proxy, rows, console.width)
-        table.caption = "; ".join(text for text in (empty, _footer(counts[proxy], window)) if text) or None
-        console.print(table)
+    account: str | None = None
+    for scope, keys in by_place(by_proxy).items():
+        if scope is not None and scope.account != account:
+            account = scope.account
+            console.rule(f"Account {account}", align="left")
+            if account_table is not None:
+                console.print(account_table(account, console.width))
+        for proxy in keys:
+            table, empty = build(proxy, by_proxy[proxy], console.width)
+            table.caption = "; ".join(text for text in (empty, _footer(counts[proxy], window)) if text) or None
+            console.print(table)
+
+
+def _label(key: str) -> str:
+    """A proxy in a title: its name, with account and Region for an organization's key."""
+    scope, name = split_key(key)
+    return name if scope is None else f"{name} ({scope.account}, {scope.region})"
 
 
 def _coverage(
@@ -248,14 +304,43 @@ def _print_reason_tables(
     window: Window,
     kind: Kind,
     coverage: Mapping[str, str] | None = None,
+    limit: int | None = None,
 ) -> None:
     def build(proxy: str, rows: list[ReasonRow], width: int) -> tuple[Table, str | None]:
-        table = _reason_table(f"{proxy}: {_noun(kind)} by reason, {_window_text(window)}", rows, window, width)
+        table = _reason_table(f"{_label(proxy)}: {_noun(kind)} by reason, {_window_text(window)}", rows, window, width)
         empty = None if rows else f"no {_noun(kind)} in this window or the previous one"
         covered = (coverage or {}).get(proxy)
         return table, "; ".join(t for t in (covered, empty) if t) or None
 
-    _print_tables(ranked, build, counts, window, kind)
+    def account_table(account: str, _width: int) -> Table:
+        proxies = [key for key in counts if split_key(key)[0] is not None and key.startswith(f"{account}:")]
+        over = "its proxy" if len(proxies) == 1 else f"its {len(proxies)} proxies"
+        title = f"Account {account}: {_noun(kind)} by reason over {over}, {_window_text(window)}"
+        return _account_table(title, account_reasons(account, counts, window, kind, limit))
+
+    _print_tables(ranked, build, counts, window, kind, account_table)
+
+
+_ACCOUNT_PROXIES_SHOWN = 3
+
+
+def _account_table(title: str, rows: list[AccountReasonRow]) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("Reason", no_wrap=True)
+    for header in ("Count", "Share", "Trend"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("Proxies (pins in the window)", overflow="fold")
+    for row in rows:
+        r = row.reason
+        shown = [f"{_label(key)} {n}" for key, n in row.proxies[:_ACCOUNT_PROXIES_SHOWN]]
+        if len(row.proxies) > _ACCOUNT_PROXIES_SHOWN:
+            shown.append(f"+{len(row.proxies) - _ACCOUNT_PROXIES_SHOWN} more")
+        table.add_row(r.reason, str(r.count), f"{r.share * 100:.0f}%", r.trend, ", ".join(shown) or "-")
+    if not rows:
+        table.caption = "no reasons in this window or the previous one"
+    return table
 
 
 def _reason_table(title: str, rows: list[ReasonRow], window: Window, width: int) -> Table:
@@ -339,7 +424,7 @@ def _hour_table(
 
     per_reason = series(rows, window)
     hours = window.hours
-    table = Table(title=f"{proxy}: {_noun(kind)} per hour, {_window_text(window)}", title_justify="left")
+    table = Table(title=f"{_label(proxy)}: {_noun(kind)} per hour, {_window_text(window)}", title_justify="left")
     table.add_column("Reason", no_wrap=True)
     table.add_column("Total", justify="right", no_wrap=True)
     table.add_column("Peak hour", no_wrap=True)
