@@ -189,3 +189,19 @@ def test_given_an_org_proxy_that_is_gone_when_resolved_then_the_message_says_whi
     plan = evaluate(KEY, (), {"pinned_share": state}, NOW, POLICY, ["sns"], proxy_gone=True)
     text = render_text(Alert.from_decisions(gone, plan.for_channel("sns"), NOW), SETTINGS)
     assert "orders-proxy is gone (no longer found in account 111111111111, ap-southeast-2)" in text
+
+
+def test_given_a_whole_member_finding_when_rendered_then_it_names_the_account_and_region_and_no_proxy_link() -> None:
+    # The contract's key for a member whose read role is missing or denied: <account>:<region>:*.
+    key = SCOPE.key("*")
+    unreachable = Finding(key, "member_unreachable", Severity.WARNING, "cannot assume pinwatch-member-reader")
+    member = report(unreachable, proxy=key, exhaustion_eta_minutes=None, figures={}, top_reasons_last_hour=(), hints={})
+    alert = scoped_alert(member)
+
+    sns = render_sns(alert, SETTINGS)
+    assert sns["Subject"] == "WARNING - all proxies (111111111111, ap-southeast-2) - member account unreachable"
+    text = json.loads(sns["Message"])["email"]
+    assert "Every proxy in account 111111111111, Region ap-southeast-2" in text
+    assert "RDS console" not in text
+    header = render_slack(alert, SETTINGS)["blocks"][0]["text"]["text"]
+    assert header == "🟠 WARNING · all proxies (111111111111, ap-southeast-2) · member account unreachable"

@@ -88,7 +88,12 @@ RULE_TITLES: Mapping[str, str] = {
     "proxy_unavailable": "proxy unavailable",
     "proxy_not_found": "proxy not found",
     "not_checked": "not checked",
+    "member_unreachable": "member account unreachable",
 }
+
+# The organization contract's key for a finding about a whole member (account, Region) rather than
+# one proxy, e.g. its read role missing: ``<account>:<region>:*`` (docs/organization.md).
+EVERY_PROXY = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +205,8 @@ def proxy_label(key: str, markup: Markup = "plain") -> str:
     The name is made inert for ``markup``; account and Region are validated digits and a Region code.
     """
     scope, name = split_key(key)
+    if scope is not None and name == EVERY_PROXY:
+        return f"all proxies {_where(scope)}"
     shown = untrusted(name, markup)
     return shown if scope is None else f"{shown} {_where(scope)}"
 
@@ -385,7 +392,8 @@ def links(alert: Alert, settings: RenderSettings) -> list[tuple[str, str]]:
     # whichever account the reader is signed in to: the account is in the message, not the link.
     scope, name = split_key(alert.report.proxy)
     region = scope.region if scope is not None else settings.region
-    found = [("Dashboard", settings.dashboard_url), ("RDS console", console_url(name, region))]
+    console = console_url(name, region) if name != EVERY_PROXY or scope is None else None
+    found = [("Dashboard", settings.dashboard_url), ("RDS console", console)]
     return [(label, url) for label, url in found if url]
 
 
@@ -550,7 +558,8 @@ def render_text(alert: Alert, settings: RenderSettings) -> str:
     out = [headline(alert, emoji=False, separator=" - "), ""]
     scope, name = split_key(alert.report.proxy)
     if scope is not None:
-        out += [f"Proxy {untrusted(name, 'plain')} in account {scope.account}, Region {scope.region}", ""]
+        which = "Every proxy" if name == EVERY_PROXY else f"Proxy {untrusted(name, 'plain')}"
+        out += [f"{which} in account {scope.account}, Region {scope.region}", ""]
     for item in alert.items:
         out.append(f"* {item_title(item.rule)} ({what_happened(item, alert.now_ms)})")
         if item.summary:
@@ -720,7 +729,8 @@ def _scoped_subject(alert: Alert) -> str:
     scope, name = split_key(alert.report.proxy)
     assert scope is not None
     label, _, title = _headline_parts(alert)
-    name, title, where = _ascii_line(name), _ascii_line(title), _where(scope)
+    name = "all proxies" if name == EVERY_PROXY else _ascii_line(name)
+    title, where = _ascii_line(title), _where(scope)
     head = f"{label} - {name} {where}"
     room = SNS_SUBJECT_MAX - len(head) - len(" - ")
     if len(title) <= room:
