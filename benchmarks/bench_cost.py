@@ -790,6 +790,10 @@ def org_block(result: CostRun, usd: Callable[[float], str]) -> list[str]:
 
     if not result.org or result.org_traffic is None:
         return []
+
+    def small(value: float) -> str:  # the per-proxy additions are fractions of a cent
+        return f"${value:.6f}" if 0 < value < 0.001 else usd(value)
+
     traffic = result.org_traffic
     headline = result.org[ORG_HEADLINE.name]
     out = [
@@ -808,7 +812,8 @@ def org_block(result: CostRun, usd: Callable[[float], str]) -> list[str]:
     for org in result.org.values():
         s = org.scenario
         out.append(
-            f"| {s.accounts} accounts x {s.regions} Regions x {s.proxies_per_scope} proxies | {s.scopes:,} | "
+            f"| {s.accounts} accounts x {s.regions} Region{'s' if s.regions > 1 else ''} x "
+            f"{s.proxies_per_scope} prox{'ies' if s.proxies_per_scope > 1 else 'y'} | {s.scopes:,} | "
             f"{s.proxies:,} | {usd(org.fixed_usd)} | {usd(org.per_scope_usd)} | {usd(org.per_proxy_month)} | "
             f"{usd(org.month_usd)} | {usd(org.stacks_month_usd)} |"
         )
@@ -829,7 +834,7 @@ def org_block(result: CostRun, usd: Callable[[float], str]) -> list[str]:
         for x in lines:
             price = PRICES[x.price]
             out.append(
-                f"| {part} | {x.item} | {x.quantity:,.1f} | ${price.usd:.10g} per {price.unit} | {usd(x.usd)} | "
+                f"| {part} | {x.item} | {x.quantity:,.1f} | ${price.usd:.10g} per {price.unit} | {small(x.usd)} | "
                 f"{price.source} ({price.confidence}, read {price.read_on}) |"
             )
     out.append(
