@@ -34,7 +34,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
@@ -42,9 +42,17 @@ from typing import Any
 
 from benchmarks.common import HANDLER_ENV, Figure
 from benchmarks.cost_model import (
+    MONTH_MINUTES,
+    CostLine,
+    LogTraffic,
+    OrgCost,
+    OrgScenario,
     SeriesCounter,
     Usage,
+    kinesis_on_demand_lines,
     monthly_lines,
+    org_cost,
+    put_payload_units,
     read_units,
     stack_lines,
     total,
@@ -345,6 +353,7 @@ def simulate(design: Design, count: int, minutes: int) -> DayResult:
         capture = _captured(app)
         series = SeriesCounter()
         log_bytes = 0
+        alarm_events = 0
         invocations = 0
         gb_seconds = 0.0
         max_wall = 0.0
@@ -377,6 +386,7 @@ def simulate(design: Design, count: int, minutes: int) -> DayResult:
             now_ms = T0_MS + minute * MINUTE_MS + CHECK_DELAY_MS
             if alarm is not None:
                 for event in alarm.evaluate(now_ms):
+                    alarm_events += 1
                     invoke(event, now_ms)
             invoke(schedule, now_ms)
 
@@ -394,6 +404,7 @@ def simulate(design: Design, count: int, minutes: int) -> DayResult:
             insights_alarm_metrics=max(alarm.metrics_analyzed, count * minutes) if alarm is not None else 0,
             metric_series_hours=series.series_hours,
             api_requests=contributor_calls[0] if design.alarm else 0,
+            alarm_events=alarm_events,
             check_invocations=invocations,
             check_gb_seconds=gb_seconds,
             rru=meter.rru,
@@ -473,6 +484,63 @@ def ingest_ratio(lines_per_batch: int, batches: int = 40, proxies: int = 8) -> t
 
 
 # --------------------------------------------------------------------------------------------
+# Organization mode: the central stack, each member account-Region, each proxy (docs/organization.md)
+
+# Organizations to price. The check's reads per proxy are the ones measured above (the same
+# GetMetricData, made with the member role's credentials), so the scenarios differ only in how many
+# scopes share the fixed part and how many proxies share a scope's part.
+ORG_SCENARIOS = (
+    OrgScenario("40_accounts", accounts=40, regions=2, proxies_per_scope=3),
+    OrgScenario("40_accounts_1_proxy", accounts=40, regions=1, proxies_per_scope=1),
+    OrgScenario("200_accounts", accounts=200, regions=3, proxies_per_scope=5),
+)
+ORG_HEADLINE = ORG_SCENARIOS[0]
+ORG_STREAM_SHARDS = 1  # OrgStreamShards' default (template.yaml)
+ORG_REFERENCE_PROXIES = 100  # the measured fleet whose per-proxy charges and alarm events are used
+
+
+def pin_traffic(fleet: Fleet, lines_per_batch: int = INGEST_HEADLINE_LINES) -> LogTraffic:
+    """The simulated fleet's pinning as subscription deliveries: one batch of ``lines_per_batch`` per pinning minute.
+
+    The record is what the destination puts into the stream: the gzip of the subscription payload
+    (CloudWatch Logs UG, "Real-time processing of log data with subscriptions").
+    """
+    import gzip
+    import json
+
+    from tests.payloads import log_events, payload
+
+    pinning_minutes = sum(min(INCIDENT_MINUTES, DAY - start) for start in fleet.incidents.values())
+    events = log_events(lines_per_batch, T0_MS, MINUTE_MS, seed=11)
+    body = payload(events, log_group="/aws/rds/proxy/fleet-0000", log_stream="proxy-fleet-0000-1")
+    body |= {"owner": "111111111111", "subscriptionFilters": ["pinwatch-eu-west-1"]}
+    record = gzip.compress(json.dumps(body).encode())
+    # The fleet's incidents happen once a simulated day: a month has MONTH_MINUTES / DAY of them.
+    return LogTraffic(pinning_minutes * MONTH_MINUTES / DAY / len(fleet.proxies), len(record))
+
+
+def measure_org(run: CostRun) -> None:
+    """Price every scenario from the counted runs: the empty stack, the reference fleet's per-proxy charges."""
+    empty = run.days[(ALARM_SWEEP.name, 0)]
+    reference = run.days[(ALARM_SWEEP.name, ORG_REFERENCE_PROXIES)]
+    events_per_proxy_month = reference.usage.alarm_events * MONTH_MINUTES / reference.usage.minutes / reference.proxies
+    traffic = pin_traffic(Fleet.of(ORG_REFERENCE_PROXIES))
+    run.org_traffic = traffic
+    for scenario in ORG_SCENARIOS:
+        run.org[scenario.name] = org_cost(
+            scenario,
+            empty_stack=empty.usage,
+            standing_alarm_metrics=HEALTH_ALARM_METRICS,
+            shards=ORG_STREAM_SHARDS,
+            proxy_check_usd=run.per_proxy[(ALARM_SWEEP.name, ORG_REFERENCE_PROXIES)],
+            traffic=traffic,
+            alarm_events_per_proxy_month=events_per_proxy_month,
+        )
+    records = traffic.batches_per_proxy_month * ORG_HEADLINE.proxies
+    run.org_kinesis_on_demand = kinesis_on_demand_lines(records, traffic.record_bytes)
+
+
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -485,6 +553,9 @@ class CostRun:
     ingest: dict[int, float] = field(default_factory=dict)
     ingest_series: int = 0
     stack_fixed_usd: float = 0.0
+    org: dict[str, OrgCost] = field(default_factory=dict)
+    org_traffic: LogTraffic | None = None
+    org_kinesis_on_demand: list[CostLine] = field(default_factory=list)
 
 
 def measure(designs: tuple[Design, ...] = (POLL, ALARM_SWEEP), sizes: tuple[int, ...] = SIZES) -> CostRun:
@@ -513,6 +584,8 @@ def measure(designs: tuple[Design, ...] = (POLL, ALARM_SWEEP), sizes: tuple[int,
         run.ingest[lines] = ratio
         run.ingest_series = series
     run.stack_fixed_usd = total(stack_lines(HEALTH_ALARM_METRICS)) + total(monthly_lines(stack.usage))
+    if (ALARM_SWEEP.name, ORG_REFERENCE_PROXIES) in run.days:
+        measure_org(run)
     return run
 
 
@@ -578,6 +651,7 @@ def run() -> list[Figure]:
             "custom metric series the ingest publishes for 8 pinning proxies",
         )
     )
+    figures += org_figures(result)
     alarm_day = result.days[(ALARM_SWEEP.name, 100)]
     poll_day = result.days[(POLL.name, 100)]
     figures.append(
@@ -605,6 +679,45 @@ def run() -> list[Figure]:
             "longest check invocation, 1,000 proxies, moto in process (timeout 50 s)",
         )
     )
+    return figures
+
+
+def org_figures(result: CostRun) -> list[Figure]:
+    if not result.org:
+        return []
+    headline = result.org[ORG_HEADLINE.name]
+    figures = [
+        Figure(
+            "org_cost_usd_fixed_month",
+            headline.fixed_usd,
+            f"organization mode, central stack: items, schedule, {ORG_STREAM_SHARDS}-shard stream",
+            digits=3,
+        ),
+        Figure(
+            "org_cost_usd_per_account_region_month",
+            headline.per_scope_usd,
+            "each member account-Region: its alarm's contributors polled, its open alerts, Lambda time",
+            digits=3,
+        ),
+    ]
+    for name, org in result.org.items():
+        s = org.scenario
+        figures.append(
+            Figure(
+                f"org_cost_usd_per_proxy_month_{name}",
+                org.per_proxy_month,
+                f"{s.accounts} accounts x {s.regions} Regions, {s.proxies:,} proxies: charges that grow with "
+                "the organization, per proxy (goal <= $0.50)",
+                digits=3,
+            )
+        )
+        figures.append(
+            Figure(
+                f"org_vs_stacks_cost_ratio_{name}",
+                org.month_usd / org.stacks_month_usd,
+                f"organization mode's month / a single-account stack in each of the {s.scopes:,} account-Regions",
+            )
+        )
     return figures
 
 
@@ -665,6 +778,67 @@ def cost_block(result: CostRun, measured_on: str) -> str:
         "",
         f"The ingest publishes {result.ingest_series} custom metric series for 8 pinning proxies (fixed: by Reason, "
         "not by proxy).",
+        *org_block(result, usd),
         COST_END,
     ]
     return "\n".join(out)
+
+
+def org_block(result: CostRun, usd: Callable[[float], str]) -> list[str]:
+    """The organization-mode part of docs/cost.md's generated block (docs/organization.md links to it)."""
+    from benchmarks.cost_model import PRICES
+
+    if not result.org or result.org_traffic is None:
+        return []
+
+    def small(value: float) -> str:  # the per-proxy additions are fractions of a cent
+        return f"${value:.6f}" if 0 < value < 0.001 else usd(value)
+
+    traffic = result.org_traffic
+    headline = result.org[ORG_HEADLINE.name]
+    out = [
+        "",
+        "**Organization mode** (one central stack, the member template in every account-Region; "
+        "[Organization mode](organization.md)). Per proxy: the check's charges measured above at "
+        f"{ORG_REFERENCE_PROXIES} proxies (the same reads, made with the member role) plus what the organization adds; "
+        f"log delivery at the simulated fleet's pinning: {traffic.batches_per_proxy_month:,.0f} batches of "
+        f"{INGEST_HEADLINE_LINES} pin lines per proxy-month, {traffic.record_bytes:,} bytes each as a Kinesis record "
+        f"({put_payload_units(traffic.record_bytes)} PUT payload unit).",
+        "",
+        "| organization | account-Regions | proxies | central, fixed | per account-Region | per proxy-month "
+        "(grows with the organization) | month | a single-account stack per account-Region |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for org in result.org.values():
+        s = org.scenario
+        out.append(
+            f"| {s.accounts} accounts x {s.regions} Region{'s' if s.regions > 1 else ''} x "
+            f"{s.proxies_per_scope} prox{'ies' if s.proxies_per_scope > 1 else 'y'} | {s.scopes:,} | "
+            f"{s.proxies:,} | {usd(org.fixed_usd)} | {usd(org.per_scope_usd)} | {usd(org.per_proxy_month)} | "
+            f"{usd(org.month_usd)} | {usd(org.stacks_month_usd)} |"
+        )
+    out += [
+        "",
+        f"**Organization mode, line by line** ({ORG_HEADLINE.accounts} accounts x {ORG_HEADLINE.regions} Regions)",
+        "",
+        "| part | item | quantity a month | unit price | USD a month | price source (confidence) |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    parts = (
+        ("central", headline.central),
+        ("each account-Region", headline.scope),
+        ("each proxy, added", headline.proxy_org),
+        (f"stream in on-demand mode instead ({ORG_HEADLINE.proxies:,} proxies)", result.org_kinesis_on_demand),
+    )
+    for part, lines in parts:
+        for x in lines:
+            price = PRICES[x.price]
+            out.append(
+                f"| {part} | {x.item} | {x.quantity:,.1f} | ${price.usd:.10g} per {price.unit} | {small(x.usd)} | "
+                f"{price.source} ({price.confidence}, read {price.read_on}) |"
+            )
+    out.append(
+        f"| each proxy | the check's charges (measured above, {ORG_REFERENCE_PROXIES} proxies) | | | "
+        f"{usd(headline.proxy_check_usd)} | benchmarks/bench_cost.py |"
+    )
+    return out

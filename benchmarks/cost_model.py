@@ -30,6 +30,7 @@ class Price:
 
 
 RESEARCH = "2026-12-02"
+ORG_RESEARCH = "2026-12-06"
 
 PRICES: dict[str, Price] = {
     "getmetricdata_metric": Price(
@@ -126,6 +127,67 @@ PRICES: dict[str, Price] = {
         RESEARCH,
         "official",
     ),
+    # Organization mode (docs/organization.md). Read on 2026-12-06.
+    "kinesis_shard_hour": Price(
+        0.015,
+        "provisioned Kinesis shard-hour",
+        "Kinesis Data Streams pricing (aws.amazon.com/kinesis/data-streams/pricing: billed per shard-hour); "
+        "figure from trek10.com on-demand vs provisioned comparison (us-east-1) and c3x.dev",
+        ORG_RESEARCH,
+        "secondary",
+    ),
+    "kinesis_put_payload_unit": Price(
+        0.014 / 1_000_000,
+        "Kinesis PUT payload unit (each started 25 KB of a record)",
+        "Kinesis pricing page: 'A PUT Payload Unit is counted in 25KB payload chunks'; "
+        "$0.014 per million from trek10.com (us-east-1)",
+        ORG_RESEARCH,
+        "AWS doc text (copy) + secondary",
+    ),
+    "kinesis_on_demand_stream_hour": Price(
+        0.04,
+        "on-demand Kinesis stream-hour",
+        "trek10.com on-demand vs provisioned comparison (us-east-1)",
+        ORG_RESEARCH,
+        "secondary",
+    ),
+    "kinesis_on_demand_gb_in": Price(
+        0.08,
+        "GB written to an on-demand stream (each record rounded up to 1 KB)",
+        "Kinesis pricing page (records rounded up to the nearest KB); figure from trek10.com (us-east-1)",
+        ORG_RESEARCH,
+        "AWS doc text (copy) + secondary",
+    ),
+    "kinesis_on_demand_gb_out": Price(
+        0.04,
+        "GB read from an on-demand stream (shared-throughput consumer)",
+        "trek10.com on-demand vs provisioned comparison (us-east-1)",
+        ORG_RESEARCH,
+        "secondary",
+    ),
+    "eventbridge_cross_account_event": Price(
+        1.00 / 1_000_000,
+        "event delivered to an event bus in another account (each 64 KB chunk)",
+        "EventBridge pricing page (cross-account delivery is billed; 64 KB chunks; inter-Region data transfer "
+        "extra); $1.00 per million from cloudburn.io EventBridge pricing guide (March 2026)",
+        ORG_RESEARCH,
+        "secondary",
+    ),
+    "inter_region_gb": Price(
+        0.02,
+        "GB sent from a member Region to the home Region (typical pair)",
+        "inter-Region data transfer, billed by the source Region (awsnegotiations.com, redresscompliance.com)",
+        ORG_RESEARCH,
+        "secondary",
+    ),
+    "sts_request": Price(
+        0.0,
+        "STS AssumeRole request",
+        "IAM User Guide, 'What is IAM?': IAM and AWS STS 'are features of your AWS account offered at no "
+        "additional charge'",
+        ORG_RESEARCH,
+        "official",
+    ),
 }
 
 
@@ -148,6 +210,7 @@ class Usage:
     sns_publishes: int = 0
     log_bytes: int = 0  # the functions' own log output (log lines and EMF documents)
     contributor_insights_events: int = 0
+    alarm_events: int = 0  # contributor state-change events the alarm sent (free in the same account)
     rds_calls: int = 0
     rds_calls_peak_minute: int = 0
 
@@ -221,6 +284,173 @@ def stack_lines(standing_alarm_metrics: int) -> list[CostLine]:
         )
     )
     return lines
+
+
+# ------------------------------------------------------------------------------------------
+# Organization mode (docs/organization.md): one central stack in the monitoring account, the member
+# template in every member account and Region. What a month costs is split three ways: the central
+# resources (fixed), what each member account-Region ("scope") adds, and what each proxy adds.
+
+PUT_PAYLOAD_UNIT_BYTES = 25 * 1024  # "A PUT Payload Unit is counted in 25KB payload chunks" (Kinesis pricing)
+
+# The lines of an empty single-account stack's month that every scope repeats in organization mode:
+# each scheduled run polls the scope's alarm contributors (DescribeAlarmContributors, billed to the
+# member), queries its open alerts and spends the Lambda time to do so. The schedule's invocations,
+# the check's own metric series and its logs stay central: one invocation serves every scope.
+SCOPE_PRICES = frozenset({"api_request", "lambda_gb_second", "dynamodb_rru"})
+
+
+def line(item: str, quantity: float, price: str) -> CostLine:
+    return CostLine(item, quantity, price, quantity * PRICES[price].usd)
+
+
+@dataclass(frozen=True, slots=True)
+class OrgScenario:
+    """An organization to price: ``accounts`` x ``regions`` member scopes, ``proxies_per_scope`` proxies in each."""
+
+    name: str
+    accounts: int
+    regions: int  # member Regions per account, the home Region among them
+    proxies_per_scope: int
+
+    @property
+    def scopes(self) -> int:
+        return self.accounts * self.regions
+
+    @property
+    def proxies(self) -> int:
+        return self.scopes * self.proxies_per_scope
+
+    @property
+    def remote_share(self) -> float:
+        """Share of the proxies outside the home Region, whose log batches cross Regions to the stream."""
+        return (self.regions - 1) / self.regions
+
+
+@dataclass(frozen=True, slots=True)
+class LogTraffic:
+    """Pin-line batches per proxy-month, each as CloudWatch Logs puts it into the stream: gzip(JSON payload)."""
+
+    batches_per_proxy_month: float
+    record_bytes: int
+
+
+def put_payload_units(record_bytes: int) -> int:
+    return max(1, math.ceil(record_bytes / PUT_PAYLOAD_UNIT_BYTES))
+
+
+def org_central_lines(empty_stack: Usage, standing_alarm_metrics: int, shards: int) -> list[CostLine]:
+    """The monitoring account's month whatever the organization's size: the stack's items, its schedule, the stream."""
+    kept = [x for x in monthly_lines(empty_stack) if x.price not in SCOPE_PRICES and x.quantity > 0]
+    return [
+        *stack_lines(standing_alarm_metrics),
+        *kept,
+        line(
+            "Kinesis stream shard-hours (OrgStreamShards, provisioned)", shards * HOURS_PER_MONTH, "kinesis_shard_hour"
+        ),
+    ]
+
+
+def org_scope_lines(empty_stack: Usage) -> list[CostLine]:
+    """What one member account-Region adds to the month, before any proxy."""
+    return [
+        *(x for x in monthly_lines(empty_stack) if x.price in SCOPE_PRICES),
+        # Free either way; one an hour if the check keeps the credentials for their default hour.
+        line("STS AssumeRole into the member read role", HOURS_PER_MONTH, "sts_request"),
+    ]
+
+
+def org_proxy_lines(traffic: LogTraffic, alarm_events_per_proxy_month: float, remote_share: float) -> list[CostLine]:
+    """What organization mode adds per proxy-month to the single-account charges (the same reads, now via the role)."""
+    gb = traffic.batches_per_proxy_month * traffic.record_bytes / 1e9
+    return [
+        line(
+            "pin-line batches into the stream (PUT payload units)",
+            traffic.batches_per_proxy_month * put_payload_units(traffic.record_bytes),
+            "kinesis_put_payload_unit",
+        ),
+        line(
+            "alarm contributor events forwarded to the central bus",
+            alarm_events_per_proxy_month,
+            "eventbridge_cross_account_event",
+        ),
+        line("pin-line batches sent across Regions (GB)", gb * remote_share, "inter_region_gb"),
+    ]
+
+
+def kinesis_on_demand_lines(records_per_month: float, record_bytes: int) -> list[CostLine]:
+    """The same stream in on-demand mode, for comparison: an hourly stream charge and per-GB in and out."""
+    gb_in = records_per_month * math.ceil(record_bytes / 1024) * 1024 / 1e9
+    return [
+        line("on-demand stream-hours", HOURS_PER_MONTH, "kinesis_on_demand_stream_hour"),
+        line("on-demand GB written (records rounded up to 1 KB)", gb_in, "kinesis_on_demand_gb_in"),
+        line(
+            "on-demand GB read by the event source mapping",
+            records_per_month * record_bytes / 1e9,
+            "kinesis_on_demand_gb_out",
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class OrgCost:
+    """One scenario's month in organization mode, and the same organization with a single-account stack per scope."""
+
+    scenario: OrgScenario
+    central: list[CostLine]
+    scope: list[CostLine]
+    proxy_org: list[CostLine]
+    proxy_check_usd: float  # the check's measured charges per proxy-month (single-account, same reads)
+    stack_usd: float  # a single-account stack with no proxy
+
+    @property
+    def fixed_usd(self) -> float:
+        return total(self.central)
+
+    @property
+    def per_scope_usd(self) -> float:
+        return total(self.scope)
+
+    @property
+    def per_proxy_usd(self) -> float:
+        return self.proxy_check_usd + total(self.proxy_org)
+
+    @property
+    def per_proxy_month(self) -> float:
+        """Charges that grow with the organization (its scopes and proxies), per proxy: the goal's measure."""
+        s = self.scenario
+        return (s.scopes * self.per_scope_usd + s.proxies * self.per_proxy_usd) / s.proxies
+
+    @property
+    def month_usd(self) -> float:
+        return self.fixed_usd + self.per_proxy_month * self.scenario.proxies
+
+    @property
+    def stacks_month_usd(self) -> float:
+        """A single-account stack in every scope instead (a stack watches its own account and Region)."""
+        s = self.scenario
+        return s.scopes * self.stack_usd + s.proxies * self.proxy_check_usd
+
+
+def org_cost(
+    scenario: OrgScenario,
+    *,
+    empty_stack: Usage,
+    standing_alarm_metrics: int,
+    shards: int,
+    proxy_check_usd: float,
+    traffic: LogTraffic,
+    alarm_events_per_proxy_month: float,
+) -> OrgCost:
+    stack_usd = total(stack_lines(standing_alarm_metrics)) + total(monthly_lines(empty_stack))
+    return OrgCost(
+        scenario,
+        central=org_central_lines(empty_stack, standing_alarm_metrics, shards),
+        scope=org_scope_lines(empty_stack),
+        proxy_org=org_proxy_lines(traffic, alarm_events_per_proxy_month, scenario.remote_share),
+        proxy_check_usd=proxy_check_usd,
+        stack_usd=stack_usd,
+    )
 
 
 # ------------------------------------------------------------------------------------------

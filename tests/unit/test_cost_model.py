@@ -10,20 +10,33 @@ from benchmarks.bench_cost import (
     BIG,
     COST_BEGIN,
     COST_END,
+    ORG_REFERENCE_PROXIES,
+    ORG_SCENARIOS,
     POLL,
     SIZES,
     CostRun,
     DayResult,
+    Fleet,
     cost_block,
+    measure_org,
+    org_figures,
+    pin_traffic,
 )
 from benchmarks.common import replace_figures_block
 from benchmarks.cost_model import (
+    HOURS_PER_MONTH,
     MONTH_MINUTES,
     PRICES,
+    LogTraffic,
+    OrgCost,
+    OrgScenario,
     SeriesCounter,
     Usage,
     monthly_lines,
+    org_cost,
+    put_payload_units,
     read_units,
+    stack_lines,
     total,
     write_units,
 )
@@ -92,3 +105,113 @@ def test_given_a_measurement_when_written_then_the_cost_block_replaces_only_the_
     assert written.endswith("\n\nmore prose\n")
     assert "| 100 | $0.123 | $0.123 |" in written
     assert "old" not in written
+
+
+# --------------------------------------------------------------------------------------------
+# Organization mode
+
+# A day of an empty stack: the schedule every minute, the alarm's contributors polled 56 times an hour.
+EMPTY_DAY = Usage(minutes=1440, api_requests=1344, check_invocations=1440, check_gb_seconds=1.2, rru=1440.0)
+TRAFFIC = LogTraffic(batches_per_proxy_month=135, record_bytes=6000)
+
+
+def _org(scenario: OrgScenario, proxy_check_usd: float = 0.34, shards: int = 1) -> OrgCost:
+    return org_cost(
+        scenario,
+        empty_stack=EMPTY_DAY,
+        standing_alarm_metrics=6,
+        shards=shards,
+        proxy_check_usd=proxy_check_usd,
+        traffic=TRAFFIC,
+        alarm_events_per_proxy_month=6,
+    )
+
+
+def test_given_records_when_counted_then_each_started_25_kilobytes_is_one_put_payload_unit() -> None:
+    assert [put_payload_units(n) for n in (1, 25 * 1024, 25 * 1024 + 1, 1_000_000)] == [1, 1, 2, 40]
+
+
+def test_given_an_organization_when_priced_then_the_stream_is_fixed_and_scopes_repeat_the_stacks_polling() -> None:
+    org = _org(OrgScenario("t", accounts=40, regions=2, proxies_per_scope=3))
+    assert org.scenario.scopes == 80
+    assert org.scenario.proxies == 240
+    central = {x.item: x for x in org.central}
+    shard_hours = central["Kinesis stream shard-hours (OrgStreamShards, provisioned)"]
+    assert shard_hours.quantity == HOURS_PER_MONTH
+    assert shard_hours.usd == pytest.approx(HOURS_PER_MONTH * PRICES["kinesis_shard_hour"].usd)
+    # The empty single-account stack is split between the central part and each scope, nothing lost:
+    # one stack's month = the central month less the stream, plus one scope's month.
+    assert org.fixed_usd - shard_hours.usd + org.per_scope_usd == pytest.approx(org.stack_usd)
+    scope = {x.item: x for x in org.scope}
+    assert scope["CloudWatch API requests"].quantity == 1344 * 30  # DescribeAlarmContributors, in the member
+    assert scope["STS AssumeRole into the member read role"].usd == 0
+
+
+def test_given_more_shards_when_priced_then_only_the_fixed_part_grows() -> None:
+    scenario = OrgScenario("t", accounts=40, regions=2, proxies_per_scope=3)
+    one, four = _org(scenario, shards=1), _org(scenario, shards=4)
+    assert four.fixed_usd - one.fixed_usd == pytest.approx(3 * HOURS_PER_MONTH * PRICES["kinesis_shard_hour"].usd)
+    assert four.per_proxy_month == one.per_proxy_month
+
+
+def test_given_fewer_proxies_per_account_region_when_priced_then_each_proxy_carries_more_of_its_scope() -> None:
+    dense = _org(OrgScenario("dense", accounts=40, regions=1, proxies_per_scope=10))
+    sparse = _org(OrgScenario("sparse", accounts=40, regions=1, proxies_per_scope=1))
+    assert sparse.per_proxy_month - dense.per_proxy_month == pytest.approx(sparse.per_scope_usd * (1 - 1 / 10))
+    assert sparse.per_proxy_month > sparse.per_proxy_usd > sparse.proxy_check_usd
+
+
+def test_given_one_region_when_priced_then_no_log_batch_crosses_regions() -> None:
+    home_only = _org(OrgScenario("t", accounts=5, regions=1, proxies_per_scope=2))
+    two = _org(OrgScenario("t", accounts=5, regions=2, proxies_per_scope=2))
+    crossing = "pin-line batches sent across Regions (GB)"
+    assert {x.item: x.quantity for x in home_only.proxy_org}[crossing] == 0
+    assert {x.item: x.quantity for x in two.proxy_org}[crossing] == pytest.approx(135 * 6000 / 1e9 / 2)
+
+
+def test_given_an_organization_when_compared_then_a_stack_per_scope_pays_the_fixed_part_in_every_scope() -> None:
+    org = _org(OrgScenario("t", accounts=40, regions=2, proxies_per_scope=3))
+    assert org.stacks_month_usd == pytest.approx(80 * org.stack_usd + 240 * 0.34)
+    assert org.stack_usd == pytest.approx(total(stack_lines(6)) + total(monthly_lines(EMPTY_DAY)))
+    assert org.month_usd < org.stacks_month_usd
+
+
+def test_given_the_simulated_fleet_when_its_pinning_is_delivered_then_a_batch_a_pinning_minute_in_one_record() -> None:
+    fleet = Fleet.of(100)
+    traffic = pin_traffic(fleet, lines_per_batch=100)
+    # Every tenth proxy pins 45 minutes a day (the fleet of benchmarks/bench_cost.py).
+    assert traffic.batches_per_proxy_month == pytest.approx(10 * 45 * 30 / 100)
+    assert 0 < traffic.record_bytes < 25 * 1024  # gzip of 100 pin lines: one PUT payload unit
+    assert pin_traffic(fleet, lines_per_batch=1000).record_bytes > traffic.record_bytes
+
+
+def _org_run() -> CostRun:
+    usage = Usage(minutes=1440, metrics_requested=1000, api_requests=1344, alarm_events=40)
+    days = {(ALARM_SWEEP.name, n): DayResult(usage, 1.0, 0.1, max(1, n)) for n in (0, ORG_REFERENCE_PROXIES)}
+    run = CostRun(days=days, per_proxy=dict.fromkeys(days, 0.3))
+    measure_org(run)
+    return run
+
+
+def test_given_a_measurement_when_organizations_are_priced_then_every_scenario_has_its_figures() -> None:
+    run = _org_run()
+    assert set(run.org) == {s.name for s in ORG_SCENARIOS}
+    names = {f.name: f.value for f in org_figures(run)}
+    for scenario in ORG_SCENARIOS:
+        assert names[f"org_cost_usd_per_proxy_month_{scenario.name}"] == run.org[scenario.name].per_proxy_month
+    assert names["org_cost_usd_fixed_month"] > 0
+    # The forwarded contributor events are the reference fleet's, per proxy over a month.
+    events = {x.item: x.quantity for x in next(iter(run.org.values())).proxy_org}
+    assert events["alarm contributor events forwarded to the central bus"] == pytest.approx(40 * 30 / 100)
+
+
+def test_given_a_measurement_when_written_then_the_cost_block_has_the_organization_tables() -> None:
+    run = _org_run()
+    run.days.update({(d.name, n): run.days[(ALARM_SWEEP.name, 0)] for d in (POLL, ALARM_SWEEP) for n in (*SIZES, BIG)})
+    run.per_proxy.update(dict.fromkeys(run.days, 0.3))
+    block = cost_block(run, "2026-12-06")
+    headline = run.org[ORG_SCENARIOS[0].name]
+    assert "**Organization mode**" in block
+    assert f"| 40 accounts x 2 Regions x 3 proxies | 80 | 240 | ${headline.fixed_usd:,.2f} |" in block
+    assert "Kinesis stream shard-hours" in block
+    assert "on-demand stream-hours" in block
