@@ -87,7 +87,10 @@ class Stack:
         for name, spec in template.get("Parameters", {}).items():
             raw = str(given.get(name, spec.get("Default", "")))
             self.parameters[name] = raw.split(",") if spec.get("Type") == "CommaDelimitedList" else raw
-        self.conditions = {name: bool(self.resolve(expr)) for name, expr in template.get("Conditions", {}).items()}
+        # Conditions may name other conditions ({"Condition": name}): evaluated on first use, in any order.
+        self.conditions: dict[str, bool] = {}
+        for name in template.get("Conditions", {}):
+            self._condition(name)
 
     # ------------------------------------------------------------------ resources
     @property
@@ -159,9 +162,14 @@ class Stack:
 
         return re.sub(r"\$\{([^!}][^}]*)\}", substitute, text)
 
+    def _condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            self.conditions[name] = bool(self.resolve(self.template["Conditions"][name]))
+        return self.conditions[name]
+
     def _if(self, arg: list[Any]) -> Any:
         condition, when_true, when_false = arg
-        return self.resolve(when_true if self.conditions[condition] else when_false)
+        return self.resolve(when_true if self._condition(condition) else when_false)
 
     def _join(self, arg: list[Any]) -> str:
         separator, items = arg
@@ -201,7 +209,7 @@ _INTRINSICS: dict[str, Any] = {
     "Fn::Not": lambda stack, arg: not stack.resolve(arg[0]),
     "Fn::And": lambda stack, arg: all(stack.resolve(a) for a in arg),
     "Fn::Or": lambda stack, arg: any(stack.resolve(a) for a in arg),
-    "Condition": lambda stack, name: stack.conditions[name],
+    "Condition": Stack._condition,
 }
 
 
