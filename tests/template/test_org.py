@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -518,3 +519,31 @@ def test_given_the_member_subscription_role_then_only_cloudwatch_logs_for_this_a
     assert trust["Principal"] == {"Service": "logs.amazonaws.com"}
     assert trust["Condition"] == {"StringLike": {"aws:SourceArn": f"arn:aws:logs:*:{MEMBER_ACCOUNT}:*"}}
     assert grants == {("logs:PutLogEvents", f"arn:aws:logs:*:{MEMBER_ACCOUNT}:log-group:*")}
+
+
+# ---------------------------------------------------------------------------- samconfig
+def _samconfig_org_parameters() -> dict[str, str]:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text(encoding="utf-8"))
+    overrides = config["org"]["deploy"]["parameters"]["parameter_overrides"]
+    return dict(item.split("=", 1) for item in overrides)
+
+
+def test_given_the_org_samconfig_environment_then_its_values_pass_the_templates_constraints_and_turn_org_mode_on() -> (
+    None
+):
+    values = _samconfig_org_parameters()
+    declared = load_plain(ROOT / "template.yaml")["Parameters"]
+
+    assert set(values) <= set(declared)
+    for name, value in values.items():
+        spec = declared[name]
+        items = value.split(",") if spec["Type"] == "CommaDelimitedList" else [value]
+        for item in items:
+            if "AllowedPattern" in spec:
+                assert re.fullmatch(spec["AllowedPattern"], item), (name, item)
+            if "AllowedValues" in spec:
+                assert item in [str(v) for v in spec["AllowedValues"]], (name, item)
+    json.loads(values["AccountRoutes"])
+    s = stack(values)
+    assert set(s.of_type("AWS::CloudFormation::StackSet")) == {"CollectorStackSet", "MemberStackSet"}
+    assert s.prop("MemberStackSet", "StackInstancesGroup")[0]["Regions"][0] == "us-east-1"
