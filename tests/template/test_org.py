@@ -320,6 +320,8 @@ def test_given_org_mode_when_rendered_then_only_the_organization_may_put_events_
     assert pattern["detail"]["alarmName"] == [member_alarm]
     assert pattern["detail"]["state"] == {"value": ["ALARM"]}
     assert [t["Arn"] for t in org.prop(rule, "Targets")] == ["getatt:ConnectionCheckFunction.Arn"]
+    # This account's member stack owns the alarm of that name here (names are unique per Region).
+    assert not any(org.prop(a).get("AlarmName") == member_alarm for a in org.of_type("AWS::CloudWatch::Alarm"))
     (permission,) = [
         p for p in org.of_type("AWS::Lambda::Permission") if org.prop(p, "SourceArn") == f"getatt:{rule}.Arn"
     ]
