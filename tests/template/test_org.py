@@ -164,18 +164,15 @@ def test_given_org_mode_when_rendered_then_both_stack_sets_are_service_managed_a
     )
 
 
-def test_given_member_regions_when_rendered_then_every_region_is_deployed_one_at_a_time_home_region_first(
+def test_given_member_regions_when_rendered_then_every_account_of_the_ous_gets_this_region_and_the_member_regions(
     org: Stack,
 ) -> None:
     member = "MemberStackSet"
     (group,) = org.prop(member, "StackInstancesGroup")
-    preferences = org.prop(member, "OperationPreferences")
 
     assert group["Regions"] == [REGION, "eu-west-1", "ap-southeast-2"]
     assert group["DeploymentTargets"] == {"OrganizationalUnitIds": [OU]}
-    assert preferences["RegionConcurrencyType"] == "SEQUENTIAL"
-    assert preferences["RegionOrder"] == group["Regions"]
-    # The member stacks name their roles in the home Region, which the central stack's Region is.
+    # The read role is created by the stack in the central stack's Region.
     assert _stack_set_parameters(org, member)["HomeRegion"] == REGION
 
 
@@ -392,21 +389,22 @@ def test_given_the_collector_then_its_destination_feeds_the_stream_and_admits_on
 
 
 # ---------------------------------------------------------------------------- member
-def test_given_a_member_when_deployed_per_region_then_its_iam_roles_exist_only_in_the_home_region() -> None:
+def test_given_a_member_when_deployed_per_region_then_the_read_role_exists_once_and_each_region_has_its_own_roles() -> (
+    None
+):
     home, other = _member(HOME), _member(OTHER_REGION)
-    role_names = {home.prop(r, "RoleName") for r in home.of_type("AWS::IAM::Role")}
 
-    assert role_names == {"pinwatch-member-reader", "pinwatch-log-subscription", "pinwatch-event-forwarder"}
-    assert other.of_type("AWS::IAM::Role") == {}
-    # The other Regions' stacks name the home Region's roles.
-    (policy,) = other.of_type("AWS::Logs::AccountPolicy")
-    document = json.loads(other.prop(policy, "PolicyDocument"))
-    assert document["RoleArn"] == f"arn:aws:iam::{MEMBER_ACCOUNT}:role/pinwatch-log-subscription"
-    (target,) = other.prop("ForwardContributorsRule", "Targets")
-    assert target["RoleArn"] == f"arn:aws:iam::{MEMBER_ACCOUNT}:role/pinwatch-event-forwarder"
-    # In the home Region the same references point at the roles in the stack (created first).
-    assert json.loads(home.prop(policy, "PolicyDocument"))["RoleArn"] == "getatt:LogSubscriptionRole.Arn"
-    assert home.prop("ForwardContributorsRule", "Targets")[0]["RoleArn"] == "getatt:EventForwarderRole.Arn"
+    def role_names(s: Stack) -> set[str]:
+        return {s.prop(r, "RoleName") for r in s.of_type("AWS::IAM::Role")}
+
+    # IAM is global: the fixed-name read role only in the home Region, the others named per Region
+    # so that no Region's stack waits for another's (StackSets keep no Region order for new accounts).
+    assert role_names(home) == {"pinwatch-member-reader", f"pinwatch-logs-{HOME}", f"pinwatch-events-{HOME}"}
+    assert role_names(other) == {f"pinwatch-logs-{OTHER_REGION}", f"pinwatch-events-{OTHER_REGION}"}
+    for s in (home, other):
+        (policy,) = s.of_type("AWS::Logs::AccountPolicy")
+        assert json.loads(s.prop(policy, "PolicyDocument"))["RoleArn"] == "getatt:LogSubscriptionRole.Arn"
+        assert s.prop("ForwardContributorsRule", "Targets")[0]["RoleArn"] == "getatt:EventForwarderRole.Arn"
 
 
 @pytest.mark.parametrize(("capture", "may_modify"), [("off", False), ("on-incident", True), ("always", True)])
@@ -463,7 +461,7 @@ def test_given_log_groups_mode_when_a_member_is_deployed_then_each_named_log_gro
         assert s.prop(filter_id, "DestinationArn") == (
             f"arn:aws:logs:{OTHER_REGION}:{MONITORING_ACCOUNT}:destination:pinwatch-pins"
         )
-        assert s.prop(filter_id, "RoleArn") == f"arn:aws:iam::{MEMBER_ACCOUNT}:role/pinwatch-log-subscription"
+        assert s.prop(filter_id, "RoleArn") == "getatt:LogSubscriptionRole.Arn"
     assert s.of_type("AWS::Logs::AccountPolicy") == {}
 
 
@@ -485,7 +483,7 @@ def test_given_no_subscription_when_a_member_is_deployed_then_no_pin_lines_and_n
     assert s.of_type("AWS::Logs::SubscriptionFilter") == {}
     assert {s.prop(r, "RoleName") for r in s.of_type("AWS::IAM::Role")} == {
         "pinwatch-member-reader",
-        "pinwatch-event-forwarder",
+        f"pinwatch-events-{HOME}",
     }
 
 
@@ -494,7 +492,7 @@ def test_given_a_member_when_deployed_then_the_central_alarm_query_feeds_a_rule_
     central = stack().prop("PinnedContributorsAlarm")
     alarm = s.prop("PinnedContributorsAlarm")
     rule = s.prop("ForwardContributorsRule")
-    forwarder = _member(HOME).prop("EventForwarderRole")
+    forwarder = s.prop("EventForwarderRole")
 
     assert alarm["AlarmName"] == "pinwatch-pinned-connections"
     for key in ("Metrics", "EvaluationPeriods", "DatapointsToAlarm", "ComparisonOperator", "TreatMissingData"):
@@ -514,13 +512,13 @@ def test_given_a_member_when_deployed_then_the_central_alarm_query_feeds_a_rule_
 
 
 def test_given_the_member_subscription_role_then_only_cloudwatch_logs_for_this_account_may_assume_it() -> None:
-    role = _member().prop("LogSubscriptionRole")
+    role = _member(OTHER_REGION).prop("LogSubscriptionRole")
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     grants = {(a, r) for st in iam_statements(role) for a in as_list(st["Action"]) for r in as_list(st["Resource"])}
 
     assert trust["Principal"] == {"Service": "logs.amazonaws.com"}
-    assert trust["Condition"] == {"StringLike": {"aws:SourceArn": f"arn:aws:logs:*:{MEMBER_ACCOUNT}:*"}}
-    assert grants == {("logs:PutLogEvents", f"arn:aws:logs:*:{MEMBER_ACCOUNT}:log-group:*")}
+    assert trust["Condition"] == {"StringLike": {"aws:SourceArn": f"arn:aws:logs:{OTHER_REGION}:{MEMBER_ACCOUNT}:*"}}
+    assert grants == {("logs:PutLogEvents", f"arn:aws:logs:{OTHER_REGION}:{MEMBER_ACCOUNT}:log-group:*")}
 
 
 # ---------------------------------------------------------------------------- samconfig
@@ -548,4 +546,4 @@ def test_given_the_org_samconfig_environment_then_its_values_pass_the_templates_
     json.loads(values["AccountRoutes"])
     s = stack(values)
     assert set(s.of_type("AWS::CloudFormation::StackSet")) == {"CollectorStackSet", "MemberStackSet"}
-    assert s.prop("MemberStackSet", "StackInstancesGroup")[0]["Regions"][0] == "us-east-1"
+    assert s.prop("MemberStackSet", "StackInstancesGroup")[0]["Regions"] == ["us-east-1", "eu-west-1", "us-west-2"]
