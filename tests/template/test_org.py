@@ -547,3 +547,22 @@ def test_given_the_org_samconfig_environment_then_its_values_pass_the_templates_
     s = stack(values)
     assert set(s.of_type("AWS::CloudFormation::StackSet")) == {"CollectorStackSet", "MemberStackSet"}
     assert s.prop("MemberStackSet", "StackInstancesGroup")[0]["Regions"] == ["us-east-1", "eu-west-1", "us-west-2"]
+
+
+def test_given_org_mode_when_rendered_then_the_stream_function_failing_or_falling_behind_is_alarmed_to_the_topic(
+    org: Stack,
+) -> None:
+    on_stream_function = {
+        org.prop(a, "MetricName"): org.prop(a)
+        for a in org.of_type("AWS::CloudWatch::Alarm")
+        if org.prop(a).get("Dimensions") == [{"Name": "FunctionName", "Value": "ref:PinStreamFunction"}]
+    }
+
+    assert set(on_stream_function) == {"Errors", "IteratorAge"}
+    for alarm in on_stream_function.values():
+        assert alarm["AlarmActions"] == [org.ref("AlertTopic")]
+        assert alarm["TreatMissingData"] == "notBreaching"
+    # Alarmed well before records age out of the stream (24 hours).
+    age = on_stream_function["IteratorAge"]
+    assert age["Statistic"] == "Maximum"
+    assert int(age["Threshold"]) < 24 * 3600 * 1000
