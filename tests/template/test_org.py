@@ -362,8 +362,11 @@ def test_given_account_routes_when_rendered_then_the_check_may_use_only_pinwatch
 def test_given_org_mode_when_rendered_then_this_accounts_own_subscription_policy_is_left_to_its_member_stack(
     params: dict[str, str],
 ) -> None:
+    s = stack(params)
+
     # An account has one account-level subscription filter policy per Region: the member stack's.
-    assert stack(params).of_type("AWS::Logs::AccountPolicy") == {}
+    assert s.of_type("AWS::Logs::AccountPolicy") == {}
+    assert s.output("SubscriptionMode") == "organization"
 
 
 # ---------------------------------------------------------------------------- collector
