@@ -51,20 +51,24 @@ format: $(VENV)/.installed ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 # Every optional resource switched on, so the rendered template holds everything the stack can create.
+# (Resources with a condition are rendered either way, the organization-mode ones included.)
 TEMPLATE_CHECK_PARAMS := --param ProxyNames=orders-db,billing-db --param AlertEmail=oncall@example.com \
 	--param SlackWebhookSecretArn=arn:aws:secretsmanager:us-east-1:123456789012:secret:pinwatch/slack-AbCdEf \
 	--param EnableTracing=true --param ReasonCapture=on-incident
+# The templates the organization StackSets deploy: plain CloudFormation, checked as written.
+ORG_TEMPLATES := org/member.yaml org/collector.yaml
 
-template-check: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## sam validate, cfn-lint and checkov on template.yaml
+template-check: $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## sam validate, cfn-lint and checkov on template.yaml and org/*.yaml
 	$(SAM) validate --region $(AWS_DEFAULT_REGION) --language-extensions
-	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml $(ORG_TEMPLATES)
 	@# checkov reads template.yaml as written, then the plain CloudFormation it becomes (Fn::ForEach
 	@# expanded, SAM transform applied), where the IAM roles and the looped resources are visible.
 	@mkdir -p .aws-sam/template-check
 	$(SAM_VENV)/bin/python tests/template/render.py template.yaml $(TEMPLATE_CHECK_PARAMS) \
 		> .aws-sam/template-check/rendered.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
-		-f template.yaml -f .aws-sam/template-check/rendered.json
+		-f template.yaml -f .aws-sam/template-check/rendered.json \
+		$(addprefix -f ,$(ORG_TEMPLATES))
 
 build: $(SAM_VENV)/.installed ## sam build (python3.13, arm64, no container)
 	PATH="$(dir $(shell command -v $(PYTHON))):$$PATH" $(SAM) build --cached --parallel --language-extensions

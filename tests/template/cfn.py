@@ -22,6 +22,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from pinwatch.local.template import load_template
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
@@ -80,14 +82,20 @@ def render(parameters: dict[str, str] | None = None) -> dict[str, Any]:
 class Stack:
     """One rendered template plus parameter values: conditions evaluated, intrinsics resolvable."""
 
-    def __init__(self, template: dict[str, Any], parameters: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, template: dict[str, Any], parameters: dict[str, str] | None = None, *, region: str = REGION
+    ) -> None:
         self.template = template
+        self.pseudo = {**PSEUDO, "AWS::Region": region}
         given = parameters or {}
         self.parameters: dict[str, Any] = {}
         for name, spec in template.get("Parameters", {}).items():
             raw = str(given.get(name, spec.get("Default", "")))
             self.parameters[name] = raw.split(",") if spec.get("Type") == "CommaDelimitedList" else raw
-        self.conditions = {name: bool(self.resolve(expr)) for name, expr in template.get("Conditions", {}).items()}
+        # Conditions may name other conditions ({"Condition": name}): evaluated on first use, in any order.
+        self.conditions: dict[str, bool] = {}
+        for name in template.get("Conditions", {}):
+            self._condition(name)
 
     # ------------------------------------------------------------------ resources
     @property
@@ -130,8 +138,8 @@ class Stack:
     def ref(self, name: str) -> Any:
         if name == "AWS::NoValue":
             return NO_VALUE
-        if name in PSEUDO:
-            return PSEUDO[name]
+        if name in self.pseudo:
+            return self.pseudo[name]
         if name in self.parameters:
             return self.parameters[name]
         if name in PHYSICAL_IDS:
@@ -159,9 +167,14 @@ class Stack:
 
         return re.sub(r"\$\{([^!}][^}]*)\}", substitute, text)
 
+    def _condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            self.conditions[name] = bool(self.resolve(self.template["Conditions"][name]))
+        return self.conditions[name]
+
     def _if(self, arg: list[Any]) -> Any:
         condition, when_true, when_false = arg
-        return self.resolve(when_true if self.conditions[condition] else when_false)
+        return self.resolve(when_true if self._condition(condition) else when_false)
 
     def _join(self, arg: list[Any]) -> str:
         separator, items = arg
@@ -201,13 +214,34 @@ _INTRINSICS: dict[str, Any] = {
     "Fn::Not": lambda stack, arg: not stack.resolve(arg[0]),
     "Fn::And": lambda stack, arg: all(stack.resolve(a) for a in arg),
     "Fn::Or": lambda stack, arg: any(stack.resolve(a) for a in arg),
-    "Condition": lambda stack, name: stack.conditions[name],
+    "Condition": Stack._condition,
 }
 
 
 def stack(parameters: dict[str, str] | None = None) -> Stack:
     """The rendered template for these parameter values, ready to query."""
     return Stack(render(parameters), parameters)
+
+
+def load_plain(path: Path) -> dict[str, Any]:
+    """A plain CloudFormation template (org/*.yaml) as CloudFormation reads it: no transform to run."""
+    template = _normalise(load_template(path))
+    assert isinstance(template, dict)
+    return template
+
+
+def plain_stack(path: Path, parameters: dict[str, str], *, region: str = REGION) -> Stack:
+    """A plain template deployed with these parameter values in ``region`` (a StackSet instance)."""
+    return Stack(load_plain(path), parameters, region=region)
+
+
+def _normalise(value: Any) -> Any:
+    """The YAML loader spells ``!Condition name`` as ``Fn::Condition``; CloudFormation reads ``Condition``."""
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    if isinstance(value, dict):
+        return {("Condition" if k == "Fn::Condition" else k): _normalise(v) for k, v in value.items()}
+    return value
 
 
 def iam_statements(role: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,12 +19,19 @@ from typing import Any
 
 import pytest
 
+from pinwatch.local.template import load_template
 from tests.template.cfn import ROOT
 
 pytestmark = pytest.mark.template
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
-FUNCTIONS = {"PinIngestFunction": "pin_ingest", "ConnectionCheckFunction": "connection_check"}
+FUNCTIONS = {
+    "PinIngestFunction": "pin_ingest",
+    "ConnectionCheckFunction": "connection_check",
+    "PinStreamFunction": "pin_stream",
+}
+# The plain-CloudFormation templates the organization StackSets deploy (TemplateURL).
+STACK_SET_TEMPLATES = {"CollectorStackSet": "org/collector.yaml", "MemberStackSet": "org/member.yaml"}
 # What the Lambda python3.13 runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 # Never on a Lambda code path: CLI, local emulation and test tooling.
@@ -206,3 +213,24 @@ def test_given_the_built_layer_when_it_holds_native_code_then_every_extension_is
         machines[path.name] = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
 
     assert all(machine == ELF_MACHINE_AARCH64 for machine in machines.values()), machines
+
+
+def test_given_the_built_template_then_each_stack_set_template_url_still_reaches_its_local_template(
+    build_dir: Path,
+) -> None:
+    # `sam build` rewrites relative paths for the template it writes into the build directory;
+    # `sam package`/`sam deploy` then upload a local AWS::CloudFormation::StackSet TemplateURL to S3
+    # (as `aws cloudformation package` does). A path that no longer resolves would fail the deploy.
+    built = build_dir / "template.yaml"
+    resources = _built_resources(built)
+
+    for logical_id, source in STACK_SET_TEMPLATES.items():
+        url = resources[logical_id]["Properties"]["TemplateURL"]
+        target = (built.parent / url).resolve()
+        assert target == (ROOT / source).resolve(), (logical_id, url)
+        assert target.read_text(encoding="utf-8") == (ROOT / source).read_text(encoding="utf-8")
+
+
+def _built_resources(built: Path) -> dict[str, Any]:
+    resources: dict[str, Any] = load_template(built)["Resources"]
+    return resources
