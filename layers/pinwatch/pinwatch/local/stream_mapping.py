@@ -182,12 +182,16 @@ class StreamMapping:
         while records:
             self.stats.invocations += 1
             self.stats.records_sent += len(records)
+            error: Exception | None = None
             try:
                 response = self._invoke(kinesis_event(records))
             except Exception as exc:
+                error = exc
+            # Handled outside the except clause: a retry's exception must not chain to this one.
+            if error is not None:
                 self.stats.function_errors += 1
                 if retries_left <= 0:
-                    self._give_up(shard_id, records, exc)
+                    self._give_up(shard_id, records, error)
                     return
                 retries_left -= 1
                 if self._bisect and len(records) > 1:
