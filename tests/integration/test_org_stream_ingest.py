@@ -200,3 +200,55 @@ def test_given_writes_that_keep_failing_when_mapped_then_retries_bisect_and_end_
     assert sum(f.batch_size for f in mapper.stats.on_failure) == len(destination.sent)
     assert {(shard, start) for shard, start, _ in given_up} <= {(shard, seq) for shard, seq, _ in sent}
     assert items(dynamodb_client, summary_table) == []
+
+
+def one_shard_stream(aws: dict[str, Any], records: int) -> tuple[str, list[str]]:
+    name = f"pinwatch-mapping-{uuid.uuid4().hex[:8]}"
+    aws["kinesis"].create_stream(StreamName=name, ShardCount=1)
+    aws["kinesis"].get_waiter("stream_exists").wait(StreamName=name)
+    put = [aws["kinesis"].put_record(StreamName=name, Data=f"r{i}".encode(), PartitionKey="k") for i in range(records)]
+    return name, [p["SequenceNumber"] for p in put]
+
+
+def test_given_a_partial_batch_response_when_mapped_then_the_batch_is_retried_from_the_lowest_failed_record(
+    aws: dict[str, Any],
+) -> None:
+    name, seqs = one_shard_stream(aws, 6)
+    batches: list[list[str]] = []
+
+    def function(event: dict[str, Any]) -> dict[str, Any]:
+        sent = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
+        batches.append(sent)
+        if len(batches) == 1:  # records 2 and 4 fail the first time
+            return {"batchItemFailures": [{"itemIdentifier": seqs[4]}, {"itemIdentifier": seqs[2]}]}
+        return {"batchItemFailures": []}
+
+    mapper = StreamMapping(aws["kinesis"], name, function)
+
+    assert mapper.poll() == 6
+    assert batches == [seqs, seqs[2:]]
+    assert mapper.stats.on_failure == []
+
+
+def test_given_a_record_that_always_fails_the_function_when_mapped_then_bisection_isolates_it_for_the_on_failure_record(
+    aws: dict[str, Any],
+) -> None:
+    name, seqs = one_shard_stream(aws, 8)
+    poison = seqs[5]
+    succeeded: list[str] = []
+
+    def function(event: dict[str, Any]) -> dict[str, Any]:
+        sent = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
+        if poison in sent:
+            raise RuntimeError("function error")
+        succeeded.extend(sent)
+        return {}
+
+    mapper = StreamMapping(aws["kinesis"], name, function, maximum_retry_attempts=5)
+
+    assert mapper.poll() == 8
+    assert [(f.start_sequence_number, f.end_sequence_number, f.batch_size) for f in mapper.stats.on_failure] == [
+        (poison, poison, 1)
+    ]
+    assert sorted(set(succeeded), key=int) == [s for s in seqs if s != poison]
+    assert mapper.stats.bisections == 3  # 8 -> 4 -> 2 -> 1

@@ -206,11 +206,10 @@ class StreamMapping:
             if not failures:
                 return
             self.stats.partial_failures += 1
-            first = min(failures, key=int)
-            position = next((i for i, r in enumerate(records) if r["kinesis"]["sequenceNumber"] == first), None)
-            if position is None:
-                # An identifier that is not in the batch: Lambda treats the whole batch as failed.
-                position = 0
+            # The lowest failed sequence number is the checkpoint; an identifier that is malformed or
+            # not in the batch fails the whole batch.
+            first = min(failures, key=lambda f: int(f) if f.isdigit() else -1)
+            position = next((i for i, r in enumerate(records) if r["kinesis"]["sequenceNumber"] == first), 0)
             if retries_left <= 0:
                 self._give_up(shard_id, records[position:], RuntimeError(f"batch item failure at {first}"))
                 return
@@ -231,7 +230,16 @@ class StreamMapping:
 
 
 def _failed_sequence_numbers(response: Any) -> list[str]:
+    """The failed records' sequence numbers; ``[""]`` for a malformed entry, which fails the whole batch.
+
+    "Lambda treats a batch as a complete failure if you return ... an empty string itemIdentifier,
+    a null itemIdentifier, an itemIdentifier with a bad key name" (partial batch response page).
+    """
     if not isinstance(response, Mapping):
         return []
     failures = response.get("batchItemFailures") or []
-    return [str(f["itemIdentifier"]) for f in failures if isinstance(f, Mapping) and f.get("itemIdentifier")]
+    out = []
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, Mapping) else None
+        out.append(identifier if isinstance(identifier, str) else "")
+    return out
