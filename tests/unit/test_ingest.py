@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -193,6 +194,18 @@ def test_given_the_same_delivery_twice_when_identified_then_the_batch_id_is_the_
 
     assert first == second == batch_id(decode(event))
     assert len(first) == 64
+
+
+def test_given_a_single_account_delivery_when_identified_then_its_batch_id_is_the_one_deployed_tables_hold() -> None:
+    # Markers already in single-account tables are keyed by this id: organization mode must not change it.
+    events = log_events(5, T0, 60_000)
+    delivery = decode(subscription_event(events, log_group="/aws/rds/proxy/orders-db", log_stream="s-1"))
+    ids = "\n".join(e["id"] for e in events)
+
+    expected = hashlib.sha256(f"/aws/rds/proxy/orders-db\ns-1\n{ids}".encode()).hexdigest()
+
+    assert delivery.scope is None
+    assert fold(delivery)[0] == batch_id(delivery) == expected
 
 
 @pytest.mark.parametrize("change", ["stream", "ids", "order"])

@@ -374,6 +374,13 @@ class IngestConfig:
     def from_env(cls, environ: Mapping[str, str]) -> IngestConfig:
         """Parse and validate every variable; raise :class:`ConfigError` listing all problems."""
         r = _Reader(environ)
+        config = cls._read(r)
+        if r.problems:
+            raise ConfigError(r.problems)
+        return config
+
+    @classmethod
+    def _read(cls, r: _Reader) -> IngestConfig:
         table = r.text(
             "SUMMARY_TABLE_NAME",
             _TABLE_NAME,
@@ -383,6 +390,35 @@ class IngestConfig:
         # DynamoDB TTL takes up to 10 years of epoch seconds comfortably; a day is the useful minimum.
         ttl_days = r.number("SUMMARY_TTL_DAYS", 90, 1, 3650, int)
         namespace = r.raw("POWERTOOLS_METRICS_NAMESPACE") or "Pinwatch"
+        return cls(summary_table_name=table or "", ttl_days=ttl_days, metrics_namespace=namespace)
+
+
+# An SQS queue URL's path: /<account ID>/<queue name> (1-80 letters, digits, - and _; .fifo for FIFO queues).
+_QUEUE_PATH = re.compile(r"^/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamIngestConfig:
+    """Settings of the stream ingest function (organization mode): the ingest's, and where bad records go."""
+
+    ingest: IngestConfig
+    parking_queue_url: str  # SQS queue for records that cannot be decoded (the stack's dead-letter queue)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> StreamIngestConfig:
+        """Parse and validate every variable; raise :class:`ConfigError` listing all problems."""
+        r = _Reader(environ)
+        ingest = IngestConfig._read(r)
+        queue_url = r.raw("PARKING_QUEUE_URL")
+        if queue_url is None:
+            r.problems.append("PARKING_QUEUE_URL is not set; set it to the SQS queue URL that keeps unreadable records")
+        else:
+            parsed = urlparse(queue_url)
+            if parsed.scheme not in ("https", "http") or not parsed.netloc or not _QUEUE_PATH.match(parsed.path):
+                r.problems.append(
+                    f"PARKING_QUEUE_URL={queue_url!r} is not an SQS queue URL; "
+                    "set it to https://sqs.<region>.amazonaws.com/<account>/<queue>"
+                )
         if r.problems:
             raise ConfigError(r.problems)
-        return cls(summary_table_name=table or "", ttl_days=ttl_days, metrics_namespace=namespace)
+        return cls(ingest=ingest, parking_queue_url=queue_url or "")

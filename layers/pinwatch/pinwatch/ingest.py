@@ -6,6 +6,12 @@ This module decodes that with Powertools' ``CloudWatchLogsEvent`` data class, ac
 CloudWatch event timestamp is the authority for its time), folds the records into a
 :class:`~pinwatch.tally.Tally` and gives it to a store (injected: anything with ``apply_batch``).
 
+In organization mode a delivery carries the :class:`~pinwatch.scope.Scope` (member account and
+Region) it came from (:mod:`pinwatch.stream_ingest` sets it): every key it is counted under is then
+``scope.key(proxy)`` and its batch id covers account and Region too, so two accounts' proxies of
+the same name, log group and stream never share counts or markers. Without a scope, keys and batch
+ids are those of a single-account deployment.
+
 An undecodable payload raises :class:`InvalidPayload` naming what was wrong, before anything
 is written, so the invocation fails and the payload lands in the function's on-failure
 destination. A malformed *line* inside a good payload is counted as unparsed and sampled.
@@ -38,6 +44,7 @@ from pinwatch.parse import (
     read_pin_reason,
 )
 from pinwatch.records import Kind, LogRecord
+from pinwatch.scope import Scope, proxy_key
 from pinwatch.tally import ReasonGroup, Tally
 from pinwatch.timebase import HOUR_MS
 
@@ -79,6 +86,10 @@ class Delivery:
     log_stream: str
     owner: str | None
     events: list[Any]
+    # The payload's ``subscriptionFilters`` (names of the filters or account policy that matched).
+    subscription_filters: tuple[str, ...] = ()
+    # Organization mode: the member account and Region the lines come from (None: single account).
+    scope: Scope | None = None
 
     @property
     def is_control(self) -> bool:
@@ -87,6 +98,11 @@ class Delivery:
     @property
     def proxy(self) -> str:
         return proxy_name(self.log_group)[0]
+
+    @property
+    def key(self) -> str:
+        """What the lines are counted under: the proxy name, qualified by the scope in organization mode."""
+        return proxy_key(self.scope, self.proxy)
 
     @property
     def foreign(self) -> bool:
@@ -193,14 +209,17 @@ def decode(event: Mapping[str, Any]) -> Delivery:
     if not isinstance(events, list):
         raise InvalidPayload("logEvents is missing or not a list")
     owner = data.get("owner")
-    return Delivery(DATA_MESSAGE, log_group, log_stream, owner if isinstance(owner, str) else None, events)
+    filters = data.get("subscriptionFilters")
+    names = tuple(f for f in filters if isinstance(f, str)) if isinstance(filters, list) else ()
+    return Delivery(DATA_MESSAGE, log_group, log_stream, owner if isinstance(owner, str) else None, events, names)
 
 
 def fold(delivery: Delivery) -> tuple[str, Tally]:
     """Check, parse and tally every event; returns (batch id, tally).
 
-    The batch id is sha256 over the log group, the log stream and the ordered event ids: the
-    same delivery always gets the same id (see :mod:`pinwatch.store.summary` for what that covers).
+    The batch id is sha256 over the log group, the log stream and the ordered event ids (with a
+    scope, over its account and Region first): the same delivery always gets the same id (see
+    :mod:`pinwatch.store.summary` for what that covers). Every key is the delivery's :attr:`~Delivery.key`.
 
     Hot path. A pin line's reason code, reason text and digest depend only on which pin phrase it
     holds and on the text from ``Reason:`` on; the rest (timestamp, tags, connection ids) differs on
@@ -210,7 +229,7 @@ def fold(delivery: Delivery) -> tuple[str, Tally]:
     hour. Lines without a pin phrase are parsed in full. Equivalence with the parser is a tested
     property, including batches where every line has its own statement.
     """
-    proxy, _ = proxy_name(delivery.log_group)
+    proxy = delivery.key  # once per batch: the loop below only passes it on
     tally = Tally()
     events = delivery.events
     alone: list[int] = []  # times of the lines counted on their own (not through a tail group)
@@ -263,7 +282,7 @@ def fold(delivery: Delivery) -> tuple[str, Tally]:
         first_ms = min(alone + [a.first_ms for a in reasons])
         last_ms = max(alone + [a.last_ms for a in reasons])
         tally.seen(proxy, first_ms, last_ms, len(events), delivery.log_group)
-    return _batch_id(delivery.log_group, delivery.log_stream, joined_ids), tally
+    return _batch_id(delivery.log_group, delivery.log_stream, joined_ids, delivery.scope), tally
 
 
 def _raise_for_bad_event(events: list[Any]) -> None:
@@ -328,12 +347,17 @@ def _add_record(tally: Tally, proxy: str, record: LogRecord, ts: int) -> None:
 def batch_id(delivery: Delivery) -> str:
     """The deterministic id of a delivery, as :func:`fold` computes it (e.g. to find its markers)."""
     ids = "\n".join(str(e.get("id", "")) if isinstance(e, Mapping) else "" for e in delivery.events)
-    return _batch_id(delivery.log_group, delivery.log_stream, ids)
+    return _batch_id(delivery.log_group, delivery.log_stream, ids, delivery.scope)
 
 
-def _batch_id(log_group: str, log_stream: str, joined_ids: str) -> str:
+def _batch_id(log_group: str, log_stream: str, joined_ids: str, scope: Scope | None = None) -> str:
+    text = f"{log_group}\n{log_stream}\n{joined_ids}"
+    if scope is not None:
+        # Log group and stream names repeat across accounts (every member's /aws/rds/proxy/orders-db);
+        # the owner and Region make the id, and so the markers, the member's own.
+        text = f"{scope.account}\n{scope.region}\n{text}"
     # surrogatepass: JSON may escape a lone surrogate into an id; the id must still hash, the same way every time.
-    return hashlib.sha256(f"{log_group}\n{log_stream}\n{joined_ids}".encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def ingest_delivery(delivery: Delivery, store: BatchStore, now_ms: int) -> IngestResult:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import boto3
 from botocore.config import Config
 
-from pinwatch.config import AccountRoute, CheckConfig, ConfigError, IngestConfig
+from pinwatch.config import AccountRoute, CheckConfig, ConfigError, IngestConfig, StreamIngestConfig
 from pinwatch.store.summary import SummaryStore
 
 # The check's and the alerts' modules are imported where they are built, not here: the ingest
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pinwatch.alerts.slack import SlackWebhookUrl
     from pinwatch.capture_runner import ReasonCapture
     from pinwatch.check import ConnectionCheck, Dispatcher
+    from pinwatch.parking import SqsParking
 
 # botocore's standard retry mode (exponential backoff with jitter on throttling and 5xx) and
 # timeouts well inside the functions' own, so one slow API cannot eat a whole run.
@@ -138,6 +139,15 @@ def ingest_dynamodb_client() -> DynamoDBClient:
 def summary_store(config: IngestConfig, dynamodb_client: DynamoDBClient) -> SummaryStore:
     """The store the ingest function writes batches to."""
     return SummaryStore(dynamodb_client, config.summary_table_name, ttl_days=config.ttl_days)
+
+
+def stream_ingest(config: StreamIngestConfig) -> tuple[SummaryStore, SqsParking]:
+    """The stream ingest function's store (the ingest's client settings) and where it parks bad records."""
+    from pinwatch.parking import SqsParking
+
+    return summary_store(config.ingest, ingest_dynamodb_client()), SqsParking(
+        aws_client("sqs"), config.parking_queue_url
+    )
 
 
 # --------------------------------------------------------------------------------------------
