@@ -21,11 +21,14 @@ from pinwatch.check import ConnectionCheck
 from pinwatch.config import CheckConfig
 from pinwatch.diagnose import MEMBER_UNREACHABLE, PINNED_SHARE
 from pinwatch.findings import Severity
-from pinwatch.local.org import EmulatedOrganization, member_template, setup_organization
+from pinwatch.fleet import CONTRIBUTOR_STATE_CHANGE
+from pinwatch.local.lambda_harness import CONNECTION_CHECK_APP, check_context, load_handler
+from pinwatch.local.org import MEMBER_ALARM, EmulatedOrganization, member_template, setup_organization
 from pinwatch.members import MemberSessions
 from pinwatch.metrics import window_end_ms
 from pinwatch.org import TARGET_CACHE_TTL_S, OrgCheck
 from pinwatch.scope import Scope
+from pinwatch.store.capture_state import CaptureStateStore
 from tests.integration.aws_proxies import draining_shapes, healthy_busy_shapes
 
 pytestmark = pytest.mark.integration
@@ -35,6 +38,9 @@ REGION = "ap-southeast-2"  # a Region of their own keeps these members' listings
 PAGING = Scope("444444444444", REGION)
 QUIET = Scope("555555555555", REGION)
 DENIED = Scope("666666666666", REGION)
+# The same two accounts in a second Region, where reason capture switches logging.
+CAPTURE_REGION = "ap-northeast-1"
+CAPTURING, UNTOUCHED = Scope(PAGING.account, CAPTURE_REGION), Scope(QUIET.account, CAPTURE_REGION)
 
 
 class Meter:
@@ -42,7 +48,7 @@ class Meter:
 
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str, str]] = Counter()
-        self.params: list[tuple[str, str, dict[str, Any]]] = []
+        self.params: list[tuple[str, str, str, dict[str, Any]]] = []  # account, Region, operation, parameters
 
     def factory(self, endpoint: str) -> Any:
         def make(service: str, **settings: str) -> Any:
@@ -53,15 +59,17 @@ class Meter:
 
             def count(model: Any, params: dict[str, Any], **_: Any) -> None:
                 self.calls[(account, region, model.name)] += 1
-                self.params.append((account, model.name, params))
+                self.params.append((account, region, model.name, params))
 
             client.meta.events.register("before-parameter-build", count)
             return client
 
         return make
 
-    def total(self, operation: str, account: str | None = None) -> int:
-        return sum(n for (a, _, op), n in self.calls.items() if op == operation and account in (None, a))
+    def total(self, operation: str, account: str | None = None, region: str = REGION) -> int:
+        return sum(
+            n for (a, r, op), n in self.calls.items() if op == operation and account in (None, a) and r == region
+        )
 
 
 class Clock:
@@ -73,15 +81,27 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def org(moto_endpoint: str) -> EmulatedOrganization:
+def end_ms() -> int:
+    """Where the members' series end: the start of the minute the module began in."""
+    return window_end_ms(int(time.time() * 1000))
+
+
+@pytest.fixture(scope="module")
+def org(moto_endpoint: str, end_ms: int) -> EmulatedOrganization:
     """Three members; two hold a proxy of the same name (one pinning its pool away, one healthy); one lost its role."""
     organization = setup_organization(
-        moto_endpoint, (PAGING, QUIET, DENIED), stack_set=f"pinwatch-members-{uuid.uuid4().hex[:6]}"
+        moto_endpoint,
+        (PAGING, QUIET, DENIED, CAPTURING, UNTOUCHED),
+        stack_set=f"pinwatch-members-{uuid.uuid4().hex[:6]}",
+        member_home_region=REGION,
     )
-    end_ms = window_end_ms(int(time.time() * 1000))
     for scope, shapes in ((PAGING, draining_shapes()), (QUIET, healthy_busy_shapes())):
         organization.create_proxy(scope, "orders-db", debug_logging=True)
         organization.put_series(scope, "orders-db", end_ms, shapes)
+    for scope in (CAPTURING, UNTOUCHED):
+        organization.create_proxy(scope, "orders-db", debug_logging=False)
+    organization.put_series(CAPTURING, "orders-db", end_ms, draining_shapes())
+    organization.put_series(UNTOUCHED, "orders-db", end_ms, healthy_busy_shapes())
     organization.remove_role(DENIED.account)
     return organization
 
@@ -134,8 +154,8 @@ def test_given_the_same_proxy_name_in_two_members_when_the_org_check_runs_then_e
     assert {f.proxy for r in (paging, quiet) for f in r.findings} == {paging.proxy, quiet.proxy}
     asked = {
         (account, d["Value"])
-        for account, op, params in meter.params
-        if op == "GetMetricData"
+        for account, region, op, params in meter.params
+        if op == "GetMetricData" and region == REGION
         for q in params["MetricDataQueries"]
         for d in q["MetricStat"]["Metric"]["Dimensions"]
     }
@@ -181,7 +201,7 @@ def test_given_a_names_limited_run_when_keys_of_two_members_are_given_then_each_
     by_key = {r.proxy: r.status for r in result.reports}
     # A plain name or an account outside the StackSet is nobody's proxy here: left out.
     assert by_key == {PAGING.key("orders-db"): "available", QUIET.key("gone-db"): "gone"}
-    described = sorted((account, p["DBProxyName"]) for account, op, p in meter.params if op == "DescribeDBProxies")
+    described = sorted((account, p["DBProxyName"]) for account, _, op, p in meter.params if op == "DescribeDBProxies")
     assert described == [(PAGING.account, "orders-db"), (QUIET.account, "gone-db")]
     assert meter.total("DescribeDBProxies", DENIED.account) == 0
 
@@ -254,3 +274,52 @@ def test_given_no_member_stack_set_when_the_check_is_wired_then_it_is_the_single
     assert isinstance(check, ConnectionCheck)
     assert check.scope is None
     assert not config.org_mode
+
+
+def test_given_reason_capture_when_a_member_proxy_pins_then_modify_db_proxy_goes_to_that_member_only(
+    org: EmulatedOrganization, dynamodb_endpoint: str, summary_table: str
+) -> None:
+    meter = Meter()
+    environ = {"SUMMARY_TABLE_NAME": summary_table, "REASON_CAPTURE": "on-incident"}
+    check, _, _ = org_check(org, meter, Clock(), environ=environ, dynamodb_endpoint=dynamodb_endpoint)
+    keys = [CAPTURING.key("orders-db"), UNTOUCHED.key("orders-db")]
+    result = check.run(int(time.time() * 1000), names=keys)
+
+    captures = {r.proxy: r.capture.status if r.capture else None for r in result.reports}
+    assert captures == {CAPTURING.key("orders-db"): "started", UNTOUCHED.key("orders-db"): "idle"}
+    switched = [(a, r, p) for a, r, op, p in meter.params if op == "ModifyDBProxy"]
+    assert switched == [(CAPTURING.account, CAPTURE_REGION, {"DBProxyName": "orders-db", "DebugLogging": True})]
+    logging_on = {
+        scope: org.member_client(scope.account, "rds", scope.region).describe_db_proxies(DBProxyName="orders-db")[
+            "DBProxies"
+        ][0]["DebugLogging"]
+        for scope in (CAPTURING, UNTOUCHED)
+    }
+    assert logging_on == {CAPTURING: True, UNTOUCHED: False}
+    table = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name=HOME)
+    state = CaptureStateStore(table, summary_table).load(CAPTURING.key("orders-db"))
+    assert state is not None
+    assert state.active
+
+
+def test_given_a_member_alarm_contributor_in_alarm_when_its_event_reaches_the_check_then_that_members_proxy_is_read(
+    org: EmulatedOrganization, end_ms: int, dynamodb_endpoint: str, summary_table: str
+) -> None:
+    alarm = org.member_alarm(PAGING)
+    events = alarm.evaluate(end_ms)
+    assert [(e["account"], e["region"], e["detail-type"]) for e in events] == [
+        (PAGING.account, PAGING.region, CONTRIBUTOR_STATE_CHANGE)
+    ]
+    assert events[0]["detail"]["alarmName"] == MEMBER_ALARM
+    env = org.check_environment(
+        AWS_ENDPOINT_URL=org.endpoint,
+        AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
+        AWS_DEFAULT_REGION=HOME,
+        SUMMARY_TABLE_NAME=summary_table,
+        SWEEP_MINUTES="15",
+        SETUP_FAILED_EVERY_MINUTES="1",
+    )
+    app = load_handler(CONNECTION_CHECK_APP, env)
+    summary = app.handle(events[0], check_context(), check=app.CHECK, now_ms=end_ms + 30_000)
+    assert summary["proxies"] == 1
+    assert list(summary["unhealthyProxies"]) == [PAGING.key("orders-db")]

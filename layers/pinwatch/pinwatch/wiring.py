@@ -56,6 +56,8 @@ SLACK_DEADLINE_GRACE_S = 1.0
 INGEST_DYNAMODB_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
 
 _CLIENT_CONFIGS = {"sns": SNS_CLIENT_CONFIG}
+# What the check calls in a member account, through the member role (organization mode).
+MEMBER_SERVICES = ("rds", "cloudwatch")
 
 # service name -> boto3 client (Any: the service is chosen at run time).
 ClientFactory = Callable[[str], Any]
@@ -314,16 +316,24 @@ def member_sessions(config: CheckConfig, sts_client: Any, environ: Mapping[str, 
     region = _region()
     partition = partition_of(region, boto3.session.Session().get_partition_for_region)
 
+    # Endpoints are read now, at cold start, like every other client's (see environment_settings).
+    endpoints = {service: environment_settings(service, environ).get("endpoint_url") for service in MEMBER_SERVICES}
+
     def make(service: str, **settings: str) -> Any:
-        endpoint = environment_settings(service, environ).get("endpoint_url")
+        endpoint = endpoints.get(service)
         return aws_client(service, **settings, **({"endpoint_url": endpoint} if endpoint else {}))
 
     return MemberSessions(sts_client, config.org_member_role_name, make, partition=partition)
 
 
 def alarm_contributors(config: CheckConfig, clients: ClientFactory | None = None) -> Callable[[], frozenset[str]]:
-    """Proxies in ALARM on the configured Metrics Insights alarms (none configured: no call)."""
-    if not config.contributor_alarms:
+    """Proxies in ALARM on the configured Metrics Insights alarms (none configured: no call).
+
+    Organization mode reads none: the alarms are the members' own, and their contributor events
+    reach the check through the central event bus; between sweeps the proxies with open alerts are
+    read (a member's alarm state would cost an AssumeRole and a call per member every minute).
+    """
+    if not config.contributor_alarms or config.org_mode:
         return frozenset
     from pinwatch.fleet import AlarmContributors
 

@@ -28,6 +28,7 @@ from typing import Any
 import boto3
 
 from pinwatch.local.alarms import ACCOUNT_ID as MONITORING_ACCOUNT
+from pinwatch.local.alarms import MetricsInsightsAlarm, cloudwatch_series
 from pinwatch.local.sts_shim import ORGANIZATION_ACCESS_ROLE
 from pinwatch.members import DEFAULT_MEMBER_ROLE
 from pinwatch.scope import Scope
@@ -36,6 +37,7 @@ from pinwatch.timebase import MINUTE_MS
 STACK_SET = "pinwatch-members"
 MEMBER_ACCOUNTS = ("111111111111", "222222222222")
 DEFAULT_MEMBERS = (Scope(MEMBER_ACCOUNTS[0], "eu-west-1"), Scope(MEMBER_ACCOUNTS[1], "eu-west-1"))
+MEMBER_ALARM = "pinwatch-pinned-connections"  # each member's Metrics Insights alarm
 CHECK_ROLE = "pinwatch-check"  # the central check function's role, trusted by every member role
 
 # minute index (0 = oldest) -> value per proxy instance, None = not published that minute
@@ -46,7 +48,8 @@ def member_template(role_name: str = DEFAULT_MEMBER_ROLE, monitoring_account: st
     """The part of the member template the central check depends on: the read role it assumes.
 
     Read-only RDS Proxy and CloudWatch access (what the check calls in a member), trusted by the
-    monitoring account's check role.
+    monitoring account's check role. IAM roles are global: the stack instance in the ``HomeRegion``
+    parameter's Region creates it, the account's other instances find it.
     """
     trust = {
         "Version": "2012-10-17",
@@ -74,16 +77,19 @@ def member_template(role_name: str = DEFAULT_MEMBER_ROLE, monitoring_account: st
     }
     return json.dumps(
         {
+            "Parameters": {"HomeRegion": {"Type": "String"}},
+            "Conditions": {"IsHomeRegion": {"Fn::Equals": [{"Ref": "AWS::Region"}, {"Ref": "HomeRegion"}]}},
             "Resources": {
                 "MemberReadRole": {
                     "Type": "AWS::IAM::Role",
+                    "Condition": "IsHomeRegion",
                     "Properties": {
                         "RoleName": role_name,
                         "AssumeRolePolicyDocument": trust,
                         "Policies": [{"PolicyName": "pinwatch-read", "PolicyDocument": reads}],
                     },
                 }
-            }
+            },
         }
     )
 
@@ -96,7 +102,8 @@ class EmulatedOrganization:
     scopes: tuple[Scope, ...]
     stack_set: str = STACK_SET
     role_name: str = DEFAULT_MEMBER_ROLE
-    home_region: str = "us-east-1"
+    home_region: str = "us-east-1"  # the monitoring account's Region (its StackSet, its check)
+    member_home_region: str = ""  # where each member's role is created; default: the first member Region
     _credentials: dict[str, dict[str, str]] = field(default_factory=dict)
     _networks: dict[Scope, tuple[list[str], str]] = field(default_factory=dict)
 
@@ -132,13 +139,18 @@ class EmulatedOrganization:
     def deploy_members(self) -> None:
         """The member StackSet and its stack instances: each member account gets the read role."""
         cloudformation = self.central_client("cloudformation")
+        home = self.member_home_region or self.regions[0]
+        homeless = [a for a in self.accounts if Scope(a, home) not in self.scopes]
+        if homeless:
+            # As with the real member template: an account without an instance in the home Region has no role.
+            raise ValueError(f"accounts {', '.join(homeless)} have no member Region {home}, where the role is created")
         cloudformation.create_stack_set(
             StackSetName=self.stack_set,
             TemplateBody=member_template(self.role_name),
             Capabilities=["CAPABILITY_NAMED_IAM"],
+            Parameters=[{"ParameterKey": "HomeRegion", "ParameterValue": home}],
         )
-        # One instance per (account, Region). The template's role is global: AWS creates it once per
-        # account (the member template's home-Region condition); moto's IAM is global per account too.
+        # One instance per (account, Region); each account needs one in the home Region for its role.
         for region in self.regions:
             accounts = [s.account for s in self.scopes if s.region == region]
             cloudformation.create_stack_instances(StackSetName=self.stack_set, Accounts=accounts, Regions=[region])
@@ -211,6 +223,14 @@ class EmulatedOrganization:
             cloudwatch.put_metric_data(Namespace="AWS/RDS", MetricData=data[start : start + 1000])
         return len(data)
 
+    def member_alarm(self, scope: Scope, name: str = MEMBER_ALARM) -> MetricsInsightsAlarm:
+        """The member's pinned-connections alarm, evaluated on the member's own series.
+
+        Its contributor events carry the member's account and Region, as they reach the central bus.
+        """
+        series = cloudwatch_series(self.member_client(scope.account, "cloudwatch", scope.region))
+        return MetricsInsightsAlarm(name, series, region=scope.region, account=scope.account)
+
     def check_environment(self, **extra: str) -> dict[str, str]:
         """The check's organization settings for this organization (``CheckConfig.from_env``)."""
         return {
@@ -226,11 +246,10 @@ class EmulatedOrganization:
             ec2 = self.member_client(scope.account, "ec2", scope.region)
             secrets = self.member_client(scope.account, "secretsmanager", scope.region)
             vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+            zones = sorted(z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"])[:2]
             subnets = [
-                ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=f"{scope.region}{az}")[
-                    "Subnet"
-                ]["SubnetId"]
-                for i, az in enumerate("ab")
+                ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+                for i, zone in enumerate(zones)
             ]
             secret = secrets.create_secret(Name=f"db-{uuid.uuid4().hex[:8]}", SecretString='{"u":"p"}')["ARN"]
             made = (subnets, secret)
@@ -245,13 +264,19 @@ def setup_organization(
     stack_set: str = STACK_SET,
     role_name: str = DEFAULT_MEMBER_ROLE,
     home_region: str = "us-east-1",
+    member_home_region: str = "",
 ) -> EmulatedOrganization:
     """Member accounts with the member StackSet deployed (their read roles exist); add proxies and series next.
 
     ``stack_set`` should be unique per moto server (StackSet names are per account and Region).
     """
     org = EmulatedOrganization(
-        endpoint, tuple(sorted(set(scopes))), stack_set=stack_set, role_name=role_name, home_region=home_region
+        endpoint,
+        tuple(sorted(set(scopes))),
+        stack_set=stack_set,
+        role_name=role_name,
+        home_region=home_region,
+        member_home_region=member_home_region,
     )
     org.deploy_members()
     return org
