@@ -17,7 +17,6 @@ import boto3
 import pytest
 
 from pinwatch import wiring
-from pinwatch.check import ConnectionCheck
 from pinwatch.config import CheckConfig
 from pinwatch.diagnose import MEMBER_UNREACHABLE, PINNED_SHARE
 from pinwatch.findings import Severity
@@ -72,6 +71,9 @@ class Meter:
         )
 
 
+OPERATIONS = ("DescribeDBProxies", "DescribeDBProxyTargetGroups", "GetMetricData")
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -106,11 +108,18 @@ def org(moto_endpoint: str, end_ms: int) -> EmulatedOrganization:
     return organization
 
 
-def central_clients(org: EmulatedOrganization, dynamodb_endpoint: str | None = None) -> wiring.ClientFactory:
+def central_clients(
+    org: EmulatedOrganization, dynamodb_endpoint: str | None = None, sent: Counter[str] | None = None
+) -> wiring.ClientFactory:
+    """The monitoring account's clients; ``sent`` counts their requests by operation."""
+
     def client(service: str) -> Any:
         endpoint = dynamodb_endpoint if service == "dynamodb" and dynamodb_endpoint else org.endpoint
         factory: Any = boto3.client
-        return factory(service, endpoint_url=endpoint, region_name=HOME)
+        made = factory(service, endpoint_url=endpoint, region_name=HOME)
+        if sent is not None:
+            made.meta.events.register("before-call", lambda model, **_: sent.update([model.name]))
+        return made
 
     return client
 
@@ -122,11 +131,12 @@ def org_check(
     *,
     environ: dict[str, str] | None = None,
     dynamodb_endpoint: str | None = None,
+    central: Counter[str] | None = None,
 ) -> tuple[OrgCheck, MemberSessions, Counter[str]]:
     """The check as the function wires it, on metered member clients; also counts AssumeRole per role ARN."""
     env = org.check_environment(SETUP_FAILED_EVERY_MINUTES="1", **(environ or {}))
     config = CheckConfig.from_env(env, require_table="SUMMARY_TABLE_NAME" in env)
-    clients = central_clients(org, dynamodb_endpoint)
+    clients = central_clients(org, dynamodb_endpoint, central)
     sts = clients("sts")
     assumed: Counter[str] = Counter()
     sts.meta.events.register(
@@ -265,17 +275,6 @@ def test_given_an_unreachable_member_when_runs_repeat_then_it_is_alerted_once_an
         org.remove_role(DENIED.account)
 
 
-def test_given_no_member_stack_set_when_the_check_is_wired_then_it_is_the_single_account_check(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", HOME)
-    config = CheckConfig.from_env({}, require_table=False)
-    check = wiring.connection_check(config, wiring.lazy_clients())
-    assert isinstance(check, ConnectionCheck)
-    assert check.scope is None
-    assert not config.org_mode
-
-
 def test_given_reason_capture_when_a_member_proxy_pins_then_modify_db_proxy_goes_to_that_member_only(
     org: EmulatedOrganization, dynamodb_endpoint: str, summary_table: str
 ) -> None:
@@ -323,3 +322,50 @@ def test_given_a_member_alarm_contributor_in_alarm_when_its_event_reaches_the_ch
     summary = app.handle(events[0], check_context(), check=app.CHECK, now_ms=end_ms + 30_000)
     assert summary["proxies"] == 1
     assert list(summary["unhealthyProxies"]) == [PAGING.key("orders-db")]
+
+
+FLEET_REGIONS = ("eu-central-1", "eu-north-1")
+FLEET = tuple(
+    Scope(account, region) for account in ("777777777777", "888888888888", "999999999999") for region in FLEET_REGIONS
+)
+
+
+def test_given_three_accounts_in_two_regions_when_swept_twice_then_calls_are_per_account_and_region_and_cached(
+    moto_endpoint: str, end_ms: int
+) -> None:
+    fleet = setup_organization(moto_endpoint, FLEET, stack_set=f"pinwatch-fleet-{uuid.uuid4().hex[:6]}")
+    for scope in FLEET:
+        for name in ("orders-db", "billing-db"):
+            fleet.create_proxy(scope, name, debug_logging=True)
+            fleet.put_series(scope, name, end_ms, healthy_busy_shapes(), window=5)
+    meter, clock, central = Meter(), Clock(), Counter[str]()
+    check, _, _ = org_check(fleet, meter, clock, central=central)
+
+    def calls() -> dict[str, int]:
+        figures = {op: sum(meter.total(op, region=r) for r in FLEET_REGIONS) for op in OPERATIONS}
+        return {"AssumeRole": central["AssumeRole"], "ListStackInstances": central["ListStackInstances"], **figures}
+
+    first = check.run(end_ms + 10_000)
+    after_first = calls()
+    clock.now += 60
+    second = check.run(end_ms + 70_000)
+    after_second = calls()
+
+    assert len({r.proxy for r in first.reports}) == len(first.reports) == 12
+    assert {r.proxy for r in second.reports} == {r.proxy for r in first.reports}
+    # One AssumeRole per account (its role serves both Regions), one StackSet listing; per member one
+    # listing and one metrics call; target groups once per proxy, then from the member's own cache.
+    assert after_first == {
+        "AssumeRole": 3,
+        "ListStackInstances": 1,
+        "DescribeDBProxies": 6,
+        "DescribeDBProxyTargetGroups": 12,
+        "GetMetricData": 6,
+    }
+    assert {op: after_second[op] - after_first[op] for op in after_first} == {
+        "AssumeRole": 0,
+        "ListStackInstances": 0,
+        "DescribeDBProxies": 6,
+        "DescribeDBProxyTargetGroups": 0,
+        "GetMetricData": 6,
+    }

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from pinwatch import wiring
+from pinwatch.check import ConnectionCheck
 from pinwatch.config import CheckConfig, ConfigError
+from pinwatch.org import OrgCheck
 
 
 def test_given_no_member_stack_set_when_read_then_the_check_is_single_account() -> None:
@@ -45,3 +48,16 @@ def test_given_an_invalid_org_setting_when_read_then_the_error_names_the_variabl
     with pytest.raises(ConfigError) as raised:
         CheckConfig.from_env({"SUMMARY_TABLE_NAME": "pinwatch-summary", **environ})
     assert any(problem.startswith(named) for problem in raised.value.problems)
+
+
+def test_given_the_check_function_when_wired_then_the_org_check_only_with_a_member_stack_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    single = wiring.check_function(CheckConfig.from_env({"SUMMARY_TABLE_NAME": "pinwatch-summary"}))
+    assert isinstance(single, ConnectionCheck)
+    assert single.scope is None
+    org = wiring.check_function(
+        CheckConfig.from_env({"SUMMARY_TABLE_NAME": "pinwatch-summary", "ORG_MEMBER_STACK_SET": "pinwatch-members"})
+    )
+    assert isinstance(org, OrgCheck)

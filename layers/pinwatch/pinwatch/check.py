@@ -10,6 +10,10 @@ summary-table queries per proxy that has pins or problems (healthy, unpinned pro
 to explain, so their reasons are not read). With reason capture on (:mod:`pinwatch.capture`), one
 consistent ``Query`` of the capture item per available proxy, and a conditional write plus a
 ``ModifyDBProxy`` when capture switches a proxy's enhanced logging.
+
+In organization mode (:mod:`pinwatch.org`) one check per member account and Region runs with that
+member's clients and ``scope``: the same calls, in that member, and every proxy handed on under its
+key (:mod:`pinwatch.scope`).
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ resolves once the member is read again. Such a member is not tried again before 
 minute. Any other failure of a member (throttled past botocore's retries, an endpoint down) is
 reported the same way and tried again on the next run.
 
+One sweep over N members in A accounts costs, beyond each member's own check calls
+(:mod:`pinwatch.check`): one ``ListStackInstances`` listing per 15 minutes, one ``AssumeRole`` per
+account per credential lifetime (an hour, renewed five minutes early), and one query of the open
+alerts shared by every member.
+
 Pure orchestration: the targets, the per-scope checks and the dispatcher are injected; no boto3.
 """
 
