@@ -7,6 +7,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
 from pinwatch import diagnose as dx
 from pinwatch.alerts.policy import GONE_STATUS
 from pinwatch.check import CheckResult, ConnectionCheck, Dispatcher, ProxyOutcome
@@ -222,12 +225,15 @@ def test_given_a_denied_member_when_run_again_before_the_retry_time_then_it_is_n
     assert members.checks[B].runs == [None, None]
 
 
+def throttled() -> ClientError:
+    return ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeDBProxies")
+
+
 def test_given_a_throttled_member_when_run_again_then_it_is_tried_on_the_next_run() -> None:
-    throttled = RuntimeError("Rate exceeded")
-    members = Members(errors={A: throttled})
+    members = Members(errors={A: throttled()})
     check, _ = org(members)
     (report,) = [r for r in check.run(NOW_MS).reports if r.proxy == A.key("*")]
-    assert "RuntimeError" in report.findings[0].summary
+    assert "Throttling" in report.findings[0].summary
     assert "next run" in report.findings[0].summary
     check.run(NOW_MS + 60_000)
     assert members.checks[A].runs == [None, None]
@@ -274,3 +280,18 @@ def test_given_a_member_leaving_the_stack_set_when_it_returns_then_its_check_is_
     check.run(NOW_MS)
     assert members.built.count(A) == 1
     assert members.built.count(B) == 2
+
+
+def test_given_no_member_answering_at_all_when_run_then_the_run_fails_instead_of_every_member_alerting() -> None:
+    members = Members(errors={A: NoCredentialsError(), B: EndpointConnectionError(endpoint_url="https://sts")})
+    dispatcher = RecordingDispatcher()
+    check, _ = org(members, dispatcher=dispatcher)
+    with pytest.raises(NoCredentialsError):
+        check.run(NOW_MS)
+    assert dispatcher.calls == []
+
+
+def test_given_every_member_answering_with_an_error_when_run_then_each_is_reported() -> None:
+    members = Members(errors={A: throttled(), B: NoCredentialsError()})
+    check, _ = org(members)
+    assert sorted(r.proxy for r in check.run(NOW_MS).reports) == [A.key("*"), B.key("*")]

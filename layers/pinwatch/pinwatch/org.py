@@ -112,6 +112,18 @@ class _Failure:
     finding: Finding
 
 
+@dataclass(slots=True)
+class _ScopeRun:
+    outcomes: list[ProxyOutcome]
+    failure: tuple[Scope, Exception] | None = None  # why the member's check raised
+    tried: bool = True  # False: skipped (retry time not reached, or no time left)
+
+
+def _unanswered(exc: Exception) -> bool:
+    """An error that no AWS service sent (botocore's own: no credentials, endpoint unreachable, timeout)."""
+    return not isinstance(exc, MemberAccessError) and getattr(exc, "response", None) is None
+
+
 class _SharedDispatcher:
     """The dispatcher every scope uses, with open alerts read once per run (not once per member)."""
 
@@ -189,7 +201,19 @@ class OrgCheck:
             futures = [
                 pool.submit(self._run_scope, scope, keys, now_ms, dry_run, deadline) for scope, keys in plan.items()
             ]
-            outcomes = [outcome for future in futures for outcome in future.result()]
+            runs = [future.result() for future in futures]
+        failed = [run.failure for run in runs if run.failure is not None]
+        tried = sum(run.tried for run in runs)
+        if tried and len(failed) == tried and all(_unanswered(exc) for _, exc in failed):
+            # No member answered at all (no credentials of our own, no network): the run failed, as a
+            # single-account run does, rather than every member alerting about the central side.
+            raise failed[0][1]
+        outcomes: list[ProxyOutcome] = []
+        for run in runs:
+            outcomes += run.outcomes
+            if run.failure is not None:
+                scope, exc = run.failure
+                outcomes.append(self._dispatch(self._failed(scope, exc, now_ms), now_ms, dry_run, deadline))
         return CheckResult(tuple(outcomes), now_ms)
 
     def alerting_proxies(self) -> frozenset[str]:
@@ -221,25 +245,26 @@ class OrgCheck:
 
     def _run_scope(
         self, scope: Scope, keys: tuple[str, ...] | None, now_ms: int, dry_run: bool, deadline: float | None
-    ) -> list[ProxyOutcome]:
+    ) -> _ScopeRun:
         with self._lock:
             failure = self._failures.get(scope)
         if failure is not None and self._clock() < failure.retry_at:
             # Not tried again yet: the same report keeps its alert open (the policy sends it once).
-            return [self._dispatch(self._unreachable_report(failure.finding, now_ms), now_ms, dry_run, deadline)]
+            report = self._unreachable_report(failure.finding, now_ms)
+            return _ScopeRun([self._dispatch(report, now_ms, dry_run, deadline)], tried=False)
         if deadline is not None and time.monotonic() >= deadline:
             logger.warning("no time left to check %s this run; it is checked on the next", scope)
-            return []
+            return _ScopeRun([], tried=False)
         try:
             result = self._check_for(scope).run(now_ms, dry_run=dry_run, deadline=deadline, names=keys)
         except Exception as exc:
-            return [self._dispatch(self._failed(scope, exc, now_ms), now_ms, dry_run, deadline)]
+            return _ScopeRun([], failure=(scope, exc))
         with self._lock:
             self._failures.pop(scope, None)
         outcomes = list(result.outcomes)
         if self._was_unreachable(scope):
             outcomes.append(self._dispatch(self._reachable_report(scope, now_ms), now_ms, dry_run, deadline))
-        return outcomes
+        return _ScopeRun(outcomes)
 
     def _check_for(self, scope: Scope) -> Check:
         with self._lock:
