@@ -2,7 +2,9 @@
 
 Invoked every minute by its schedule — which reads every proxy on the sweep minutes and only the
 hot ones in between — and by the stack's pinned-connections alarm, whose contributor events name
-the proxy to read at once (:mod:`pinwatch.fleet`, docs/fleet-scale.md).
+the proxy to read at once (:mod:`pinwatch.fleet`, docs/fleet-scale.md). With
+``ORG_MEMBER_STACK_SET`` set it checks every member account and Region of the organization
+(:mod:`pinwatch.org`), and a member alarm's forwarded event names the proxy by its key.
 
 Thin entry. Settings, AWS clients, the alert dispatcher and the check are built once per cold
 start by :mod:`pinwatch.wiring` (an invalid setting or an unreadable Slack secret fails there,
@@ -95,7 +97,7 @@ def handle(
     every proxy (:mod:`pinwatch.fleet`). Raises :class:`CheckFailed` at the end when alerting failed.
     """
     plan = plan_run(
-        parse_trigger(event),
+        parse_trigger(event, qualified=CONFIG.org_mode),
         now_ms,
         sweep_minutes=CONFIG.sweep_minutes,
         hot_sources=(check.alerting_proxies, contributors or CONTRIBUTORS),

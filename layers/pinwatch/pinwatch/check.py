@@ -10,6 +10,10 @@ summary-table queries per proxy that has pins or problems (healthy, unpinned pro
 to explain, so their reasons are not read). With reason capture on (:mod:`pinwatch.capture`), one
 consistent ``Query`` of the capture item per available proxy, and a conditional write plus a
 ``ModifyDBProxy`` when capture switches a proxy's enhanced logging.
+
+In organization mode (:mod:`pinwatch.org`) one check per member account and Region runs with that
+member's clients and ``scope``: the same calls, in that member, and every proxy handed on under its
+key (:mod:`pinwatch.scope`).
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from pinwatch.alerts.policy import GONE_STATUS
 from pinwatch.config import Thresholds
-from pinwatch.diagnose import diagnose, not_checked_finding, not_found_finding, with_capture
+from pinwatch.diagnose import SCOPE_WIDE, diagnose, not_checked_finding, not_found_finding, with_capture
 from pinwatch.discovery import Discovery, ProxyInfo
 from pinwatch.findings import CaptureNote, Finding, ProxyReport, Severity
 from pinwatch.metrics import PINNED, ProxyMetrics
 from pinwatch.records import EngineFamily, PoolConfig, ReasonCount
+from pinwatch.scope import Scope, proxy_key, split_key
 from pinwatch.timebase import HOUR_MS
 
 if TYPE_CHECKING:
@@ -155,7 +160,14 @@ class ConnectionCheck:
         dispatcher: Dispatcher | None = None,
         reason_limit: int = 5,
         capture: Capture | None = None,
+        scope: Scope | None = None,
     ) -> None:
+        """``scope``: the member account and Region these clients read (organization mode).
+
+        AWS is always asked by the proxy's bare name; everything the check hands on or looks up
+        — reports, findings, reasons, capture and alert state — uses the proxy's key
+        (``scope.key(name)``, :mod:`pinwatch.scope`). Without a scope the key is the name.
+        """
         self._proxies = proxies
         self._metrics = metrics
         self._thresholds = thresholds
@@ -166,6 +178,14 @@ class ConnectionCheck:
         self._dispatcher = dispatcher
         self._reason_limit = reason_limit
         self._capture = capture
+        self._scope = scope
+
+    @property
+    def scope(self) -> Scope | None:
+        return self._scope
+
+    def _key(self, name: str) -> str:
+        return proxy_key(self._scope, name)
 
     def run(
         self,
@@ -183,25 +203,26 @@ class ConnectionCheck:
         ``names`` limits the run to those proxies (:mod:`pinwatch.fleet`: the hot ones between two
         sweeps, or an alarm's contributor). Such a run sees too little to close other proxies'
         alerts; one of its names that no longer exists is gone (its open alerts resolve), unless
-        it is a configured name, which stays "not found".
+        it is a configured name, which stays "not found". A scoped check takes keys of its own
+        scope; other keys are not its proxies and are left out.
         """
         if names is not None:
-            return self._run_some(now_ms, names, dry_run, deadline)
+            return self._run_some(now_ms, self._bare_names(names), dry_run, deadline)
         found = self._proxies.discover(self._proxy_names)
         reports = self._diagnosed(found, now_ms, dry_run)
         reports += [
             ProxyReport(
-                proxy=name,
+                proxy=self._key(name),
                 engine=None,
                 status=NOT_FOUND_STATUS,
-                findings=(not_found_finding(name),),
+                findings=self._keyed(name, (not_found_finding(name),)),
                 checked_at_ms=now_ms,
             )
             for name in found.missing
         ]
         reports += [
-            ProxyReport(proxy=name, engine=None, status=GONE_STATUS, findings=(), checked_at_ms=now_ms)
-            for name in self._gone(found)
+            ProxyReport(proxy=key, engine=None, status=GONE_STATUS, findings=(), checked_at_ms=now_ms)
+            for key in self._gone(found)
         ]
         return CheckResult(tuple(self._dispatch(r, now_ms, dry_run, deadline) for r in reports), now_ms)
 
@@ -212,14 +233,35 @@ class ConnectionCheck:
         reports = self._diagnosed(found, now_ms, dry_run)
         configured = set(self._proxy_names)
         for name in found.missing:
+            key = self._key(name)
             if name in configured:
-                finding = (not_found_finding(name),)
-                reports.append(ProxyReport(name, None, NOT_FOUND_STATUS, finding, checked_at_ms=now_ms))
+                finding = self._keyed(name, (not_found_finding(name),))
+                reports.append(ProxyReport(key, None, NOT_FOUND_STATUS, finding, checked_at_ms=now_ms))
             else:
                 reports.append(
-                    ProxyReport(proxy=name, engine=None, status=GONE_STATUS, findings=(), checked_at_ms=now_ms)
+                    ProxyReport(proxy=key, engine=None, status=GONE_STATUS, findings=(), checked_at_ms=now_ms)
                 )
         return CheckResult(tuple(self._dispatch(r, now_ms, dry_run, deadline) for r in reports), now_ms)
+
+    def _bare_names(self, names: Sequence[str]) -> list[str]:
+        """The proxy names ``names`` point at in this check's account and Region."""
+        if self._scope is None:
+            return list(names)
+        bare = []
+        for key in names:
+            scope, name = split_key(key)
+            if scope == self._scope and name != SCOPE_WIDE:
+                bare.append(name)
+            elif scope != self._scope:
+                logger.warning("%s is not a proxy of %s; left out", key, self._scope)
+        return bare
+
+    def _keyed(self, name: str, findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
+        """``findings`` about proxy ``name`` under its key (unchanged without a scope)."""
+        if self._scope is None:
+            return findings
+        key = self._key(name)
+        return tuple(replace(f, proxy=key) for f in findings)
 
     def _diagnosed(self, found: Discovery, now_ms: int, dry_run: bool) -> list[ProxyReport]:
         """A report per discovered proxy, from one batched metrics read of the available ones."""
@@ -247,7 +289,13 @@ class ConnectionCheck:
         except Exception:  # closing stale alerts can wait for the next run; checking cannot
             logger.warning("could not list proxies with open alerts; stale ones are closed next run", exc_info=True)
             return []
-        seen = {p.name for p in found.proxies} | set(found.missing)
+        seen = {self._key(p.name) for p in found.proxies} | {self._key(n) for n in found.missing}
+        if self._scope is not None:
+            # Only this account and Region's proxies: the other scopes' keys are theirs to close,
+            # and the scope-wide key (member_unreachable) is not a proxy.
+            alerting = frozenset(
+                k for k in alerting if split_key(k)[0] == self._scope and split_key(k)[1] != SCOPE_WIDE
+            )
         return sorted(alerting - seen)
 
     def _read_metrics(self, proxies: Sequence[str], now_ms: int) -> Mapping[str, ProxyMetrics]:
@@ -269,12 +317,12 @@ class ConnectionCheck:
             except Exception as exc:  # a bug or odd data in one proxy must not cost the others their check
                 logger.exception("diagnosing %s failed", proxy.name)
                 error = f"diagnosis failed ({type(exc).__name__}): {exc}"
-        logger.warning("proxy not checked: %s", error, extra={"proxy": proxy.name})
+        logger.warning("proxy not checked: %s", error, extra={"proxy": self._key(proxy.name)})
         return ProxyReport(
-            proxy=proxy.name,
+            proxy=self._key(proxy.name),
             engine=proxy.engine,
             status=NOT_CHECKED_STATUS,
-            findings=(not_checked_finding(proxy.name, error),),
+            findings=self._keyed(proxy.name, (not_checked_finding(proxy.name, error),)),
             checked_at_ms=now_ms,
         )
 
@@ -282,21 +330,22 @@ class ConnectionCheck:
         self, proxy: ProxyInfo, metrics: ProxyMetrics | None, now_ms: int, dry_run: bool = False
     ) -> ProxyReport:
         result = diagnose(proxy, metrics, self._thresholds)
+        key = self._key(proxy.name)
         last_hour: tuple[ReasonCount, ...] = ()
         all_time: tuple[ReasonCount, ...] = ()
         hints: dict[str, tuple[str, ...]] = {}
         worst = max((f.severity.rank for f in result.findings), default=0)
         pinned_seen = metrics is not None and any(v for v in metrics.values(PINNED))
         if proxy.available and (pinned_seen or worst > Severity.OK.rank):
-            last_hour, all_time = self._top_reasons(proxy.name, now_ms)
+            last_hour, all_time = self._top_reasons(key, now_ms)
             hints = self._hints_for(proxy, last_hour + all_time)
-        findings, capture = result.findings, None
+        findings, capture = self._keyed(proxy.name, result.findings), None
         if self._capture is not None and proxy.available:
             # After diagnosis, before alerting: the alert says what capture did in this run.
-            capture = self._capture.apply(proxy.name, proxy.debug_logging, findings, last_hour, now_ms, dry_run=dry_run)
+            capture = self._capture.apply(key, proxy.debug_logging, findings, last_hour, now_ms, dry_run=dry_run)
             findings = with_capture(findings, capture)
         return ProxyReport(
-            proxy=proxy.name,
+            proxy=key,
             engine=proxy.engine,
             status=proxy.status,
             findings=findings,

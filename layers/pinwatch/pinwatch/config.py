@@ -33,6 +33,13 @@ _ARN = "arn:aws[a-z-]*:{service}:[a-z0-9-]+:\\d{{12}}:{resource}"
 _SNS_TOPIC_ARN = re.compile(_ARN.format(service="sns", resource=r"[A-Za-z0-9_-]{1,256}(\.fifo)?") + "$")
 _SECRET_ARN = re.compile(_ARN.format(service="secretsmanager", resource=r"secret:[A-Za-z0-9/_+=.@-]+") + "$")
 
+# StackSet names: a letter, then letters, digits and hyphens, up to 128 (CreateStackSet); an id adds ":<uuid>".
+_STACK_SET = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}(:[A-Za-z0-9-]+)?$")
+# IAM role names: up to 64 of letters, digits and + = , . @ _ - (IAM API Reference, CreateRole).
+_ROLE_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+STACK_SET_CALL_AS = ("SELF", "DELEGATED_ADMIN")  # ListStackInstances CallAs
+DEFAULT_MEMBER_ROLE_NAME = "pinwatch-member-reader"
+
 SlackMention = Literal["here", "channel", "none"]
 REASON_CAPTURE_MODES = ("off", "on-incident", "always")  # pinwatch.capture.CaptureMode values
 # AWS switches enhanced logging off 24 h after it is enabled: a longer cap would mean nothing.
@@ -191,6 +198,14 @@ class CheckConfig:
     contributor_alarms: tuple[str, ...] = ()
     # Organization mode: a member account's alerts also go to its own channels (sorted by account).
     account_routes: tuple[AccountRoute, ...] = ()
+    # Organization mode (docs/organization.md): on when the member StackSet is named.
+    org_member_stack_set: str | None = None
+    org_stack_set_call_as: str = "SELF"
+    org_member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+
+    @property
+    def org_mode(self) -> bool:
+        return self.org_member_stack_set is not None
 
     @property
     def thresholds(self) -> Thresholds:
@@ -263,7 +278,23 @@ class CheckConfig:
             sweep_minutes=r.number("SWEEP_MINUTES", 1, 1, 60, int),
             contributor_alarms=tuple(n.strip() for n in (r.raw("CONTRIBUTOR_ALARMS") or "").split(",") if n.strip()),
             account_routes=_account_routes(r),
+            org_member_stack_set=r.text(
+                "ORG_MEMBER_STACK_SET",
+                _STACK_SET,
+                "the member StackSet's name (or id), or leave it empty to check this account only",
+            ),
+            org_stack_set_call_as=_call_as(r),
+            org_member_role_name=r.text(
+                "ORG_MEMBER_ROLE_NAME", _ROLE_NAME, f"an IAM role name (default {DEFAULT_MEMBER_ROLE_NAME})"
+            )
+            or DEFAULT_MEMBER_ROLE_NAME,
         )
+        if config.org_mode and config.proxy_names:
+            # Names are unique only per account and Region: a bare name would mean a different proxy in each member.
+            r.problems.append(
+                "PROXY_NAMES is for a single account; leave it empty when ORG_MEMBER_STACK_SET is set "
+                "(every proxy of every member account and Region is checked)"
+            )
         r.ordered(
             ("PINNED_WARNING_PCT", config.pinned_warning_pct), ("PINNED_CRITICAL_PCT", config.pinned_critical_pct)
         )
@@ -291,6 +322,19 @@ def _proxy_names(r: _Reader) -> tuple[str, ...]:
         )
         return ()
     return names
+
+
+def _call_as(r: _Reader) -> str:
+    value = r.raw("ORG_STACK_SET_CALL_AS")
+    if value is None:
+        return "SELF"
+    if value.upper() not in STACK_SET_CALL_AS:
+        r.problems.append(
+            f"ORG_STACK_SET_CALL_AS={value!r} is not valid; set SELF (the management account) or "
+            "DELEGATED_ADMIN (a delegated StackSets administrator), default SELF"
+        )
+        return "SELF"
+    return value.upper()
 
 
 def _dashboard_url(r: _Reader) -> str | None:

@@ -70,6 +70,11 @@ PROXY_NOT_FOUND = "proxy_not_found"
 # The check could not read this proxy (its describe, target-group or metric read failed): a
 # warning, so somebody looks, while the proxy's other alerts are neither raised nor resolved.
 NOT_CHECKED = "not_checked"
+# Organization mode: a member account and Region the check cannot read at all (its role cannot be
+# assumed, or denies the reads). Kept under the scope's own key, ``<account>:<region>:*``: one alert
+# for the member, not one per proxy (the check cannot even list them).
+MEMBER_UNREACHABLE = "member_unreachable"
+SCOPE_WIDE = "*"  # the name part of a scope's own key (never a proxy name: those are letters, digits, hyphens)
 
 METRIC_RULES = (
     PINNED_SHARE,
@@ -180,6 +185,30 @@ def not_checked_finding(proxy: str, error: str) -> Finding:
         details=(
             "The other proxies were checked. This one is checked again on the next run; if the "
             "error persists, check the function's IAM permissions and the RDS and CloudWatch API quotas.",
+        ),
+    )
+
+
+def member_unreachable_finding(
+    key: str, account: str, region: str, role: str, code: str, error: str, *, retry: str | None = None
+) -> Finding:
+    """A member account and Region whose proxies could not be checked (organization mode).
+
+    ``key`` is the scope's key (``<account>:<region>:*``); ``code`` the AWS error code (AccessDenied,
+    …); ``retry`` when the member is tried again, if not on the next run.
+    """
+    error = error_text(error, NOT_CHECKED_ERROR_MAX)
+    when = f"it is tried again {retry}" if retry else "it is tried again on the next run"
+    return Finding(
+        key,
+        MEMBER_UNREACHABLE,
+        Severity.WARNING,
+        f"account {account} in {region} was not checked through role {role} ({code}); {when}",
+        details=(
+            error,
+            f"Its proxies are neither alerted on nor resolved meanwhile. Check that the member stack is "
+            f"deployed in {account} (it creates the role {role} once, in the home Region) and that the "
+            "role trusts the check function's role.",
         ),
     )
 

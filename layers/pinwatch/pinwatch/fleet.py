@@ -13,6 +13,14 @@ Change" event naming the proxy in ``detail.alarmContributor.attributes`` (CloudW
 Metrics Insights query"). That event invokes the check for that proxy straight away, so a pinning
 incident is diagnosed the minute the alarm sees it, not at the next sweep.
 
+In organization mode (docs/organization.md) every member account has its own alarm of that query,
+named ``pinwatch-pinned-connections``; an EventBridge rule in the member forwards its contributor
+events to the monitoring account's event bus. The event's top-level ``account`` and ``region`` are
+the member's ("EventBridge events", event structure: "account ... The 12-digit number identifying an
+AWS account", "region ... Identifies the AWS Region where the event originated"), so the contributor
+is named by its key, ``<account>:<region>:<ProxyName>`` (:mod:`pinwatch.scope`); so are the hot
+proxies (alert state is kept by key), and the plan hands keys to the check.
+
 Pure: parsing and planning only; the hot sets come from injected callables.
 """
 
@@ -24,6 +32,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from pinwatch.scope import Scope
 from pinwatch.timebase import MINUTE_MS
 
 if TYPE_CHECKING:
@@ -47,13 +56,17 @@ class TriggerKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Trigger:
     kind: TriggerKind
-    proxies: tuple[str, ...] = ()  # the contributor's proxy (a contributor event only)
+    proxies: tuple[str, ...] = ()  # the contributor's proxy (a contributor event only); its key in organization mode
     state: str | None = None  # the contributor's new state: ALARM or OK
     alarm: str | None = None
 
 
-def parse_trigger(event: Mapping[str, Any] | None) -> Trigger:
-    """What invoked the check, from the invocation event."""
+def parse_trigger(event: Mapping[str, Any] | None, *, qualified: bool = False) -> Trigger:
+    """What invoked the check, from the invocation event.
+
+    ``qualified`` (organization mode): the contributor is named by its key in the account and
+    Region the event came from; an event without a valid account and Region names no proxy.
+    """
     if not isinstance(event, Mapping):
         return Trigger(TriggerKind.MANUAL)
     detail_type = event.get("detail-type")
@@ -66,12 +79,29 @@ def parse_trigger(event: Mapping[str, Any] | None) -> Trigger:
     state = _mapping(detail.get("state"))
     proxy = attributes.get(PROXY_DIMENSION)
     alarm = detail.get("alarmName")
+    proxies: tuple[str, ...] = (proxy,) if isinstance(proxy, str) and proxy else ()
+    if qualified and proxies:
+        scope = event_scope(event)
+        if scope is None:
+            logger.warning("contributor event without a valid account and region; its proxy is read on the sweep")
+        proxies = (scope.key(proxies[0]),) if scope is not None else ()
     return Trigger(
         TriggerKind.CONTRIBUTOR,
-        proxies=(proxy,) if isinstance(proxy, str) and proxy else (),
+        proxies=proxies,
         state=str(state.get("value")) if state.get("value") is not None else None,
         alarm=str(alarm) if alarm is not None else None,
     )
+
+
+def event_scope(event: Mapping[str, Any]) -> Scope | None:
+    """The account and Region an EventBridge event came from (its top-level fields), if valid."""
+    account, region = event.get("account"), event.get("region")
+    if not isinstance(account, str) or not isinstance(region, str):
+        return None
+    try:
+        return Scope(account, region)
+    except ValueError:
+        return None
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -146,9 +176,11 @@ class AlarmContributors:
     $0.01 per 1,000), made only by scheduled runs that are not sweeps.
     """
 
-    def __init__(self, client: CloudWatchClient, alarm_names: Sequence[str]) -> None:
+    def __init__(self, client: CloudWatchClient, alarm_names: Sequence[str], *, scope: Scope | None = None) -> None:
+        """``scope``: the account and Region of the alarms, whose proxies are then named by key."""
         self._client = client
         self._alarm_names = tuple(alarm_names)
+        self._scope = scope
 
     def in_alarm(self) -> frozenset[str]:
         proxies: set[str] = set()
@@ -159,7 +191,7 @@ class AlarmContributors:
                 for contributor in response.get("AlarmContributors", []):
                     name = contributor.get("ContributorAttributes", {}).get(PROXY_DIMENSION)
                     if name:
-                        proxies.add(name)
+                        proxies.add(name if self._scope is None else self._scope.key(name))
                 token = response.get("NextToken")
                 if not token:
                     break

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,9 +35,12 @@ if TYPE_CHECKING:
     from pinwatch.alerts.render import SlackMention
     from pinwatch.alerts.secrets import SecretProvider
     from pinwatch.alerts.slack import SlackWebhookUrl
-    from pinwatch.capture_runner import ReasonCapture
-    from pinwatch.check import ConnectionCheck, Dispatcher
+    from pinwatch.capture_runner import LoggingSwitch, ReasonCapture
+    from pinwatch.check import Check, ConnectionCheck, Dispatcher
+    from pinwatch.members import MemberSessions
+    from pinwatch.org import OrgCheck
     from pinwatch.parking import SqsParking
+    from pinwatch.scope import Scope
 
 # botocore's standard retry mode (exponential backoff with jitter on throttling and 5xx) and
 # timeouts well inside the functions' own, so one slow API cannot eat a whole run.
@@ -53,6 +57,8 @@ SLACK_DEADLINE_GRACE_S = 1.0
 INGEST_DYNAMODB_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
 
 _CLIENT_CONFIGS = {"sns": SNS_CLIENT_CONFIG}
+# What the check calls in a member account, through the member role (organization mode).
+MEMBER_SERVICES = ("rds", "cloudwatch")
 
 # service name -> boto3 client (Any: the service is chosen at run time).
 ClientFactory = Callable[[str], Any]
@@ -154,10 +160,17 @@ def stream_ingest(config: StreamIngestConfig) -> tuple[SummaryStore, SqsParking]
 # The check function and ``pinwatch check``
 
 
-def check_function(config: CheckConfig) -> ConnectionCheck:
-    """The scheduled function's check: every client from the environment (made at first use), alerts always on."""
+def check_function(config: CheckConfig) -> Check:
+    """The scheduled function's check: every client from the environment (made at first use), alerts always on.
+
+    With ``ORG_MEMBER_STACK_SET`` set, the organization's check (:func:`org_check`); otherwise this
+    account and Region's.
+    """
     clients = lazy_clients()
-    return connection_check(config, clients, dispatcher=alert_dispatcher(config, clients, region=_region()))
+    dispatcher = alert_dispatcher(config, clients, region=_region())
+    if config.org_mode:
+        return org_check(config, clients, dispatcher=dispatcher)
+    return connection_check(config, clients, dispatcher=dispatcher)
 
 
 def _region() -> str | None:
@@ -186,10 +199,13 @@ def build_connection_check(
     dynamodb_client: DynamoDBClient | None = None,
     dispatcher: Dispatcher | None = None,
     clock: Callable[[], float] | None = None,
+    scope: Scope | None = None,
 ) -> ConnectionCheck:
     """The check wired to these AWS clients; without a table it runs on metrics alone.
 
     ``clock`` (seconds) ages the cached target-group settings; a simulated day passes its own.
+    ``scope``: the member account and Region the RDS and CloudWatch clients read (organization
+    mode); reports and stored state then use qualified keys.
     """
     from pinwatch.check import ConnectionCheck, catalog_hints
     from pinwatch.discovery import RdsProxyDiscovery
@@ -198,7 +214,11 @@ def build_connection_check(
     reasons: SummaryStore | None = None
     if dynamodb_client is not None and config.summary_table_name:
         reasons = SummaryStore(dynamodb_client, config.summary_table_name)
-    capture = reason_capture(config, rds_client, dynamodb_client, reasons) if reasons is not None else None
+    capture = (
+        reason_capture(config, rds_client, dynamodb_client, reasons, scoped=scope is not None)
+        if reasons is not None
+        else None
+    )
     return ConnectionCheck(
         proxies=RdsProxyDiscovery(rds_client) if clock is None else RdsProxyDiscovery(rds_client, clock=clock),
         metrics=CloudWatchMetricsReader(cloudwatch_client, periodic_every_minutes=config.setup_failed_every_minutes),
@@ -209,15 +229,23 @@ def build_connection_check(
         hints=catalog_hints,
         dispatcher=dispatcher,
         capture=capture,
+        scope=scope,
     )
 
 
 def reason_capture(
-    config: CheckConfig, rds_client: RDSClient, dynamodb_client: DynamoDBClient | None, reasons: SummaryStore
+    config: CheckConfig,
+    rds_client: RDSClient,
+    dynamodb_client: DynamoDBClient | None,
+    reasons: SummaryStore,
+    *,
+    scoped: bool = False,
 ) -> ReasonCapture | None:
     """Reason capture when switched on (its state lives in the summary table, so it needs one).
 
     ``reasons`` is the check's own store of the same table: capture reads its coverage there too.
+    ``scoped``: a member's check hands capture keys; ``ModifyDBProxy`` goes through the member's
+    RDS client by the bare name (the member role may call it only when capture is on).
     """
     from pinwatch.capture import CaptureMode, CaptureSettings
     from pinwatch.capture_runner import ReasonCapture
@@ -228,19 +256,94 @@ def reason_capture(
     if mode is CaptureMode.OFF or dynamodb_client is None or not config.summary_table_name:
         return None
     settings = CaptureSettings(mode=mode, cap_minutes=round(config.reason_capture_max_hours * 60))
+    switch: LoggingSwitch = RdsDebugLogging(rds_client)
+    if scoped:
+        from pinwatch.members import BareNameSwitch
+
+        switch = BareNameSwitch(switch)
     return ReasonCapture(
         settings,
         CaptureStateStore(dynamodb_client, config.summary_table_name),
-        RdsDebugLogging(rds_client),
+        switch,
         window_minutes=config.metrics_window_minutes,
         proxy_names=config.proxy_names,
         reasons=reasons,
     )
 
 
+def org_check(
+    config: CheckConfig,
+    clients: ClientFactory = aws_client,
+    *,
+    dispatcher: Dispatcher | None = None,
+    sessions: MemberSessions | None = None,
+    clock: Callable[[], float] | None = None,
+) -> OrgCheck:
+    """The organization's check: members from the StackSet, each read through its member role.
+
+    The StackSet listing and ``sts:AssumeRole`` use the monitoring account's clients from
+    ``clients``; the summary table and the alerts are the central ones. ``sessions`` replaces the
+    member sessions built here (a local emulation passes its own endpoint). ``clock`` (seconds)
+    ages the target list, the retry time of unreachable members and the target-group caches.
+    """
+    from pinwatch.members import StackSetTargets
+    from pinwatch.org import OrgCheck
+
+    if config.org_member_stack_set is None:
+        raise ConfigError(["ORG_MEMBER_STACK_SET is not set; the organization's check needs the member StackSet"])
+    if sessions is None:
+        sessions = member_sessions(config, clients("sts"))
+    table = clients("dynamodb") if config.summary_table_name else None
+
+    def scoped(scope: Scope, shared: Dispatcher | None) -> ConnectionCheck:
+        return build_connection_check(
+            config,
+            rds_client=sessions.lazy(scope, "rds"),
+            cloudwatch_client=sessions.lazy(scope, "cloudwatch"),
+            dynamodb_client=table,
+            dispatcher=shared,
+            clock=clock,
+            scope=scope,
+        )
+
+    timed = clock or time.monotonic
+    targets = StackSetTargets(
+        clients("cloudformation"), config.org_member_stack_set, call_as=config.org_stack_set_call_as, clock=timed
+    )
+    return OrgCheck(
+        targets=targets, factory=scoped, role_name=config.org_member_role_name, dispatcher=dispatcher, clock=timed
+    )
+
+
+def member_sessions(config: CheckConfig, sts_client: Any, environ: Mapping[str, str] = os.environ) -> MemberSessions:
+    """Sessions through ``ORG_MEMBER_ROLE_NAME`` in each member, with the clients' usual retries and timeouts.
+
+    The role ARN's partition is the monitoring account's (members share its partition); member
+    clients talk to the endpoint the environment names, as every other client does.
+    """
+    from pinwatch.members import MemberSessions, partition_of
+
+    region = _region()
+    partition = partition_of(region, boto3.session.Session().get_partition_for_region)
+
+    # Endpoints are read now, at cold start, like every other client's (see environment_settings).
+    endpoints = {service: environment_settings(service, environ).get("endpoint_url") for service in MEMBER_SERVICES}
+
+    def make(service: str, **settings: str) -> Any:
+        endpoint = endpoints.get(service)
+        return aws_client(service, **settings, **({"endpoint_url": endpoint} if endpoint else {}))
+
+    return MemberSessions(sts_client, config.org_member_role_name, make, partition=partition)
+
+
 def alarm_contributors(config: CheckConfig, clients: ClientFactory | None = None) -> Callable[[], frozenset[str]]:
-    """Proxies in ALARM on the configured Metrics Insights alarms (none configured: no call)."""
-    if not config.contributor_alarms:
+    """Proxies in ALARM on the configured Metrics Insights alarms (none configured: no call).
+
+    Organization mode reads none: the alarms are the members' own, and their contributor events
+    reach the check through the central event bus; between sweeps the proxies with open alerts are
+    read (a member's alarm state would cost an AssumeRole and a call per member every minute).
+    """
+    if not config.contributor_alarms or config.org_mode:
         return frozenset
     from pinwatch.fleet import AlarmContributors
 

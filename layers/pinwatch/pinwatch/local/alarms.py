@@ -16,6 +16,12 @@ CloudWatch documents it:
   series example), which the stack's EventBridge rule delivers to the check function;
 * ``DescribeAlarmContributors``: the contributors in ALARM (:meth:`MetricsInsightsAlarm.in_alarm`).
 
+A member account's alarm (organization mode) is the same alarm evaluated on that account's series
+(:func:`cloudwatch_series` with a client holding the member's credentials), with ``account`` and
+``region`` set to the member's: its events carry them at the top level, as EventBridge sets them
+for the account and Region an event originated in, and keep them when a rule forwards the event
+to another account's bus.
+
 Billing follows the metrics the query analyzes (``metrics_analyzed``), counted per evaluation.
 """
 
@@ -55,6 +61,7 @@ class MetricsInsightsAlarm:
     metric: str = PINNED
     threshold: float = 0.0
     region: str = "us-east-1"
+    account: str = ACCOUNT_ID  # the account the alarm (and its metrics) belong to
     states: dict[str, str] = field(default_factory=dict)  # proxy -> ALARM / OK
     evaluations: int = 0
     metrics_analyzed: int = 0  # summed over evaluations: what the alarm is billed on
@@ -90,10 +97,10 @@ class MetricsInsightsAlarm:
             "id": str(uuid.uuid4()),
             "detail-type": CONTRIBUTOR_STATE_CHANGE,
             "source": "aws.cloudwatch",
-            "account": ACCOUNT_ID,
+            "account": self.account,
             "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": self.region,
-            "resources": [f"arn:aws:cloudwatch:{self.region}:{ACCOUNT_ID}:alarm:{self.name}"],
+            "resources": [f"arn:aws:cloudwatch:{self.region}:{self.account}:alarm:{self.name}"],
             "detail": {
                 "alarmName": self.name,
                 "alarmContributor": {"id": contributor_id(proxy), "attributes": {PROXY_DIMENSION: proxy}},
