@@ -13,7 +13,15 @@ What the central check sees in organization mode, set up as AWS would have it:
   answers ``AccessDenied`` (:mod:`pinwatch.local.sts_shim`).
 
 The monitoring account is moto's default account (the credentials the tests and the demo run with).
-Used by the tests and ``pinwatch demo --org``; never by the functions.
+Used by the tests and ``pinwatch demo --org``; never by the functions. In short::
+
+    org = setup_organization(endpoint)                     # 111111111111 and 222222222222 in eu-west-1
+    scope = org.scopes[0]
+    org.create_proxy(scope, "orders-db")                   # -> "111111111111:eu-west-1:orders-db"
+    org.put_series(scope, "orders-db", end_ms, shapes)     # shapes: metric -> minute -> value per instance
+    env = org.check_environment(AWS_ENDPOINT_URL=endpoint, SUMMARY_TABLE_NAME=...)
+    # the check function loaded with env checks every member through its role (pinwatch.wiring.org_check)
+    events = org.member_alarm(scope).evaluate(now_ms)     # the member alarm's forwarded contributor events
 """
 
 from __future__ import annotations
