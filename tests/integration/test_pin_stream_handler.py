@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.support.table import Crash, own_client, proxies_seen, total_counts
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_795_600_800_000
 GROUP, STREAM = "/aws/rds/proxy/orders-db", "proxy-orders-db-1"
 A, B = "111111111111", "222222222222"
@@ -203,3 +205,25 @@ def test_given_no_parking_queue_when_the_function_cold_starts_then_it_fails_sayi
 
     with pytest.raises(ConfigError, match="PARKING_QUEUE_URL is not set"):
         load_handler(PIN_STREAM_APP)
+
+
+def test_given_the_sample_kinesis_event_when_handled_then_each_members_lines_are_counted_under_its_key(
+    invoke: Any, dynamodb_client: Any, summary_table: str
+) -> None:
+    event = json.loads((ROOT / "events" / "kinesis-org.json").read_text())
+    source = json.loads((ROOT / "events" / "src" / "kinesis-org.json").read_text())
+    documents = [r["kinesis"]["data"] for r in source["Records"]]
+    expected = {
+        keys.proxy_pk(f"{d['owner']}:{d['subscriptionFilters'][0].removeprefix('pinwatch-')}:orders-db"): len(
+            d["logEvents"]
+        )
+        for d in documents
+        if d["messageType"] == "DATA_MESSAGE"
+    }
+
+    response, out = invoke(event["Records"])
+
+    assert response == {"batchItemFailures": []}
+    assert len(expected) == 2
+    assert totals_by_proxy(dynamodb_client, summary_table) == expected
+    assert out.metric("ControlMessages") == 1
