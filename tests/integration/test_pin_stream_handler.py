@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -227,3 +230,26 @@ def test_given_the_sample_kinesis_event_when_handled_then_each_members_lines_are
     assert len(expected) == 2
     assert totals_by_proxy(dynamodb_client, summary_table) == expected
     assert out.metric("ControlMessages") == 1
+
+
+def test_given_a_cold_start_when_the_handler_is_imported_then_no_cli_local_tooling_or_sqs_client_is_loaded() -> None:
+    # A fresh interpreter: this test process has the CLI, the emulators and boto3's models loaded already.
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(PIN_STREAM_APP)!r})\n"
+        "app = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(app)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'yaml', 'moto')"
+        " or m.startswith(('pinwatch.cli', 'pinwatch.local'))))\n"
+        "print(app.PARKING._sqs._client)\n"
+    )
+    env = {
+        **os.environ,
+        "SUMMARY_TABLE_NAME": "pinwatch-summary",
+        "PARKING_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/pinwatch-dlq",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, env=env)
+
+    assert out.stdout.split("\n")[:2] == ["[]", "None"]
