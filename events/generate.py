@@ -2,15 +2,17 @@
 
 CloudWatch Logs delivers a subscription batch as ``{"awslogs": {"data": base64(gzip(JSON))}}``,
 which nobody can read or edit. The sources keep that JSON in the clear; this script wraps each
-``messageType`` source the way CloudWatch Logs does and copies any other event (the scheduled
-EventBridge event) as it is. Output is deterministic (gzip mtime 0), so regenerating an unchanged
+``messageType`` source the way CloudWatch Logs does, encodes the ``data`` of each Kinesis record
+whose payload is written out (organization mode: the destination's stream, read by the stream
+ingest function) the same way, and copies any other event (the scheduled EventBridge event) as it is. Output is deterministic (gzip mtime 0), so regenerating an unchanged
 source changes no file. The encoding is the local Lambda harness's
 (:mod:`pinwatch.local.lambda_harness`), so run it where pinwatch is installed (``.venv/bin/python``).
 
     .venv/bin/python events/generate.py          # rewrite events/*.json
     .venv/bin/python events/generate.py --check  # exit 1 if a committed event differs from its source
 
-Use the results with ``sam local invoke PinIngestFunction -e events/logs-orders-db.json`` or in tests.
+Use the results with ``sam local invoke PinIngestFunction -e events/logs-orders-db.json`` (and
+``PinStreamFunction -e events/kinesis-org.json``) or in tests.
 """
 
 from __future__ import annotations
@@ -28,7 +30,37 @@ SOURCE_DIR = EVENTS_DIR / "src"
 
 
 def build_event(source: dict[str, Any]) -> dict[str, Any]:
-    return encode_subscription(source) if "messageType" in source else source
+    if "messageType" in source:
+        return encode_subscription(source)
+    if _kinesis_records(source):
+        return {
+            **source,
+            "Records": [
+                _with_data(r, encode_subscription(r["kinesis"]["data"])["awslogs"]["data"]) for r in source["Records"]
+            ],
+        }
+    return source
+
+
+def readable(event: dict[str, Any]) -> dict[str, Any]:
+    """An event with its subscription payloads decoded (what its source holds)."""
+    if "awslogs" in event:
+        return decode_subscription(event)
+    if _kinesis_records(event):
+        return {
+            **event,
+            "Records": [_with_data(r, decode_subscription({"awslogs": r["kinesis"]})) for r in event["Records"]],
+        }
+    return event
+
+
+def _kinesis_records(event: dict[str, Any]) -> bool:
+    records = event.get("Records")
+    return isinstance(records, list) and bool(records) and all(r.get("eventSource") == "aws:kinesis" for r in records)
+
+
+def _with_data(record: dict[str, Any], data: Any) -> dict[str, Any]:
+    return {**record, "kinesis": {**record["kinesis"], "data": data}}
 
 
 def render(event: dict[str, Any]) -> str:
@@ -56,9 +88,7 @@ def stale(events_dir: Path = EVENTS_DIR, source_dir: Path = SOURCE_DIR) -> list[
             problems.append(name)
             continue
         committed, expected = json.loads(target.read_text(encoding="utf-8")), json.loads(text)
-        if "awslogs" in expected:
-            committed, expected = decode_subscription(committed), decode_subscription(expected)
-        if committed != expected:
+        if readable(committed) != readable(expected):
             problems.append(name)
     return problems
 

@@ -18,7 +18,9 @@ function answers with a partial batch response (``ReportBatchItemFailures``):
   item failure: Lambda retries from it (records before it are not re-sent; a re-sent record's
   applied chunks are skipped by their markers), bisects, and after the mapping's retries its
   on-failure destination keeps the shard and sequence range;
-* a ``CONTROL_MESSAGE`` (CloudWatch Logs checking the destination) is acknowledged, nothing written.
+* a ``CONTROL_MESSAGE`` (CloudWatch Logs checking the destination) is acknowledged, nothing written;
+* when every record of a batch failed, Powertools raises instead of answering: Lambda counts a
+  function error and bisects the batch.
 
 Metrics and ``Pin counts`` lines per applied record are the subscription ingest function's
 (:mod:`pinwatch.ingest_report`); on the other paths ``ControlMessages``, ``InvalidPayloads`` (one per

@@ -252,3 +252,25 @@ def test_given_a_record_that_always_fails_the_function_when_mapped_then_bisectio
     ]
     assert sorted(set(succeeded), key=int) == [s for s in seqs if s != poison]
     assert mapper.stats.bisections == 3  # 8 -> 4 -> 2 -> 1
+
+
+def test_given_lines_without_ids_when_delivered_then_each_gets_its_own_id_and_only_a_resend_is_not_counted_again(
+    app: ModuleType, aws: dict[str, Any], stream: str, dynamodb_client: Any, summary_table: str
+) -> None:
+    destination = LogDestination(aws["kinesis"], stream)
+    traffic = Traffic(seed=5)
+    event = traffic.delivery(PROXY, 20, T0, 60_000, mix=PROXY_LINES, stream=STREAM)
+    lines = [{"timestamp": e["timestamp"], "message": e["message"]} for e in decode_subscription(event)["logEvents"]]
+    first = destination.deliver(A.account, A.region, GROUP, STREAM, lines)
+    second = destination.deliver(A.account, A.region, GROUP, STREAM, lines)  # the same text logged again
+    assert first is not None
+    assert second is not None
+    destination.resend(second)
+
+    mapping(app, aws, stream, app.STORE).poll()
+
+    ids = [e["id"] for s in (first, second) for e in s.document["logEvents"]]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 56 and i.isdigit() for i in ids)
+    once = scoped(traffic.expected_hourly, A)
+    assert hourly_counts(dynamodb_client, summary_table) == once + once

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +27,7 @@ from tests.support.table import Crash, own_client, proxies_seen, total_counts
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_795_600_800_000
 GROUP, STREAM = "/aws/rds/proxy/orders-db", "proxy-orders-db-1"
 A, B = "111111111111", "222222222222"
@@ -203,3 +208,48 @@ def test_given_no_parking_queue_when_the_function_cold_starts_then_it_fails_sayi
 
     with pytest.raises(ConfigError, match="PARKING_QUEUE_URL is not set"):
         load_handler(PIN_STREAM_APP)
+
+
+def test_given_the_sample_kinesis_event_when_handled_then_each_members_lines_are_counted_under_its_key(
+    invoke: Any, dynamodb_client: Any, summary_table: str
+) -> None:
+    event = json.loads((ROOT / "events" / "kinesis-org.json").read_text())
+    source = json.loads((ROOT / "events" / "src" / "kinesis-org.json").read_text())
+    documents = [r["kinesis"]["data"] for r in source["Records"]]
+    expected = {
+        keys.proxy_pk(f"{d['owner']}:{d['subscriptionFilters'][0].removeprefix('pinwatch-')}:orders-db"): len(
+            d["logEvents"]
+        )
+        for d in documents
+        if d["messageType"] == "DATA_MESSAGE"
+    }
+
+    response, out = invoke(event["Records"])
+
+    assert response == {"batchItemFailures": []}
+    assert len(expected) == 2
+    assert totals_by_proxy(dynamodb_client, summary_table) == expected
+    assert out.metric("ControlMessages") == 1
+
+
+def test_given_a_cold_start_when_the_handler_is_imported_then_no_cli_local_tooling_or_sqs_client_is_loaded() -> None:
+    # A fresh interpreter: this test process has the CLI, the emulators and boto3's models loaded already.
+    script = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(PIN_STREAM_APP)!r})\n"
+        "app = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(app)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'yaml', 'moto')"
+        " or m.startswith(('pinwatch.cli', 'pinwatch.local'))))\n"
+        "print(app.PARKING._sqs._client)\n"
+    )
+    env = {
+        **os.environ,
+        "SUMMARY_TABLE_NAME": "pinwatch-summary",
+        "PARKING_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/pinwatch-dlq",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, env=env)
+
+    assert out.stdout.split("\n")[:2] == ["[]", "None"]

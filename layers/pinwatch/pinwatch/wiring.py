@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import boto3
 from botocore.config import Config
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_rds import RDSClient
     from mypy_boto3_sns.client import SNSClient
+    from mypy_boto3_sqs import SQSClient
 
     from pinwatch.alerts.dispatcher import AlertDispatcher
     from pinwatch.alerts.render import SlackMention
@@ -148,12 +149,14 @@ def summary_store(config: IngestConfig, dynamodb_client: DynamoDBClient) -> Summ
 
 
 def stream_ingest(config: StreamIngestConfig) -> tuple[SummaryStore, SqsParking]:
-    """The stream ingest function's store (the ingest's client settings) and where it parks bad records."""
+    """The stream ingest function's store (the ingest's client settings) and where it parks bad records.
+
+    The SQS client is made at the first parked record: most environments never park one.
+    """
     from pinwatch.parking import SqsParking
 
-    return summary_store(config.ingest, ingest_dynamodb_client()), SqsParking(
-        aws_client("sqs"), config.parking_queue_url
-    )
+    sqs: SQSClient = cast("SQSClient", LazyClient("sqs"))
+    return summary_store(config.ingest, ingest_dynamodb_client()), SqsParking(sqs, config.parking_queue_url)
 
 
 # --------------------------------------------------------------------------------------------

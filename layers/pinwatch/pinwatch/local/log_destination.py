@@ -15,6 +15,7 @@ The pattern is the template's (``Mappings.Pins.Filter.Pattern``), read from ``te
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -111,6 +112,7 @@ class LogDestination:
         self._kinesis = kinesis_client
         self._stream = stream_name
         self._pattern = pattern if pattern is not None else pin_filter_pattern()
+        self._ids = itertools.count(1)
         self.sent: list[Sent] = []
 
     def deliver(
@@ -118,9 +120,14 @@ class LogDestination:
     ) -> Sent | None:
         """Send the lines of one member log stream that pass the pin pattern (None: none passed, nothing sent).
 
-        ``log_events`` carry ``id``, ``timestamp`` and ``message`` as CloudWatch Logs stored them.
+        ``log_events`` carry ``timestamp`` and ``message``, and ``id`` as CloudWatch Logs stored them;
+        an event without one gets a new id of CloudWatch's form (56 digits, unique per destination).
         """
-        matching = [e for e in log_events if pattern_matches(self._pattern, str(e["message"]))]
+        matching = [
+            e if "id" in e else {"id": f"{e['timestamp']:020d}{next(self._ids):036d}", **e}
+            for e in log_events
+            if pattern_matches(self._pattern, str(e["message"]))
+        ]
         if not matching:
             return None
         document = destination_document(account, region, log_group, log_stream, matching)
