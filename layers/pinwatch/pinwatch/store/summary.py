@@ -18,7 +18,9 @@ Lambda's 6 h of retries, and beyond the 14 days a failed batch can wait in the o
 for a replay.
 
 The batch id (:func:`pinwatch.ingest.batch_id`) is a hash of the log group, the log stream and
-the ordered event ids, so it identifies a delivery, not the events in it. What this does not cover:
+the ordered event ids — in organization mode also of the sending account and Region, so equal
+group and stream names in two members never share markers — so it identifies a delivery, not the
+events in it. What this does not cover:
 
 * The same events re-batched into a *different* delivery would be counted again. CloudWatch Logs
   retries a delivery with the same payload, so this needs an undocumented re-batching; the error
