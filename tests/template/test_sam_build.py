@@ -136,6 +136,7 @@ def _smoke(build_dir: Path, runtime_dir: Path, function: str, event: dict[str, A
         "AWS_ACCESS_KEY_ID": "smoke",
         "AWS_SECRET_ACCESS_KEY": "smoke",
         "SUMMARY_TABLE_NAME": "pinwatch-smoke",
+        "PARKING_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/pinwatch-smoke-dlq",
         "POWERTOOLS_SERVICE_NAME": "pinwatch",
         "POWERTOOLS_METRICS_NAMESPACE": "Pinwatch",
     }
