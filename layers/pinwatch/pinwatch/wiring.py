@@ -208,6 +208,7 @@ def build_connection_check(
     mode); reports and stored state then use qualified keys.
     """
     from pinwatch.check import ConnectionCheck, catalog_hints
+    from pinwatch.diagnose import caller_for
     from pinwatch.discovery import RdsProxyDiscovery
     from pinwatch.metrics import CloudWatchMetricsReader
 
@@ -230,6 +231,7 @@ def build_connection_check(
         dispatcher=dispatcher,
         capture=capture,
         scope=scope,
+        caller=caller_for(scope, config.org_member_role_name),
     )
 
 
