@@ -53,11 +53,11 @@ def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "250")  # rich wraps table cells to the terminal width
 
 
-def check(org: EmulatedOrganization, *extra: str) -> list[str]:
+def check(org: EmulatedOrganization, *extra: str, endpoint: bool = True) -> list[str]:
+    """The command's arguments; ``endpoint=False`` leaves the endpoints to the environment."""
     return [
         "check",
-        "--endpoint-url",
-        org.endpoint,
+        *(["--endpoint-url", org.endpoint] if endpoint else []),
         "--region",
         HOME,
         "--member-stack-set",
@@ -201,3 +201,35 @@ def test_given_a_stack_set_that_does_not_exist_when_checked_then_a_one_line_erro
     err = capsys.readouterr().err.strip()
     assert err.startswith("pinwatch check: error: ListStackInstances failed")
     assert "\n" not in err
+
+
+def test_given_a_dry_run_with_table_and_topic_when_checked_then_messages_name_the_account_and_nothing_is_sent(
+    org: EmulatedOrganization,
+    dynamodb_endpoint: str,
+    summary_table: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sns, sqs = (org.central_client(service) for service in ("sns", "sqs"))
+    topic = sns.create_topic(Name=f"pinwatch-alerts-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    # The environment's endpoints, not --endpoint-url (which would send the table's calls to moto too).
+    monkeypatch.setenv("AWS_ENDPOINT_URL", org.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
+    monkeypatch.setenv("ALERT_TOPIC_ARN", topic)
+
+    argv = check(org, "--table", summary_table, "--dry-run", "--proxy", PAGING.key(PROXY), endpoint=False)
+    assert main([*argv, "--format", "json"]) == EXIT_OK
+    findings: list[dict[str, Any]] = json.loads(capsys.readouterr().out)
+
+    forecast = next(f for f in findings if f["rule"] == dx.EXHAUSTION_FORECAST)
+    assert forecast["notification"] == {"transition": "new", "channels": ["sns"]}
+    subject = forecast["messages"]["sns"]["Subject"]
+    assert PAGING.account in subject
+    assert PAGING.region in subject
+    assert sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0).get("Messages", []) == []
+    # The table's preview names the proxy as the alert does, with its place.
+    assert main(argv) == EXIT_OK
+    assert f"would send to sns for {PROXY} ({PAGING.account}, {REGION})" in capsys.readouterr().out
