@@ -69,6 +69,7 @@ def test_given_a_draining_and_a_healthy_proxy_when_checked_as_json_then_findings
     findings = json.loads(capsys.readouterr().out)
     assert {f["proxy"] for f in findings} == {world["draining"], world["healthy"]}
     assert all({"proxy", "rule", "severity", "summary", "figures", "hints"} <= f.keys() for f in findings)
+    assert not any({"account", "region", "name"} & f.keys() for f in findings)  # organization mode only
     assert {f["severity"] for f in findings} <= SEVERITIES
     forecast = next(f for f in findings if f["proxy"] == world["draining"] and f["rule"] == dx.EXHAUSTION_FORECAST)
     assert forecast["severity"] == "critical"

@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Protocol
 
 from pinwatch.alerts.policy import GONE_STATUS
 from pinwatch.config import Thresholds
-from pinwatch.diagnose import SCOPE_WIDE, diagnose, not_checked_finding, not_found_finding, with_capture
+from pinwatch.diagnose import (
+    CHECK_FUNCTION,
+    SCOPE_WIDE,
+    Caller,
+    diagnose,
+    not_checked_finding,
+    not_found_finding,
+    with_capture,
+)
 from pinwatch.discovery import Discovery, ProxyInfo
 from pinwatch.findings import CaptureNote, Finding, ProxyReport, Severity
 from pinwatch.metrics import PINNED, ProxyMetrics
@@ -161,12 +169,14 @@ class ConnectionCheck:
         reason_limit: int = 5,
         capture: Capture | None = None,
         scope: Scope | None = None,
+        caller: Caller = CHECK_FUNCTION,
     ) -> None:
         """``scope``: the member account and Region these clients read (organization mode).
 
         AWS is always asked by the proxy's bare name; everything the check hands on or looks up
         — reports, findings, reasons, capture and alert state — uses the proxy's key
         (``scope.key(name)``, :mod:`pinwatch.scope`). Without a scope the key is the name.
+        ``caller``: whose IAM permissions the clients use, as findings about a denied call name it.
         """
         self._proxies = proxies
         self._metrics = metrics
@@ -179,6 +189,7 @@ class ConnectionCheck:
         self._reason_limit = reason_limit
         self._capture = capture
         self._scope = scope
+        self._caller = caller
 
     @property
     def scope(self) -> Scope | None:
@@ -322,7 +333,7 @@ class ConnectionCheck:
             proxy=self._key(proxy.name),
             engine=proxy.engine,
             status=NOT_CHECKED_STATUS,
-            findings=self._keyed(proxy.name, (not_checked_finding(proxy.name, error),)),
+            findings=self._keyed(proxy.name, (not_checked_finding(proxy.name, error, self._caller),)),
             checked_at_ms=now_ms,
         )
 
@@ -343,7 +354,7 @@ class ConnectionCheck:
         if self._capture is not None and proxy.available:
             # After diagnosis, before alerting: the alert says what capture did in this run.
             capture = self._capture.apply(key, proxy.debug_logging, findings, last_hour, now_ms, dry_run=dry_run)
-            findings = with_capture(findings, capture)
+            findings = with_capture(findings, capture, self._caller)
         return ProxyReport(
             proxy=key,
             engine=proxy.engine,

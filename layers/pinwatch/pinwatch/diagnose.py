@@ -54,6 +54,7 @@ from pinwatch.metrics import (
     SETUP_FAILED,
     ProxyMetrics,
 )
+from pinwatch.scope import Scope
 
 PINNED_SHARE = "pinned_share"
 MULTIPLEXING_LOST = "multiplexing_lost"
@@ -175,7 +176,40 @@ def not_found_finding(proxy: str) -> Finding:
 NOT_CHECKED_ERROR_MAX = 300  # an API error's text is quoted, not dumped
 
 
-def not_checked_finding(proxy: str, error: str) -> Finding:
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Whose IAM permissions the check's AWS calls for a proxy use: what advice on a denied call names.
+
+    A single account's check calls with its own function role; in organization mode it calls through
+    the member role it assumes in the proxy's account (docs/organization.md), so that role is the
+    one to fix. Built by :func:`caller_for`; the sentences that use it are written once, below.
+    """
+
+    # Completes "check ... and the RDS and CloudWatch API quotas" (a proxy that was not checked).
+    permissions: str
+    # Completes "Check that ... may call rds:ModifyDBProxy on the proxy" (reason capture failed).
+    modifier: str
+    # Said after that sentence: where the permission comes from, when pinwatch's own template grants it.
+    modify_grant: str = ""
+
+
+CHECK_FUNCTION = Caller(permissions="the function's IAM permissions", modifier="the check function")
+
+
+def caller_for(scope: Scope | None, member_role: str) -> Caller:
+    """The caller of a proxy's AWS calls: the check function, or ``member_role`` in the scope's account."""
+    if scope is None:
+        return CHECK_FUNCTION
+    role = f"the member role {member_role} in account {scope.account}"
+    return Caller(
+        permissions=f"the IAM permissions of {role}",
+        modifier=role,
+        # org/member.yaml adds rds:ModifyDBProxy to the role only with capture on (condition CaptureEnabled).
+        modify_grant=" (the member stack grants it when its ReasonCapture parameter is on-incident or always)",
+    )
+
+
+def not_checked_finding(proxy: str, error: str, caller: Caller = CHECK_FUNCTION) -> Finding:
     error = error_text(error, NOT_CHECKED_ERROR_MAX)
     return Finding(
         proxy,
@@ -184,7 +218,7 @@ def not_checked_finding(proxy: str, error: str) -> Finding:
         f"{proxy} was not checked: {error}",
         details=(
             "The other proxies were checked. This one is checked again on the next run; if the "
-            "error persists, check the function's IAM permissions and the RDS and CloudWatch API quotas.",
+            f"error persists, check {caller.permissions} and the RDS and CloudWatch API quotas.",
         ),
     )
 
@@ -736,11 +770,14 @@ def _enhanced_logging_off(ctx: _Context) -> Finding:
     )
 
 
-def with_capture(findings: tuple[Finding, ...], capture: CaptureNote | None) -> tuple[Finding, ...]:
+def with_capture(
+    findings: tuple[Finding, ...], capture: CaptureNote | None, caller: Caller = CHECK_FUNCTION
+) -> tuple[Finding, ...]:
     """The ``enhanced_logging_off`` finding reworded for what reason capture did in this run.
 
     The rule runs before capture acts (diagnosis is pure); the check calls this afterwards so the
     finding says "pinwatch switched it on" or why it could not, instead of asking a person to.
+    ``caller`` is who called ``ModifyDBProxy``: a failure names it.
     """
     if capture is None or capture.status not in ("started", "capturing", "failed", "planned", "released"):
         return findings
@@ -762,7 +799,8 @@ def with_capture(findings: tuple[Finding, ...], capture: CaptureNote | None) -> 
             )
         elif capture.status == "failed":
             summary = f"{head}: pin reasons are unknown; pinwatch could not switch it on ({capture.error})"
-            details = (*f.details[:1], "Check that the check function may call rds:ModifyDBProxy on the proxy.")
+            advice = f"Check that {caller.modifier} may call rds:ModifyDBProxy on the proxy{caller.modify_grant}."
+            details = (*f.details[:1], advice)
         elif capture.status == "released":
             summary = f"{head}: it was switched off outside pinwatch, which leaves it off for this incident"
             details = f.details[:1]

@@ -176,9 +176,9 @@ def check_function(config: CheckConfig) -> Check:
     return connection_check(config, clients, dispatcher=dispatcher)
 
 
-def _region() -> str | None:
+def _region(environ: Mapping[str, str] = os.environ) -> str | None:
     # Lambda sets AWS_REGION; reading it spares creating a client just to ask for its region.
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
 
 
 def connection_check(
@@ -211,6 +211,7 @@ def build_connection_check(
     mode); reports and stored state then use qualified keys.
     """
     from pinwatch.check import ConnectionCheck, catalog_hints
+    from pinwatch.diagnose import caller_for
     from pinwatch.discovery import RdsProxyDiscovery
     from pinwatch.metrics import CloudWatchMetricsReader
 
@@ -233,6 +234,7 @@ def build_connection_check(
         dispatcher=dispatcher,
         capture=capture,
         scope=scope,
+        caller=caller_for(scope, config.org_member_role_name),
     )
 
 
@@ -326,7 +328,7 @@ def member_sessions(config: CheckConfig, sts_client: Any, environ: Mapping[str, 
     """
     from pinwatch.members import MemberSessions, partition_of
 
-    region = _region()
+    region = _region(environ)
     partition = partition_of(region, boto3.session.Session().get_partition_for_region)
 
     # Endpoints are read now, at cold start, like every other client's (see environment_settings).
