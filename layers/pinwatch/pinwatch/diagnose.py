@@ -54,6 +54,7 @@ from pinwatch.metrics import (
     SETUP_FAILED,
     ProxyMetrics,
 )
+from pinwatch.scope import SCOPE_WIDE as SCOPE_WIDE
 from pinwatch.scope import Scope
 
 PINNED_SHARE = "pinned_share"
@@ -75,7 +76,6 @@ NOT_CHECKED = "not_checked"
 # assumed, or denies the reads). Kept under the scope's own key, ``<account>:<region>:*``: one alert
 # for the member, not one per proxy (the check cannot even list them).
 MEMBER_UNREACHABLE = "member_unreachable"
-SCOPE_WIDE = "*"  # the name part of a scope's own key (never a proxy name: those are letters, digits, hyphens)
 
 METRIC_RULES = (
     PINNED_SHARE,

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 ACCOUNT_ID = re.compile(r"\d{12}")
 REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 SEPARATOR = ":"
+# The name part of a scope's own key (`<account>:<region>:*`), for what concerns a whole member
+# (its role cannot be assumed): never a proxy name, which holds only letters, digits and hyphens.
+SCOPE_WIDE = "*"
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -36,9 +36,8 @@ from pinwatch.config import (
     CheckConfig,
     ConfigError,
 )
-from pinwatch.diagnose import SCOPE_WIDE
 from pinwatch.findings import Finding, ProxyReport, Severity
-from pinwatch.scope import split_key
+from pinwatch.scope import SCOPE_WIDE, split_key
 
 if TYPE_CHECKING:
     from pinwatch.alerts.dispatcher import DispatchResult
