@@ -60,6 +60,7 @@ from benchmarks.cost_model import (
     write_units,
 )
 from pinwatch import metrics as pinwatch_metrics
+from pinwatch.org import MAX_SCOPE_WORKERS
 from pinwatch.timebase import MINUTE_MS
 
 REGION = "us-east-1"
@@ -1068,6 +1069,13 @@ def org_block(result: CostRun, usd: Callable[[float], str]) -> list[str]:
             f"{s.proxies:,} | {usd(org.fixed_usd)} | {usd(org.per_scope_usd)} | {usd(org.per_proxy_month)} | "
             f"{usd(org.month_usd)} | {usd(org.stacks_month_usd)} |"
         )
+    if not headline.scope:
+        out += [
+            "",
+            "An account-Region adds only its sweeps' reads (`DescribeDBProxies`; RDS API calls are not priced), made for up to "
+            f"{MAX_SCOPE_WORKERS} members at once in the same invocations: within this measurement's noise in "
+            "Lambda time, so no line of its own below.",
+        ]
     out += [
         "",
         f"**Organization mode, line by line** ({ORG_HEADLINE.accounts} accounts x {ORG_HEADLINE.regions} Regions)",
