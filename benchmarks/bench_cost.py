@@ -46,6 +46,7 @@ from benchmarks.cost_model import (
     CostLine,
     LogTraffic,
     OrgCost,
+    OrgMeasure,
     OrgScenario,
     SeriesCounter,
     Usage,
@@ -59,6 +60,7 @@ from benchmarks.cost_model import (
     write_units,
 )
 from pinwatch import metrics as pinwatch_metrics
+from pinwatch.org import MAX_SCOPE_WORKERS
 from pinwatch.timebase import MINUTE_MS
 
 REGION = "us-east-1"
@@ -238,25 +240,29 @@ def _emulated_aws(proxy_limit: int) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _create_proxies(names: list[str]) -> None:
+def _create_proxies(
+    names: list[str], client: Callable[..., Any] | None = None, region: str = REGION, account: str = "123456789012"
+) -> None:
+    """``names`` as proxies in ``region``, made with ``client(service, region_name=...)`` (default: boto3's)."""
     import boto3
 
-    ec2 = boto3.client("ec2", region_name=REGION)
+    make = client or boto3.client
+    ec2 = make("ec2", region_name=region)
     vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
     subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"][
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{i}.0/24", AvailabilityZone=f"{region}{az}")["Subnet"][
             "SubnetId"
         ]
         for i, az in enumerate("ab")
     ]
-    secret = boto3.client("secretsmanager", region_name=REGION).create_secret(Name="fleet-db", SecretString="{}")["ARN"]
-    rds = boto3.client("rds", region_name=REGION)
+    secret = make("secretsmanager", region_name=region).create_secret(Name="fleet-db", SecretString="{}")["ARN"]
+    rds = make("rds", region_name=region)
     for name in names:
         rds.create_db_proxy(
             DBProxyName=name,
             EngineFamily="POSTGRESQL",
             Auth=[{"AuthScheme": "SECRETS", "SecretArn": secret}],
-            RoleArn="arn:aws:iam::123456789012:role/fleet",
+            RoleArn=f"arn:aws:iam::{account}:role/fleet",
             VpcSubnetIds=subnets,
         )
 
@@ -301,6 +307,64 @@ def _captured(app: ModuleType) -> Any:
     return capture
 
 
+class _Runner:
+    """Invokes the check handler at simulated times and counts what each invocation costs."""
+
+    def __init__(
+        self, app: ModuleType, check: Any, meter: Meter, sim_now_s: list[float], contributors: Callable[[], Any]
+    ) -> None:
+        from pinwatch.local.lambda_harness import schedule_event
+
+        self.app = app
+        self.check = check
+        self.meter = meter
+        self.sim_now_s = sim_now_s
+        self.contributors = contributors
+        self.capture = _captured(app)
+        self.series = SeriesCounter()
+        self.schedule = schedule_event()
+        self.log_bytes = 0
+        self.alarm_events = 0
+        self.invocations = 0
+        self.gb_seconds = 0.0
+        self.max_wall = 0.0
+
+    def invoke(self, event: dict[str, Any], now_ms: int) -> None:
+        from pinwatch.local.lambda_harness import check_context
+
+        self.sim_now_s[0] = now_ms / 1000
+        with self.capture() as out:
+            start = time.perf_counter()
+            with contextlib.suppress(self.app.CheckFailed):
+                self.app.handle(event, check_context(), check=self.check, now_ms=now_ms, contributors=self.contributors)
+            wall = time.perf_counter() - start
+        text = out.getvalue()
+        self.series.add_output(text, now_ms)
+        self.log_bytes += len(text.encode())
+        self.invocations += 1
+        self.gb_seconds += max(0.001, round(wall, 3)) * LAMBDA_GB
+        self.max_wall = max(self.max_wall, wall)
+
+    def usage(self, minutes: int, *, insights_alarm_metrics: int, api_requests: int) -> Usage:
+        meter = self.meter
+        return Usage(
+            minutes=minutes,
+            metrics_requested=meter.metrics_requested,
+            insights_alarm_metrics=insights_alarm_metrics,
+            metric_series_hours=self.series.series_hours,
+            api_requests=api_requests,
+            alarm_events=self.alarm_events,
+            check_invocations=self.invocations,
+            check_gb_seconds=self.gb_seconds,
+            rru=meter.rru,
+            wru=meter.wru,
+            sns_publishes=len(meter.sns),
+            log_bytes=self.log_bytes,
+            rds_calls=sum(meter.rds_by_minute.values()),
+            rds_calls_peak_minute=max(meter.rds_by_minute.values(), default=0),
+        )
+
+
 def simulate(design: Design, count: int, minutes: int) -> DayResult:
     """The check over ``minutes`` simulated minutes of a ``count``-proxy fleet."""
     import boto3
@@ -309,7 +373,7 @@ def simulate(design: Design, count: int, minutes: int) -> DayResult:
     from pinwatch.alerts.secrets import CachedSecretProvider
     from pinwatch.config import CheckConfig
     from pinwatch.local.alarms import MetricsInsightsAlarm
-    from pinwatch.local.lambda_harness import CONNECTION_CHECK_APP, check_context, load_handler, schedule_event
+    from pinwatch.local.lambda_harness import CONNECTION_CHECK_APP, load_handler
     from pinwatch.local.template import table_create_args
 
     fleet = Fleet.of(count)
@@ -350,45 +414,16 @@ def simulate(design: Design, count: int, minutes: int) -> DayResult:
             contributor_calls[0] += 1  # DescribeAlarmContributors, as the deployed function calls it
             return alarm.in_alarm() if alarm is not None else frozenset()
 
-        capture = _captured(app)
-        series = SeriesCounter()
-        log_bytes = 0
-        alarm_events = 0
-        invocations = 0
-        gb_seconds = 0.0
-        max_wall = 0.0
-        schedule = schedule_event()
-
-        def invoke(event: dict[str, Any], now_ms: int) -> None:
-            nonlocal log_bytes, invocations, gb_seconds, max_wall
-            sim_now_s[0] = now_ms / 1000
-            with capture() as out:
-                start = time.perf_counter()
-                with contextlib.suppress(app.CheckFailed):
-                    app.handle(
-                        event,
-                        check_context(),
-                        check=check,
-                        now_ms=now_ms,
-                        contributors=contributors if design.alarm else frozenset,
-                    )
-                wall = time.perf_counter() - start
-            text = out.getvalue()
-            series.add_output(text, now_ms)
-            log_bytes += len(text.encode())
-            invocations += 1
-            gb_seconds += max(0.001, round(wall, 3)) * LAMBDA_GB
-            max_wall = max(max_wall, wall)
-
+        runner = _Runner(app, check, meter, sim_now_s, contributors if design.alarm else frozenset)
         for minute in range(minutes):
             meter.minute = minute
             store.published_until = minute  # the minute before this one is complete
             now_ms = T0_MS + minute * MINUTE_MS + CHECK_DELAY_MS
             if alarm is not None:
                 for event in alarm.evaluate(now_ms):
-                    alarm_events += 1
-                    invoke(event, now_ms)
-            invoke(schedule, now_ms)
+                    runner.alarm_events += 1
+                    runner.invoke(event, now_ms)
+            runner.invoke(runner.schedule, now_ms)
 
         detect: float | None = None
         if fleet.proxies:
@@ -396,25 +431,14 @@ def simulate(design: Design, count: int, minutes: int) -> DayResult:
             start = fleet.incidents[detect_proxy]
             alerted = [m for m, message in meter.sns if detect_proxy in message and m >= start]
             detect = ((alerted[0] - start) * MINUTE_MS + CHECK_DELAY_MS) / MINUTE_MS if alerted else None
-        usage = Usage(
-            minutes=minutes,
-            metrics_requested=meter.metrics_requested,
+        usage = runner.usage(
+            minutes,
             # Billed on the metrics the query analyzes. Counted as one per proxy every minute, not
             # only the series with data (what the emulator sees): the conservative reading.
             insights_alarm_metrics=max(alarm.metrics_analyzed, count * minutes) if alarm is not None else 0,
-            metric_series_hours=series.series_hours,
             api_requests=contributor_calls[0] if design.alarm else 0,
-            alarm_events=alarm_events,
-            check_invocations=invocations,
-            check_gb_seconds=gb_seconds,
-            rru=meter.rru,
-            wru=meter.wru,
-            sns_publishes=len(meter.sns),
-            log_bytes=log_bytes,
-            rds_calls=sum(meter.rds_by_minute.values()),
-            rds_calls_peak_minute=max(meter.rds_by_minute.values(), default=0),
         )
-        return DayResult(usage, detect, max_wall, count)
+        return DayResult(usage, detect, runner.max_wall, count)
 
 
 def per_proxy_month(result: DayResult, stack: DayResult) -> float:
@@ -486,9 +510,8 @@ def ingest_ratio(lines_per_batch: int, batches: int = 40, proxies: int = 8) -> t
 # --------------------------------------------------------------------------------------------
 # Organization mode: the central stack, each member account-Region, each proxy (docs/organization.md)
 
-# Organizations to price. The check's reads per proxy are the ones measured above (the same
-# GetMetricData, made with the member role's credentials), so the scenarios differ only in how many
-# scopes share the fixed part and how many proxies share a scope's part.
+# Organizations to price, from the organization's check counted over a simulated day (simulate_org):
+# what the central part, each member account-Region and each proxy add to the month.
 ORG_SCENARIOS = (
     OrgScenario("40_accounts", accounts=40, regions=2, proxies_per_scope=3),
     OrgScenario("40_accounts_1_proxy", accounts=40, regions=1, proxies_per_scope=1),
@@ -496,7 +519,171 @@ ORG_SCENARIOS = (
 )
 ORG_HEADLINE = ORG_SCENARIOS[0]
 ORG_STREAM_SHARDS = 1  # OrgStreamShards' default (template.yaml)
-ORG_REFERENCE_PROXIES = 100  # the measured fleet whose per-proxy charges and alarm events are used
+ORG_REFERENCE_PROXIES = 100  # the single-account fleet a stack per account-Region is compared with
+# The simulated organization: two member accounts in two Regions (the home Region first), with
+# ORG_SIM_PROXIES_PER_SCOPE proxies in each member account-Region.
+ORG_SIM_ACCOUNTS = ("111111111111", "222222222222")
+ORG_SIM_REGIONS = (REGION, "eu-west-1")
+ORG_SIM_PROXIES_PER_SCOPE = 25
+ORG_STACK_SET = "pinwatch-members"
+# The central stack's own alarms in organization mode: the single-account ones, plus the stream
+# function's errors and iterator age (template.yaml, Condition OrgMode).
+ORG_HEALTH_ALARM_METRICS = HEALTH_ALARM_METRICS + 2
+
+
+@dataclass
+class OrgDay:
+    """The organization's check over a simulated period: its usage and the monitoring account's own calls."""
+
+    usage: Usage
+    accounts: int
+    scopes: int
+    proxies: int
+    calls: Counter[str]  # "<service>.<Operation>" -> calls, on every metered client
+
+    @property
+    def listings(self) -> int:
+        return self.calls["cloudformation.ListStackInstances"]
+
+    @property
+    def assumed_roles(self) -> int:
+        return self.calls["sts.AssumeRole"]
+
+    @property
+    def alarm_reads(self) -> int:
+        return self.calls["cloudwatch.DescribeAlarmContributors"]
+
+
+def _account_clients(account: str) -> Callable[..., Any]:
+    """Clients in a member account as its administrator (moto maps an assumed role's credentials to its account)."""
+    import boto3
+
+    from pinwatch.local.sts_shim import ORGANIZATION_ACCESS_ROLE
+
+    given = boto3.client("sts", region_name=REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{ORGANIZATION_ACCESS_ROLE}", RoleSessionName="pinwatch-bench"
+    )["Credentials"]
+
+    def make(service: str, **settings: Any) -> Any:
+        return boto3.client(
+            service,
+            aws_access_key_id=given["AccessKeyId"],
+            aws_secret_access_key=given["SecretAccessKey"],
+            aws_session_token=given["SessionToken"],
+            **settings,
+        )
+
+    return make
+
+
+def _simulated_expiry(sts: Any, sim_now_s: list[float]) -> Any:
+    """``AssumeRole`` answers credentials for an hour of simulated time (moto's run an hour of real time).
+
+    One hour is AssumeRole's default ``DurationSeconds`` (STS API Reference, AssumeRole).
+    """
+
+    def expire(parsed: Any, **_: Any) -> None:
+        if "Credentials" in parsed:
+            parsed["Credentials"]["Expiration"] = datetime.fromtimestamp(sim_now_s[0] + 3600, tz=UTC)
+
+    sts.meta.events.register("after-call.sts.AssumeRole", expire)
+    return sts
+
+
+def simulate_org(accounts: tuple[str, ...], regions: tuple[str, ...], proxies_per_scope: int, minutes: int) -> OrgDay:
+    """The organization's check (``ORG_MEMBER_STACK_SET`` set) over ``minutes`` simulated minutes.
+
+    The real wiring (:func:`pinwatch.wiring.org_check`): the member StackSet's stack instances
+    listed with ``ListStackInstances``, each member read through its read role (``AssumeRole``),
+    one scoped check per member account-Region. Triggers as deployed: the schedule every minute,
+    and each member's Metrics Insights alarm's contributor events, forwarded to the central bus.
+    The credentials' clock runs with the simulated one, so they are renewed as often as in a day.
+    """
+    import boto3
+
+    from pinwatch import wiring
+    from pinwatch.alerts.secrets import CachedSecretProvider
+    from pinwatch.config import CheckConfig
+    from pinwatch.local.alarms import MetricsInsightsAlarm
+    from pinwatch.local.lambda_harness import CONNECTION_CHECK_APP, load_handler
+    from pinwatch.local.org import MEMBER_ALARM, member_template
+    from pinwatch.local.template import table_create_args
+    from pinwatch.members import MemberSessions
+    from pinwatch.scope import Scope
+
+    scopes = [Scope(account, region) for account in accounts for region in regions]
+    fleet = Fleet.of(proxies_per_scope)
+    store = MetricStore(fleet)
+    meter = Meter()
+    sim_now_s = [T0_MS / 1000]
+    with _emulated_aws(max(proxies_per_scope * 2, 200)):
+        cloudformation = boto3.client("cloudformation", region_name=REGION)
+        cloudformation.create_stack_set(
+            StackSetName=ORG_STACK_SET,
+            TemplateBody=member_template(),
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+            Parameters=[{"ParameterKey": "HomeRegion", "ParameterValue": regions[0]}],
+        )
+        for region in regions:
+            cloudformation.create_stack_instances(StackSetName=ORG_STACK_SET, Accounts=list(accounts), Regions=[region])
+        for account in accounts:
+            make = _account_clients(account)
+            for region in regions:
+                if fleet.proxies:
+                    _create_proxies(fleet.proxies, make, region, account)
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        ddb.create_table(**table_create_args("pinwatch-org"))
+        topic = boto3.client("sns", region_name=REGION).create_topic(Name="pinwatch-org")["TopicArn"]
+        env = {
+            **HANDLER_ENV,
+            "SUMMARY_TABLE_NAME": "pinwatch-org",
+            "ALERT_TOPIC_ARN": topic,
+            "SWEEP_MINUTES": str(ALARM_SWEEP.sweep_minutes),
+            "CONTRIBUTOR_ALARMS": "pinwatch-pinned-connections",  # as the template sets it; unread in org mode
+            "ORG_MEMBER_STACK_SET": ORG_STACK_SET,
+            "ORG_STACK_SET_CALL_AS": "SELF",
+        }
+        app = load_handler(CONNECTION_CHECK_APP, env)
+        config = CheckConfig.from_env(env)
+
+        def central(service: str) -> Any:
+            return _metered(meter, boto3.client(service, region_name=REGION))
+
+        def member(service: str, **settings: Any) -> Any:
+            return _metered(meter, boto3.client(service, **settings), store if service == "cloudwatch" else None)
+
+        sessions = MemberSessions(
+            _simulated_expiry(central("sts"), sim_now_s),
+            config.org_member_role_name,
+            member,
+            clock=lambda: sim_now_s[0],
+        )
+        dispatcher = wiring.build_dispatcher(config, central("dynamodb"), central("sns"), CachedSecretProvider())
+        check = wiring.org_check(config, central, dispatcher=dispatcher, sessions=sessions, clock=lambda: sim_now_s[0])
+        alarms = [
+            MetricsInsightsAlarm(MEMBER_ALARM, store.series, region=scope.region, account=scope.account)
+            for scope in scopes
+        ]
+        runner = _Runner(app, check, meter, sim_now_s, wiring.alarm_contributors(config, central))
+        for minute in range(minutes):
+            meter.minute = minute
+            store.published_until = minute
+            now_ms = T0_MS + minute * MINUTE_MS + CHECK_DELAY_MS
+            for alarm in alarms:
+                for event in alarm.evaluate(now_ms):
+                    runner.alarm_events += 1
+                    runner.invoke(event, now_ms)
+            runner.invoke(runner.schedule, now_ms)
+        usage = runner.usage(
+            minutes,
+            insights_alarm_metrics=sum(max(a.metrics_analyzed, proxies_per_scope * minutes) for a in alarms),
+            api_requests=sum(
+                n
+                for call, n in meter.calls.items()
+                if call.startswith("cloudwatch.") and not call.endswith(".GetMetricData")
+            ),
+        )
+        return OrgDay(usage, len(accounts), len(scopes), len(scopes) * proxies_per_scope, Counter(meter.calls))
 
 
 def pin_traffic(fleet: Fleet, lines_per_batch: int = INGEST_HEADLINE_LINES) -> LogTraffic:
@@ -519,22 +706,54 @@ def pin_traffic(fleet: Fleet, lines_per_batch: int = INGEST_HEADLINE_LINES) -> L
     return LogTraffic(pinning_minutes * MONTH_MINUTES / DAY / len(fleet.proxies), len(record))
 
 
+# The organization's check is counted over three simulated days: one member account-Region with no
+# proxy (the central part and one scope), every simulated account-Region with no proxy (what each
+# further scope adds), and the same with the fleet (what each proxy adds).
+ORG_DAYS = {
+    "one_scope": (ORG_SIM_ACCOUNTS[:1], ORG_SIM_REGIONS[:1], 0),
+    "scopes": (ORG_SIM_ACCOUNTS, ORG_SIM_REGIONS, 0),
+    "fleet": (ORG_SIM_ACCOUNTS, ORG_SIM_REGIONS, ORG_SIM_PROXIES_PER_SCOPE),
+}
+
+
+def simulate_org_days(minutes: int = DAY) -> dict[str, OrgDay]:
+    # A short run first, so no measured day carries the imports and first calls in its Lambda time.
+    simulate_org(*ORG_DAYS["fleet"], minutes=5)
+    return {name: simulate_org(*shape, minutes=minutes) for name, shape in ORG_DAYS.items()}
+
+
+def org_measure(days: Mapping[str, OrgDay]) -> OrgMeasure:
+    """The counted days split into the central part, each further account-Region, each proxy."""
+    one, scopes, fleet = days["one_scope"], days["scopes"], days["fleet"]
+    per_scope = scopes.usage.share(one.usage, scopes.scopes - one.scopes)
+    scale = MONTH_MINUTES / scopes.usage.minutes
+    return OrgMeasure(
+        central=one.usage.share(per_scope, 1),
+        per_scope=per_scope,
+        per_proxy=fleet.usage.share(scopes.usage, fleet.proxies),
+        listings_per_month=scopes.listings * scale,
+        assume_roles_per_account_month=scopes.assumed_roles * scale / scopes.accounts,
+    )
+
+
 def measure_org(run: CostRun) -> None:
-    """Price every scenario from the counted runs: the empty stack, the reference fleet's per-proxy charges."""
-    empty = run.days[(ALARM_SWEEP.name, 0)]
-    reference = run.days[(ALARM_SWEEP.name, ORG_REFERENCE_PROXIES)]
-    events_per_proxy_month = reference.usage.alarm_events * MONTH_MINUTES / reference.usage.minutes / reference.proxies
+    """Price every scenario from the organization's counted days; a single-account stack per scope to compare."""
+    fleet = run.org_days["fleet"]
+    events_per_proxy_month = fleet.usage.alarm_events * MONTH_MINUTES / fleet.usage.minutes / fleet.proxies
     traffic = pin_traffic(Fleet.of(ORG_REFERENCE_PROXIES))
     run.org_traffic = traffic
+    run.org_measure = org_measure(run.org_days)
+    stack = run.days[(ALARM_SWEEP.name, 0)].usage
     for scenario in ORG_SCENARIOS:
         run.org[scenario.name] = org_cost(
             scenario,
-            empty_stack=empty.usage,
-            standing_alarm_metrics=HEALTH_ALARM_METRICS,
+            measure=run.org_measure,
+            standing_alarm_metrics=ORG_HEALTH_ALARM_METRICS,
             shards=ORG_STREAM_SHARDS,
-            proxy_check_usd=run.per_proxy[(ALARM_SWEEP.name, ORG_REFERENCE_PROXIES)],
             traffic=traffic,
             alarm_events_per_proxy_month=events_per_proxy_month,
+            stack_usd=total(stack_lines(HEALTH_ALARM_METRICS)) + total(monthly_lines(stack)),
+            stack_proxy_usd=run.per_proxy[(ALARM_SWEEP.name, ORG_REFERENCE_PROXIES)],
         )
     records = traffic.batches_per_proxy_month * ORG_HEADLINE.proxies
     run.org_kinesis_on_demand = kinesis_on_demand_lines(records, traffic.record_bytes)
@@ -553,6 +772,8 @@ class CostRun:
     ingest: dict[int, float] = field(default_factory=dict)
     ingest_series: int = 0
     stack_fixed_usd: float = 0.0
+    org_days: dict[str, OrgDay] = field(default_factory=dict)
+    org_measure: OrgMeasure | None = None
     org: dict[str, OrgCost] = field(default_factory=dict)
     org_traffic: LogTraffic | None = None
     org_kinesis_on_demand: list[CostLine] = field(default_factory=list)
@@ -585,6 +806,7 @@ def measure(designs: tuple[Design, ...] = (POLL, ALARM_SWEEP), sizes: tuple[int,
         run.ingest_series = series
     run.stack_fixed_usd = total(stack_lines(HEALTH_ALARM_METRICS)) + total(monthly_lines(stack.usage))
     if (ALARM_SWEEP.name, ORG_REFERENCE_PROXIES) in run.days:
+        run.org_days = simulate_org_days()
         measure_org(run)
     return run
 
@@ -696,10 +918,37 @@ def org_figures(result: CostRun) -> list[Figure]:
         Figure(
             "org_cost_usd_per_account_region_month",
             headline.per_scope_usd,
-            "each member account-Region: its alarm's contributors polled, its open alerts, Lambda time",
+            "each member account-Region: its sweeps (DescribeDBProxies, no charge) and their Lambda time",
+            digits=3,
+        ),
+        Figure(
+            "org_check_usd_per_proxy_month",
+            headline.proxy_check_usd,
+            "the organization's check per proxy: reads through the member role, alerts, the member's alarm",
             digits=3,
         ),
     ]
+    days = result.org_days
+    if days:
+        scopes = days["scopes"]
+        per_day = DAY / scopes.usage.minutes
+        figures += [
+            Figure(
+                "org_check_alarm_contributor_reads_per_day",
+                days["fleet"].alarm_reads * per_day,
+                "DescribeAlarmContributors calls of the organization's check (members' events come by the bus)",
+            ),
+            Figure(
+                "org_check_list_stack_instances_per_day",
+                scopes.listings * per_day,
+                "ListStackInstances calls a day (the member targets, cached 15 minutes)",
+            ),
+            Figure(
+                "org_check_assume_role_per_account_day",
+                scopes.assumed_roles * per_day / scopes.accounts,
+                "AssumeRole calls a day per member account (credentials renewed 5 minutes before their hour)",
+            ),
+        ]
     for name, org in result.org.items():
         s = org.scenario
         figures.append(
@@ -799,9 +1048,12 @@ def org_block(result: CostRun, usd: Callable[[float], str]) -> list[str]:
     out = [
         "",
         "**Organization mode** (one central stack, the member template in every account-Region; "
-        "[Organization mode](organization.md)). Per proxy: the check's charges measured above at "
-        f"{ORG_REFERENCE_PROXIES} proxies (the same reads, made with the member role) plus what the organization adds; "
-        f"log delivery at the simulated fleet's pinning: {traffic.batches_per_proxy_month:,.0f} batches of "
+        "[Organization mode](organization.md)). The organization's check counted over a simulated day like the "
+        f"one above (`ORG_MEMBER_STACK_SET` set; {len(ORG_SIM_ACCOUNTS)} accounts x {len(ORG_SIM_REGIONS)} Regions, "
+        f"{ORG_SIM_PROXIES_PER_SCOPE} proxies each): it lists the member StackSet's instances every 15 minutes, "
+        "assumes each account's read role once an hour and runs each member's own check; it reads no alarm "
+        "contributors, the members' alarm events reach it through the central bus. "
+        f"Log delivery at the simulated fleet's pinning: {traffic.batches_per_proxy_month:,.0f} batches of "
         f"{INGEST_HEADLINE_LINES} pin lines per proxy-month, {traffic.record_bytes:,} bytes each as a Kinesis record "
         f"({put_payload_units(traffic.record_bytes)} PUT payload unit).",
         "",
@@ -817,6 +1069,13 @@ def org_block(result: CostRun, usd: Callable[[float], str]) -> list[str]:
             f"{s.proxies:,} | {usd(org.fixed_usd)} | {usd(org.per_scope_usd)} | {usd(org.per_proxy_month)} | "
             f"{usd(org.month_usd)} | {usd(org.stacks_month_usd)} |"
         )
+    if not headline.scope:
+        out += [
+            "",
+            "An account-Region adds only its sweeps' reads (`DescribeDBProxies`; RDS API calls are not priced), made for up to "
+            f"{MAX_SCOPE_WORKERS} members at once in the same invocations: within this measurement's noise in "
+            "Lambda time, so no line of its own below.",
+        ]
     out += [
         "",
         f"**Organization mode, line by line** ({ORG_HEADLINE.accounts} accounts x {ORG_HEADLINE.regions} Regions)",
@@ -826,8 +1085,10 @@ def org_block(result: CostRun, usd: Callable[[float], str]) -> list[str]:
     ]
     parts = (
         ("central", headline.central),
+        ("each account", headline.account),
         ("each account-Region", headline.scope),
-        ("each proxy, added", headline.proxy_org),
+        ("each proxy, the check", headline.proxy_check),
+        ("each proxy, delivery", headline.proxy_org),
         (f"stream in on-demand mode instead ({ORG_HEADLINE.proxies:,} proxies)", result.org_kinesis_on_demand),
     )
     for part, lines in parts:
@@ -837,8 +1098,4 @@ def org_block(result: CostRun, usd: Callable[[float], str]) -> list[str]:
                 f"| {part} | {x.item} | {x.quantity:,.1f} | ${price.usd:.10g} per {price.unit} | {small(x.usd)} | "
                 f"{price.source} ({price.confidence}, read {price.read_on}) |"
             )
-    out.append(
-        f"| each proxy | the check's charges (measured above, {ORG_REFERENCE_PROXIES} proxies) | | | "
-        f"{usd(headline.proxy_check_usd)} | benchmarks/bench_cost.py |"
-    )
     return out

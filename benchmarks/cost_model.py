@@ -188,6 +188,14 @@ PRICES: dict[str, Price] = {
         ORG_RESEARCH,
         "official",
     ),
+    "cloudformation_request": Price(
+        0.0,
+        "CloudFormation API request (ListStackInstances)",
+        "AWS CloudFormation pricing lists charges for handler operations of third-party resource types only; "
+        "no charge for API reads found",
+        ORG_RESEARCH,
+        "assumed",
+    ),
 }
 
 
@@ -213,6 +221,20 @@ class Usage:
     alarm_events: int = 0  # contributor state-change events the alarm sent (free in the same account)
     rds_calls: int = 0
     rds_calls_peak_minute: int = 0
+
+    def share(self, base: Usage, count: float) -> Usage:
+        """What ``count`` units (scopes, proxies) add over ``base``, per unit: ``(self - base) / count``.
+
+        Both must cover the same simulated minutes. Quantities measured from wall time (Lambda
+        GB-seconds) can come out a little negative from noise: they are floored at zero.
+        """
+        if base.minutes != self.minutes:
+            raise ValueError(f"usages over {self.minutes} and {base.minutes} minutes do not compare")
+        out = Usage(minutes=self.minutes)
+        for f in fields(self):
+            if f.name not in ("minutes", "rds_calls_peak_minute"):
+                setattr(out, f.name, max(0.0, (getattr(self, f.name) - getattr(base, f.name)) / count))
+        return out
 
     def add(self, other: Usage) -> None:
         for f in fields(self):
@@ -288,16 +310,13 @@ def stack_lines(standing_alarm_metrics: int) -> list[CostLine]:
 
 # ------------------------------------------------------------------------------------------
 # Organization mode (docs/organization.md): one central stack in the monitoring account, the member
-# template in every member account and Region. What a month costs is split three ways: the central
-# resources (fixed), what each member account-Region ("scope") adds, and what each proxy adds.
+# template in every member account and Region. What a month costs is split four ways: the central
+# resources (fixed), what each member account and each member account-Region ("scope") adds, and
+# what each proxy adds. The check's part is counted on the organization's real check (its StackSet
+# listing, its AssumeRole calls, each member's own check): in organization mode it polls no alarm
+# (pinwatch.wiring.alarm_contributors), the members' alarm events are forwarded to the central bus.
 
 PUT_PAYLOAD_UNIT_BYTES = 25 * 1024  # "A PUT Payload Unit is counted in 25KB payload chunks" (Kinesis pricing)
-
-# The lines of an empty single-account stack's month that every scope repeats in organization mode:
-# each scheduled run polls the scope's alarm contributors (DescribeAlarmContributors, billed to the
-# member), queries its open alerts and spends the Lambda time to do so. The schedule's invocations,
-# the check's own metric series and its logs stay central: one invocation serves every scope.
-SCOPE_PRICES = frozenset({"api_request", "lambda_gb_second", "dynamodb_rru"})
 
 
 def line(item: str, quantity: float, price: str) -> CostLine:
@@ -339,29 +358,56 @@ def put_payload_units(record_bytes: int) -> int:
     return max(1, math.ceil(record_bytes / PUT_PAYLOAD_UNIT_BYTES))
 
 
-def org_central_lines(empty_stack: Usage, standing_alarm_metrics: int, shards: int) -> list[CostLine]:
+@dataclass(frozen=True, slots=True)
+class OrgMeasure:
+    """What the organization's check was counted doing, split by what each part adds (bench_cost.simulate_org).
+
+    ``central``: the check over one member with no proxy, less that member's share; ``per_scope``:
+    what each further member account-Region adds; ``per_proxy``: what each proxy adds (the reads
+    through the member role, its alerts, the members' alarms). The monitoring account's own
+    calls are counted per month: ``listings_per_month`` (``ListStackInstances``) and
+    ``assume_roles_per_account_month`` (``AssumeRole``, one per account per credential lifetime).
+    """
+
+    central: Usage
+    per_scope: Usage
+    per_proxy: Usage
+    listings_per_month: float
+    assume_roles_per_account_month: float
+
+
+def _kept(usage: Usage) -> list[CostLine]:
+    return [x for x in monthly_lines(usage) if x.quantity > 0]
+
+
+def org_central_lines(measure: OrgMeasure, standing_alarm_metrics: int, shards: int) -> list[CostLine]:
     """The monitoring account's month whatever the organization's size: the stack's items, its schedule, the stream."""
-    kept = [x for x in monthly_lines(empty_stack) if x.price not in SCOPE_PRICES and x.quantity > 0]
     return [
         *stack_lines(standing_alarm_metrics),
-        *kept,
+        *_kept(measure.central),
+        line(
+            "ListStackInstances (member targets, every 15 minutes)",
+            measure.listings_per_month,
+            "cloudformation_request",
+        ),
         line(
             "Kinesis stream shard-hours (OrgStreamShards, provisioned)", shards * HOURS_PER_MONTH, "kinesis_shard_hour"
         ),
     ]
 
 
-def org_scope_lines(empty_stack: Usage) -> list[CostLine]:
-    """What one member account-Region adds to the month, before any proxy."""
-    return [
-        *(x for x in monthly_lines(empty_stack) if x.price in SCOPE_PRICES),
-        # Free either way; one an hour if the check keeps the credentials for their default hour.
-        line("STS AssumeRole into the member read role", HOURS_PER_MONTH, "sts_request"),
-    ]
+def org_scope_lines(measure: OrgMeasure) -> list[CostLine]:
+    """What one member account-Region adds to the month, before any proxy (its sweeps, the Lambda time)."""
+    return _kept(measure.per_scope)
+
+
+def org_account_lines(measure: OrgMeasure) -> list[CostLine]:
+    """What one member account adds: the check's credentials for its read role (free)."""
+    return [line("STS AssumeRole into the member read role", measure.assume_roles_per_account_month, "sts_request")]
 
 
 def org_proxy_lines(traffic: LogTraffic, alarm_events_per_proxy_month: float, remote_share: float) -> list[CostLine]:
-    """What organization mode adds per proxy-month to the single-account charges (the same reads, now via the role)."""
+    """What the organization's delivery adds per proxy-month: the stream, the forwarded events, inter-Region bytes."""
     gb = traffic.batches_per_proxy_month * traffic.record_bytes / 1e9
     return [
         line(
@@ -399,9 +445,11 @@ class OrgCost:
     scenario: OrgScenario
     central: list[CostLine]
     scope: list[CostLine]
-    proxy_org: list[CostLine]
-    proxy_check_usd: float  # the check's measured charges per proxy-month (single-account, same reads)
+    account: list[CostLine]
+    proxy_check: list[CostLine]  # the organization's check, per proxy (reads through the member role, alerts)
+    proxy_org: list[CostLine]  # delivery to the central stream and bus, per proxy
     stack_usd: float  # a single-account stack with no proxy
+    stack_proxy_usd: float  # a single-account stack's charges per proxy-month
 
     @property
     def fixed_usd(self) -> float:
@@ -412,14 +460,23 @@ class OrgCost:
         return total(self.scope)
 
     @property
+    def per_account_usd(self) -> float:
+        return total(self.account)
+
+    @property
+    def proxy_check_usd(self) -> float:
+        return total(self.proxy_check)
+
+    @property
     def per_proxy_usd(self) -> float:
         return self.proxy_check_usd + total(self.proxy_org)
 
     @property
     def per_proxy_month(self) -> float:
-        """Charges that grow with the organization (its scopes and proxies), per proxy: the goal's measure."""
+        """Charges that grow with the organization (its accounts, scopes and proxies), per proxy: the goal's measure."""
         s = self.scenario
-        return (s.scopes * self.per_scope_usd + s.proxies * self.per_proxy_usd) / s.proxies
+        grows = s.accounts * self.per_account_usd + s.scopes * self.per_scope_usd + s.proxies * self.per_proxy_usd
+        return grows / s.proxies
 
     @property
     def month_usd(self) -> float:
@@ -429,27 +486,29 @@ class OrgCost:
     def stacks_month_usd(self) -> float:
         """A single-account stack in every scope instead (a stack watches its own account and Region)."""
         s = self.scenario
-        return s.scopes * self.stack_usd + s.proxies * self.proxy_check_usd
+        return s.scopes * self.stack_usd + s.proxies * self.stack_proxy_usd
 
 
 def org_cost(
     scenario: OrgScenario,
     *,
-    empty_stack: Usage,
+    measure: OrgMeasure,
     standing_alarm_metrics: int,
     shards: int,
-    proxy_check_usd: float,
     traffic: LogTraffic,
     alarm_events_per_proxy_month: float,
+    stack_usd: float,
+    stack_proxy_usd: float,
 ) -> OrgCost:
-    stack_usd = total(stack_lines(standing_alarm_metrics)) + total(monthly_lines(empty_stack))
     return OrgCost(
         scenario,
-        central=org_central_lines(empty_stack, standing_alarm_metrics, shards),
-        scope=org_scope_lines(empty_stack),
+        central=org_central_lines(measure, standing_alarm_metrics, shards),
+        scope=org_scope_lines(measure),
+        account=org_account_lines(measure),
+        proxy_check=_kept(measure.per_proxy),
         proxy_org=org_proxy_lines(traffic, alarm_events_per_proxy_month, scenario.remote_share),
-        proxy_check_usd=proxy_check_usd,
         stack_usd=stack_usd,
+        stack_proxy_usd=stack_proxy_usd,
     )
 
 
