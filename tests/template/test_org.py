@@ -569,3 +569,53 @@ def test_given_org_mode_when_rendered_then_the_stream_function_failing_or_fallin
     age = on_stream_function["IteratorAge"]
     assert age["Statistic"] == "Maximum"
     assert int(age["Threshold"]) < 24 * 3600 * 1000
+
+
+# ---------------------------------------------------------------------------- accounts outside the StackSet
+EXTRA_TARGETS = f"{MONITORING_ACCOUNT}:{HOME},{MONITORING_ACCOUNT}:{OTHER_REGION}"
+
+
+def test_given_no_organization_id_when_extra_targets_are_given_then_the_check_gets_no_extra_targets() -> None:
+    env = stack({"ExtraMemberTargets": EXTRA_TARGETS}).prop("ConnectionCheckFunction", "Environment", "Variables")
+    assert "ORG_EXTRA_TARGETS" not in env
+
+
+def test_given_org_mode_when_extra_targets_are_given_then_the_check_gets_them_and_the_same_org_scoped_assume_role(
+    org: Stack,
+) -> None:
+    with_extras = stack({**ORG, "ExtraMemberTargets": EXTRA_TARGETS})
+    env = with_extras.prop("ConnectionCheckFunction", "Environment", "Variables")
+
+    assert env["ORG_EXTRA_TARGETS"] == EXTRA_TARGETS
+    assert org.prop("ConnectionCheckFunction", "Environment", "Variables")["ORG_EXTRA_TARGETS"] == ""
+    # The management account is in the organization: the one org-scoped statement covers its role too.
+    statements = iam_statements(with_extras.prop(_check_role_id(with_extras)))
+    (assume,) = [st for st in statements if "sts:AssumeRole" in as_list(st["Action"])]
+    assert assume["Resource"] == "arn:aws:iam::*:role/pinwatch-member-reader"
+    assert assume["Condition"] == {"StringEquals": {"aws:ResourceOrgID": ORG_ID}}
+
+
+@pytest.mark.parametrize(
+    ("item", "allowed"),
+    [
+        ("", True),
+        ("123456789012:us-east-1", True),
+        ("123456789012:ap-southeast-2", True),
+        ("123456789012:us-gov-west-1", True),
+        ("123456789012", False),
+        ("12345678901:us-east-1", False),
+        ("123456789012:US-EAST-1", False),
+        ("us-east-1:123456789012", False),
+        ("123456789012:us-east-1:orders-db", False),
+        ("123456789012/us-east-1", False),
+        (" 123456789012:us-east-1", False),
+    ],
+)
+def test_given_the_extra_targets_parameter_then_each_item_must_be_account_colon_region(
+    item: str, allowed: bool
+) -> None:
+    spec = load_plain(ROOT / "template.yaml")["Parameters"]["ExtraMemberTargets"]
+
+    assert (spec["Type"], spec["Default"]) == ("CommaDelimitedList", "")
+    # CloudFormation applies a CommaDelimitedList's pattern to each element (as Python's re here).
+    assert (re.fullmatch(spec["AllowedPattern"], item) is not None) is allowed

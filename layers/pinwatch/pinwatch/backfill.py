@@ -31,6 +31,12 @@ progress, that page's ``nextToken`` and everything counted so far, written atomi
 finds it continues after the last completed page. FilterLogEvents tokens expire after 24 hours;
 an expired one fails the run with a message (a fresh run re-reads, and skips the pages written).
 
+Organization mode. A member account's proxy is counted under its key ``<account>:<region>:<name>``
+(:mod:`pinwatch.scope`), as the stream ingest counts it: a backfill given the member's scope writes
+that key, reads the live start from that key's proxies item, and makes batch ids over the account
+and Region too, so two members' proxies of the same name (same log group name, possibly the same
+stream names) never share markers. The log group is read with the member's own credentials.
+
 The CloudWatch Logs client is injected; throttling is retried by botocore (see :data:`LOGS_RETRIES`).
 """
 
@@ -51,6 +57,7 @@ from pinwatch.analysis import Analysis
 from pinwatch.ingest import PROXY_LOG_GROUP_PREFIX
 from pinwatch.parse import PIN_PHRASE, WOULD_PIN_PHRASE, parse_message
 from pinwatch.records import EngineFamily, Kind
+from pinwatch.scope import Scope, proxy_key
 from pinwatch.tally import Tally
 from pinwatch.timebase import HOUR_MS
 
@@ -244,6 +251,7 @@ class Checkpoint:
     writes: int = 0
     analysis: dict[str, Any] = field(default_factory=dict)
     version: int = CHECKPOINT_VERSION
+    member: str | None = None  # the member's ``<account>:<region>`` in organization mode (absent: single account)
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint | None:
@@ -308,10 +316,15 @@ class BackfillResult:
         return self.applied_chunks + self.duplicate_chunks > 0
 
 
-def page_batch_id(log_group: str, events: Sequence[Mapping[str, Any]]) -> str:
-    """Deterministic id of a page: its log group and the (stream, event id) of every event, in order-free form."""
+def page_batch_id(log_group: str, events: Sequence[Mapping[str, Any]], scope: Scope | None = None) -> str:
+    """Deterministic id of a page: its log group and the (stream, event id) of every event, in order-free form.
+
+    A member's page (``scope``) also hashes its account and Region: every member has a log group
+    of the same name for a proxy of the same name, and their stream names can be equal too.
+    """
     keys = sorted(f"{e.get('logStreamName', '')}/{e.get('eventId', '')}" for e in events)
-    digest = hashlib.sha256(f"backfill\n{log_group}\n".encode())
+    head = "backfill\n" if scope is None else f"backfill\n{scope.account}\n{scope.region}\n"
+    digest = hashlib.sha256(f"{head}{log_group}\n".encode())
     for key in keys:
         digest.update(key.encode())
         digest.update(b"\n")
@@ -333,9 +346,12 @@ class Backfill:
         checkpoint: Path | None = None,
         clock: Callable[[], float] = time.time,
         on_page: Callable[[Progress], None] | None = None,
+        scope: Scope | None = None,
     ) -> None:
         self._pages = pages
         self.proxy = proxy
+        self.scope = scope
+        self.key = proxy_key(scope, proxy)  # what the lines are counted under in the table
         self.log_group = log_group_for(proxy)
         self._store = store
         self._table = table
@@ -352,20 +368,33 @@ class Backfill:
         state = Checkpoint.load(self._checkpoint_path)
         if state is None:
             return None
-        if state.log_group != self.log_group or state.table != self._table:
-            what = f"{state.log_group}" + (f" into table {state.table}" if state.table else " (no table)")
+        if state.log_group != self.log_group or state.table != self._table or state.member != self._member:
+            what = f"{state.log_group}" + (f" of {state.member}" if state.member else "")
+            what += f" into table {state.table}" if state.table else " (no table)"
             raise BackfillError(
                 f"the checkpoint {self._checkpoint_path} belongs to another backfill ({what}); "
                 "use another --checkpoint file, or remove it to start over"
             )
         return state
 
+    @property
+    def _member(self) -> str | None:
+        return None if self.scope is None else f"{self.scope.account}:{self.scope.region}"
+
     def run(self, window: Span) -> BackfillResult:
         """Backfill `window`, or the window of the checkpoint being resumed (which wins)."""
         state = self.resume_point()
         resumed = state.pages if state is not None else 0
         if state is None:
-            state = Checkpoint(self.log_group, window.since_ms, window.until_ms, self._table, window.since_ms, None)
+            state = Checkpoint(
+                self.log_group,
+                window.since_ms,
+                window.until_ms,
+                self._table,
+                window.since_ms,
+                None,
+                member=self._member,
+            )
         window = Span(state.since_ms, state.until_ms)
         analysis = Analysis.from_state(state.analysis, engine=self._engine, drivers=self._drivers)
         for hour in window.slices():
@@ -429,10 +458,10 @@ class Backfill:
                 continue
             matched += 1
             analysis.add(record, self.proxy)
-            tally.add(self.proxy, record, log_group=self.log_group)
+            tally.add(self.key, record, log_group=self.log_group)
         if self._store is not None and not tally.is_empty():
             applied = self._store.apply_batch(
-                page_batch_id(self.log_group, page.events),
+                page_batch_id(self.log_group, page.events, self.scope),
                 tally,
                 int(self._clock() * 1000),
                 backfill_until_ms=state.until_ms,

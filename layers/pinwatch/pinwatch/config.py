@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 from urllib.parse import urlparse
 
-from pinwatch.scope import ACCOUNT_ID
+from pinwatch.scope import ACCOUNT_ID, Scope
 
 
 class ConfigError(ValueError):
@@ -202,6 +202,9 @@ class CheckConfig:
     org_member_stack_set: str | None = None
     org_stack_set_call_as: str = "SELF"
     org_member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+    # Accounts and Regions enrolled outside the StackSet (the management account, which a
+    # service-managed StackSet never deploys to), checked like its stack instances.
+    org_extra_targets: tuple[Scope, ...] = ()
 
     @property
     def org_mode(self) -> bool:
@@ -288,7 +291,13 @@ class CheckConfig:
                 "ORG_MEMBER_ROLE_NAME", _ROLE_NAME, f"an IAM role name (default {DEFAULT_MEMBER_ROLE_NAME})"
             )
             or DEFAULT_MEMBER_ROLE_NAME,
+            org_extra_targets=_extra_targets(r),
         )
+        if config.org_extra_targets and not config.org_mode:
+            r.problems.append(
+                "ORG_EXTRA_TARGETS adds accounts to an organization's check; set ORG_MEMBER_STACK_SET too, "
+                "or leave it empty to check this account only"
+            )
         if config.org_mode and config.proxy_names:
             # Names are unique only per account and Region: a bare name would mean a different proxy in each member.
             r.problems.append(
@@ -322,6 +331,35 @@ def _proxy_names(r: _Reader) -> tuple[str, ...]:
         )
         return ()
     return names
+
+
+_EXTRA_TARGETS_EXAMPLE = "123456789012:us-east-1,123456789012:eu-west-1"
+
+
+def _extra_targets(r: _Reader) -> tuple[Scope, ...]:
+    """``ORG_EXTRA_TARGETS``: comma-separated ``ACCOUNT:REGION`` pairs, deduplicated and sorted."""
+    value = r.raw("ORG_EXTRA_TARGETS")
+    if value is None:
+        return ()
+    found: set[Scope] = set()
+    bad: list[str] = []
+    for item in (i.strip() for i in value.split(",")):
+        if not item:
+            continue
+        account, sep, region = item.partition(":")
+        try:
+            if not sep:
+                raise ValueError(item)
+            found.add(Scope(account.strip(), region.strip()))
+        except ValueError:
+            bad.append(item)
+    if bad:
+        r.problems.append(
+            f"ORG_EXTRA_TARGETS contains {', '.join(map(repr, bad))}, not ACCOUNT:REGION; set comma-separated "
+            f"12-digit account IDs and Region codes, e.g. {_EXTRA_TARGETS_EXAMPLE}, or leave it empty"
+        )
+        return ()
+    return tuple(sorted(found))
 
 
 def _call_as(r: _Reader) -> str:

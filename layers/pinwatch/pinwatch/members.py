@@ -1,7 +1,8 @@
 """Organization mode's AWS adapters: which members to check, and their clients through the member role.
 
 - :class:`StackSetTargets`: the (account, Region) pairs of the member StackSet's stack instances
-  (``ListStackInstances``, paginated), read at most every 15 minutes.
+  (``ListStackInstances``, paginated), read at most every 15 minutes, plus the extra targets
+  enrolled outside it (``ORG_EXTRA_TARGETS``: the management account, accounts outside its OUs).
 - :class:`MemberSessions`: per member account, credentials of its read role
   (``arn:<partition>:iam::<account>:role/<MemberRoleName>``) from ``sts:AssumeRole``, reused until
   shortly before they expire; per (account, Region, service) a client made with them.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,13 @@ class StackSetTargets:
     ``call_as`` is ``SELF`` when the monitoring account is the organization's management account,
     ``DELEGATED_ADMIN`` when it is a delegated StackSets administrator (ListStackInstances, CallAs).
     A failed listing keeps the previous scopes (the next run lists again); with none yet, it raises.
+
+    ``extra``: scopes enrolled by deploying the member template as a plain stack, which no stack
+    instance lists. "StackSets doesn't deploy stack instances to the organization management
+    account, even if the organization management account is in your organization or in an OU in
+    your organization" (CloudFormation API Reference, DeploymentTargets), so the management
+    account can only be enrolled this way. They are added to
+    every listing, sorted and without duplicates (one already listed is checked once).
     """
 
     def __init__(
@@ -72,12 +80,14 @@ class StackSetTargets:
         stack_set: str,
         *,
         call_as: str = "SELF",
+        extra: Iterable[Scope] = (),
         ttl_s: float = TARGET_CACHE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._stack_set = stack_set
         self._call_as = call_as
+        self._extra = frozenset(extra)
         self._ttl_s = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
@@ -112,7 +122,7 @@ class StackSetTargets:
                     found.add(Scope(account, region))
                 except ValueError:
                     logger.warning("stack instance %s/%s is not an account and Region; skipped", account, region)
-        return tuple(sorted(found))
+        return tuple(sorted(found | self._extra))
 
 
 # (service, region, access key id, secret, session token) -> boto3 client

@@ -284,7 +284,7 @@ def org_check(
     sessions: MemberSessions | None = None,
     clock: Callable[[], float] | None = None,
 ) -> OrgCheck:
-    """The organization's check: members from the StackSet, each read through its member role.
+    """The organization's check: members from the StackSet and ``ORG_EXTRA_TARGETS``, each read through its member role.
 
     The StackSet listing and ``sts:AssumeRole`` use the monitoring account's clients from
     ``clients``; the summary table and the alerts are the central ones. ``sessions`` replaces the
@@ -313,7 +313,11 @@ def org_check(
 
     timed = clock or time.monotonic
     targets = StackSetTargets(
-        clients("cloudformation"), config.org_member_stack_set, call_as=config.org_stack_set_call_as, clock=timed
+        clients("cloudformation"),
+        config.org_member_stack_set,
+        call_as=config.org_stack_set_call_as,
+        extra=config.org_extra_targets,
+        clock=timed,
     )
     return OrgCheck(
         targets=targets, factory=scoped, role_name=config.org_member_role_name, dispatcher=dispatcher, clock=timed

@@ -6,7 +6,15 @@ table through the ingest's exactly-once path, so the history shows up in ``pinwa
 alerts' all-time reasons. A writing backfill stops at the UTC hour in which the live ingest began
 counting the proxy and says which hours it left to it (``--ignore-live-start`` overrides that).
 ``--checkpoint FILE`` makes an interrupted run resumable. The progress bar goes to stderr, so
-``--format json`` and ``markdown`` stay clean on stdout. Full documentation: docs/backfill.md.
+``--format json`` and ``markdown`` stay clean on stdout.
+
+In an organization, ``--member ACCOUNT:REGION`` names the member account and Region whose log group
+is read: the lines are written under the member's keys (``<account>:<region>:<proxy>``), which the
+organization's report, check and alerts read. The log group is read with the CLI's credentials
+(``--profile``: the member's), checked with ``sts:GetCallerIdentity`` to be the member account's;
+the table with ``--table-profile`` (the monitoring account's; default ``--profile``) in ``--region``.
+A writing backfill without ``--member`` into an organization's table is refused. Full
+documentation: docs/backfill.md.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ from pinwatch.cli import EXIT_OK, CliError
 from pinwatch.cli.aws import AwsClients, add_aws_arguments, describe_aws_error
 from pinwatch.cli.ranking import add_ranking_arguments, markdown, print_table, summary_object
 from pinwatch.report import iso
+from pinwatch.scope import Scope, proxy_key
 
 if TYPE_CHECKING:
     from pinwatch.backfill import BackfillResult, Guarded, Span
+    from pinwatch.store.summary import SummaryStore
 
 HELP = "count pins in a proxy's log history; --write adds them to the table"
 FORMATS = ("table", "json", "markdown")
@@ -56,6 +66,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="record progress in FILE after every page; a rerun with the same FILE resumes where it stopped",
     )
+    parser.add_argument(
+        "--member",
+        type=_member,
+        metavar="ACCOUNT:REGION",
+        help="organization mode: the member account and Region whose log group is read; lines are written under "
+        "its keys (ACCOUNT:REGION:PROXY). The log group is read with the CLI's credentials, which must be that "
+        "account's (e.g. --profile for it; checked with sts:GetCallerIdentity); --region is then the table's Region",
+    )
+    parser.add_argument(
+        "--table-profile",
+        metavar="PROFILE",
+        help="with --member: AWS named profile for the summary table, in the monitoring account (default: --profile)",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     add_ranking_arguments(parser)
     parser.add_argument(
@@ -78,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--table is only used with --write; add --write to write the lines into it")
     if args.ignore_live_start and not args.write:
         raise CliError("--ignore-live-start is only used with --write")
+    if args.table_profile and not (args.member and args.write):
+        raise CliError("--table-profile is only used with --member and --write (the table's credentials)")
     now_ms = int(time.time() * 1000)
     try:
         since_ms, until_ms = parse_time(args.since, now_ms), parse_time(args.until, now_ms)
@@ -85,12 +110,21 @@ def run(args: argparse.Namespace) -> int:
     except (ReportError, BackfillError) as exc:
         raise CliError(str(exc)) from None
 
-    clients = AwsClients(args, table=args.table, retries=LOGS_RETRIES)
+    member: Scope | None = args.member
+    clients = AwsClients(_member_args(args, member), table=args.table, retries=LOGS_RETRIES)
+    if member is not None:
+        _require_member_credentials(clients, member)
     store = None
     if args.write:
         from pinwatch.store.summary import SummaryStore
 
-        store = SummaryStore(clients.get("dynamodb"), args.table)
+        table_clients = clients
+        if member is not None:
+            # The table is the monitoring account's, in its own Region; the log group is the member's.
+            table_clients = AwsClients(_table_args(args), table=args.table, retries=LOGS_RETRIES)
+        store = SummaryStore(table_clients.get("dynamodb"), args.table)
+        if member is None:
+            _refuse_organization_table(table_clients, store, args.table)
     progress = _ProgressBar()
     pages = LogPages(clients.get("logs"), page_size=args.page_size)
     backfill = Backfill(
@@ -102,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         drivers=args.driver,
         checkpoint=args.checkpoint,
         on_page=progress.update,
+        scope=member,
     )
     guarded = Guarded(window)
     unseen_lines: int | None = None
@@ -116,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             if args.ignore_live_start:
                 _note("--ignore-live-start: lines the ingest function already counted in this window count again")
             else:
-                guarded = guard(window, store.live_start_ms(args.proxy, window.since_ms, window.until_ms))
+                guarded = guard(window, store.live_start_ms(backfill.key, window.since_ms, window.until_ms))
                 window = guarded.window
                 if guarded.live is not None and guarded.live_start_ms is not None:
                     _note(_live_line(guarded.live, guarded.live_start_ms))
@@ -125,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
             result = backfill.run(window)
         if guarded.unseen is not None:
             # Read only: these lines reached neither writer, and saying how many is the honest answer.
-            unseen_lines = Backfill(pages, args.proxy).run(guarded.unseen).matched
+            unseen_lines = Backfill(pages, args.proxy, scope=member).run(guarded.unseen).matched
     except BackfillError as exc:
         raise CliError(_explain(exc, clients)) from None
     except KeyboardInterrupt:
@@ -143,6 +178,51 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(message) from None
     _print(args, result, guarded, unseen_lines)
     return EXIT_OK
+
+
+def _member(value: str) -> Scope:
+    account, _, region = value.strip().partition(":")
+    try:
+        return Scope(account, region)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected ACCOUNT:REGION, e.g. 111111111111:eu-west-1 ({exc})") from None
+
+
+def _member_args(args: argparse.Namespace, member: Scope | None) -> argparse.Namespace:
+    """The log group's clients: with --member, in the member's Region (--region is then the table's)."""
+    if member is None:
+        return args
+    return argparse.Namespace(profile=args.profile, region=member.region, endpoint_url=args.endpoint_url)
+
+
+def _table_args(args: argparse.Namespace) -> argparse.Namespace:
+    return argparse.Namespace(
+        profile=args.table_profile or args.profile, region=args.region, endpoint_url=args.endpoint_url
+    )
+
+
+def _require_member_credentials(clients: AwsClients, member: Scope) -> None:
+    """Refuse credentials of another account: its log group of that name would be counted under the member's key."""
+    identity = clients.call(lambda: clients.get("sts").get_caller_identity(), clients.where("sts"))
+    account = identity.get("Account")
+    if account != member.account:
+        raise CliError(
+            f"the credentials are account {account}'s, not {member.account}'s (--member {member.account}:"
+            f"{member.region}); use a profile of the member account (--profile) to read its log group"
+        )
+
+
+def _refuse_organization_table(clients: AwsClients, store: SummaryStore, table: str) -> None:
+    """An organization's table keys proxies by account and Region: plain-name lines there are never read."""
+    from pinwatch.scope import split_key
+
+    proxies = clients.call(store.proxies, clients.where("dynamodb"))
+    scoped = next((p.proxy for p in proxies if split_key(p.proxy)[0] is not None), None)
+    if scoped is not None:
+        raise CliError(
+            f"table {table} is an organization's (its proxies are keyed ACCOUNT:REGION:PROXY, e.g. {scoped}): "
+            "add --member ACCOUNT:REGION for the account and Region whose log group is read"
+        )
 
 
 def _live_line(live: Span, live_start_ms: int) -> str:
@@ -192,8 +272,9 @@ def _print(args: argparse.Namespace, result: BackfillResult, guarded: Guarded, u
     from rich.console import Console
 
     console = Console(highlight=False)
+    of = "" if args.member is None else f" of account {args.member.account} in {args.member.region}"
     console.print(
-        f"[bold]{result.log_group}[/], {_span(result.window)}: {result.pages} page(s), "
+        f"[bold]{result.log_group}[/]{of}, {_span(result.window)}: {result.pages} page(s), "
         f"{result.events:,} events read, {result.matched:,} pin or would-pin lines",
     )
     print_table(result.analysis, args.proxy, top=args.top)
@@ -219,6 +300,8 @@ def _backfill_object(
     unseen = guarded.unseen
     return {
         "log_group": result.log_group,
+        "member": None if args.member is None else {"account": args.member.account, "region": args.member.region},
+        "key": proxy_key(args.member, args.proxy),
         "since": _iso(result.window.since_ms),
         "until": _iso(result.window.until_ms),
         "pages": result.pages,
