@@ -151,21 +151,28 @@ def subscription_document(
     }
 
 
+def control_document(destination: str, now_ms: int) -> dict[str, Any]:
+    """The reachability check CloudWatch Logs sends when a subscription to ``destination`` is created.
+
+    ``destination`` is how the message names it: ``Lambda function for <log group>`` for a
+    subscribed function, the destination's ARN for a cross-account destination.
+    """
+    return {
+        "messageType": CONTROL_MESSAGE,
+        "owner": "CloudwatchLogs",
+        "logGroup": "",
+        "logStream": "",
+        "subscriptionFilters": [],
+        "logEvents": [
+            {
+                "id": "",
+                "timestamp": now_ms,
+                "message": f"CWL CONTROL MESSAGE: Checking health of destination {destination}",
+            }
+        ],
+    }
+
+
 def control_event(log_group: str, now_ms: int) -> dict[str, Any]:
-    """The reachability check CloudWatch Logs sends when a subscription is created."""
-    return encode_subscription(
-        {
-            "messageType": CONTROL_MESSAGE,
-            "owner": "CloudwatchLogs",
-            "logGroup": "",
-            "logStream": "",
-            "subscriptionFilters": [],
-            "logEvents": [
-                {
-                    "id": "",
-                    "timestamp": now_ms,
-                    "message": f"CWL CONTROL MESSAGE: Checking health of destination Lambda function for {log_group}",
-                }
-            ],
-        }
-    )
+    """The reachability check CloudWatch Logs sends when a function's subscription is created."""
+    return encode_subscription(control_document(f"Lambda function for {log_group}", now_ms))

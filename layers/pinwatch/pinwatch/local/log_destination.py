@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from pinwatch.ingest import CONTROL_MESSAGE, DATA_MESSAGE
+from pinwatch.ingest import DATA_MESSAGE
+from pinwatch.local import lambda_harness
 from pinwatch.local.template import load_template
 from pinwatch.stream_ingest import filter_name
 
@@ -73,20 +74,7 @@ def destination_document(
 
 def control_document(destination_arn: str, now_ms: int) -> dict[str, Any]:
     """The reachability check CloudWatch Logs sends when a subscription to the destination is created."""
-    return {
-        "messageType": CONTROL_MESSAGE,
-        "owner": "CloudwatchLogs",
-        "logGroup": "",
-        "logStream": "",
-        "subscriptionFilters": [],
-        "logEvents": [
-            {
-                "id": "",
-                "timestamp": now_ms,
-                "message": f"CWL CONTROL MESSAGE: Checking health of destination {destination_arn}.",
-            }
-        ],
-    }
+    return lambda_harness.control_document(f"{destination_arn}.", now_ms)
 
 
 def encode(document: Mapping[str, Any]) -> bytes:
