@@ -1,14 +1,20 @@
-"""Real RDS proxies and AWS/RDS metric series on moto server, for the connection-check tests."""
+"""Real RDS proxies and AWS/RDS metric series on moto server, for the connection-check tests.
+
+The series are put with :func:`pinwatch.local.metric_series.put_series` (re-exported here with its
+``Shape`` and ``WINDOW``), as the local organization puts its members' series.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import boto3
 
+from pinwatch.local.metric_series import WINDOW as WINDOW
+from pinwatch.local.metric_series import Shape as Shape
+from pinwatch.local.metric_series import put_series as put_series
 from pinwatch.metrics import (
     BORROW_LATENCY,
     BORROWED,
@@ -16,13 +22,11 @@ from pinwatch.metrics import (
     DATABASE_CONNECTIONS,
     IN_TRANSACTION,
     MAX_ALLOWED,
-    MINUTE_MS,
     PINNED,
 )
 
 # A region of their own keeps these proxies out of other tests' "every proxy" listings.
 REGION = "us-west-2"
-WINDOW = 30
 
 
 def clients(endpoint: str, *services: str, region: str = REGION) -> list[Any]:
@@ -70,43 +74,6 @@ class ProxyFactory:
                 DBProxyName=name, TargetGroupName="default", ConnectionPoolConfig=config
             )
         return name
-
-
-Shape = Callable[[int], float | None]  # minute index (0 = oldest) -> value per proxy instance, None = not published
-
-
-def put_series(
-    cloudwatch: Any,
-    proxy: str,
-    end_ms: int,
-    shapes: Mapping[str, Shape],
-    instances: int = 2,
-    window: int = WINDOW,
-    published: Callable[[int], int] | None = None,
-) -> None:
-    """Publish per-instance datapoints for each minute of the window, as a multi-instance proxy does.
-
-    ``published(minute)`` says how many instances had published that minute (default: all of them).
-    """
-    data: list[dict[str, Any]] = []
-    start_ms = end_ms - window * MINUTE_MS
-    for metric, shape in shapes.items():
-        for minute in range(window):
-            value = shape(minute)
-            if value is None:
-                continue
-            when = datetime.fromtimestamp((start_ms + minute * MINUTE_MS + 15_000) / 1000, tz=UTC)
-            data.extend(
-                {
-                    "MetricName": metric,
-                    "Dimensions": [{"Name": "ProxyName", "Value": proxy}],
-                    "Timestamp": when,
-                    "Value": value,
-                }
-                for _ in range(instances if published is None else published(minute))
-            )
-    for start in range(0, len(data), 1000):
-        cloudwatch.put_metric_data(Namespace="AWS/RDS", MetricData=data[start : start + 1000])
 
 
 def draining_shapes() -> dict[str, Shape]:

@@ -28,28 +28,24 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 
+from pinwatch.local import metric_series
 from pinwatch.local.alarms import ACCOUNT_ID as MONITORING_ACCOUNT
 from pinwatch.local.alarms import MetricsInsightsAlarm, cloudwatch_series
 from pinwatch.local.sts_shim import ORGANIZATION_ACCESS_ROLE
 from pinwatch.members import DEFAULT_MEMBER_ROLE
 from pinwatch.scope import Scope
-from pinwatch.timebase import MINUTE_MS
 
 STACK_SET = "pinwatch-members"
 MEMBER_ACCOUNTS = ("111111111111", "222222222222")
 DEFAULT_MEMBERS = (Scope(MEMBER_ACCOUNTS[0], "eu-west-1"), Scope(MEMBER_ACCOUNTS[1], "eu-west-1"))
 MEMBER_ALARM = "pinwatch-pinned-connections"  # each member's Metrics Insights alarm
 CHECK_ROLE = "pinwatch-check"  # the central check function's role, trusted by every member role
-
-# minute index (0 = oldest) -> value per proxy instance, None = not published that minute
-Shape = Callable[[int], float | None]
 
 
 def member_template(role_name: str = DEFAULT_MEMBER_ROLE, monitoring_account: str = MONITORING_ACCOUNT) -> str:
@@ -202,34 +198,17 @@ class EmulatedOrganization:
         scope: Scope,
         proxy: str,
         end_ms: int,
-        shapes: Mapping[str, Shape],
+        shapes: Mapping[str, metric_series.Shape],
         *,
         instances: int = 2,
-        window: int = 30,
+        window: int = metric_series.WINDOW,
     ) -> int:
         """Per-instance ``AWS/RDS`` datapoints for each minute of the window before ``end_ms``, in the member.
 
         Each shape gives the value per proxy instance for a minute; returns the datapoints put.
         """
-        data: list[dict[str, Any]] = []
-        start_ms = end_ms - window * MINUTE_MS
-        for metric, shape in shapes.items():
-            for minute in range(window):
-                value = shape(minute)
-                if value is None:
-                    continue
-                when = datetime.fromtimestamp((start_ms + minute * MINUTE_MS + 15_000) / 1000, tz=UTC)
-                point = {
-                    "MetricName": metric,
-                    "Dimensions": [{"Name": "ProxyName", "Value": proxy}],
-                    "Timestamp": when,
-                    "Value": value,
-                }
-                data.extend(dict(point) for _ in range(instances))
         cloudwatch = self.member_client(scope.account, "cloudwatch", scope.region)
-        for start in range(0, len(data), 1000):
-            cloudwatch.put_metric_data(Namespace="AWS/RDS", MetricData=data[start : start + 1000])
-        return len(data)
+        return metric_series.put_series(cloudwatch, proxy, end_ms, shapes, instances=instances, window=window)
 
     def member_alarm(self, scope: Scope, name: str = MEMBER_ALARM) -> MetricsInsightsAlarm:
         """The member's pinned-connections alarm, evaluated on the member's own series.
