@@ -2,14 +2,35 @@
 
 moto lacks ``ModifyDBProxy``; :mod:`pinwatch.local.rds_shim` adds it before the server starts.
 :mod:`pinwatch.local.sts_shim` makes ``AssumeRole`` deny a role the target account does not have.
+Both apply their patch through :func:`patch_moto`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from pinwatch.local.dynamodb_local import free_port
+
+_patch_lock = threading.Lock()
+_patched: set[str] = set()
+
+
+def patch_moto(name: str, patch: Callable[[], None], *, client_error: str) -> None:
+    """Apply ``patch`` to moto once per process, however many servers start (thread-safe).
+
+    A patched action may answer an error code its service model has no shape for (IAM's
+    ``AccessDenied`` from RDS or STS); moto then warns each time it serialises a ``client_error``
+    (the exception class's name), so that warning is silenced along with the patch.
+    """
+    with _patch_lock:
+        if name in _patched:
+            return
+        patch()
+        warnings.filterwarnings("ignore", message=rf"Exception\({client_error}\) with code", category=UserWarning)
+        _patched.add(name)
 
 
 @contextmanager

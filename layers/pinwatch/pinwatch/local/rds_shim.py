@@ -16,28 +16,26 @@ demo show what a failed switch does to an alert. The server runs in this process
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pinwatch.local.moto_server import patch_moto
+
 _lock = threading.Lock()
 _faults: dict[str, tuple[str, str]] = {}  # proxy name -> (error code, message)
-_installed = False
 
 
 def install() -> None:
     """Add ``ModifyDBProxy`` to moto's RDS responder (idempotent)."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        from moto.rds.responses import RDSResponse
+    # IAM's AccessDenied is not in the RDS model: patch_moto silences moto's warning for it.
+    patch_moto("rds:ModifyDBProxy", _patch, client_error="RDSClientError")
 
-        RDSResponse.modify_db_proxy = _modify_db_proxy  # type: ignore[attr-defined]
-        # IAM's AccessDenied is not in the RDS model; moto warns when it serialises one.
-        warnings.filterwarnings("ignore", message=r"Exception\(RDSClientError\) with code", category=UserWarning)
-        _installed = True
+
+def _patch() -> None:
+    from moto.rds.responses import RDSResponse
+
+    RDSResponse.modify_db_proxy = _modify_db_proxy  # type: ignore[attr-defined]
 
 
 @contextmanager

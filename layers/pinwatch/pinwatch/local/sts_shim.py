@@ -14,34 +14,29 @@ administrator would.
 
 from __future__ import annotations
 
-import threading
-import warnings
 from typing import Any
 
-ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"
+from pinwatch.local.moto_server import patch_moto
 
-_lock = threading.Lock()
-_installed = False
+ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"
 
 
 def install() -> None:
     """Make moto's AssumeRole deny roles missing from the target account (idempotent)."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        from moto.sts.models import STSBackend
+    # STS's model names no AccessDenied shape: patch_moto silences moto's warning for it.
+    patch_moto("sts:AssumeRole", _patch, client_error="STSClientError")
 
-        original = STSBackend.assume_role
 
-        def assume_role(self: Any, **kwargs: Any) -> Any:
-            _require_role(str(kwargs.get("role_arn") or ""))
-            return original(self, **kwargs)
+def _patch() -> None:
+    from moto.sts.models import STSBackend
 
-        # STS's model names no AccessDenied shape; moto warns when it serialises one.
-        warnings.filterwarnings("ignore", message=r"Exception\(STSClientError\) with code", category=UserWarning)
-        STSBackend.assume_role = assume_role  # type: ignore[method-assign,assignment]
-        _installed = True
+    original = STSBackend.assume_role
+
+    def assume_role(self: Any, **kwargs: Any) -> Any:
+        _require_role(str(kwargs.get("role_arn") or ""))
+        return original(self, **kwargs)
+
+    STSBackend.assume_role = assume_role  # type: ignore[method-assign,assignment]
 
 
 def _require_role(role_arn: str) -> None:
