@@ -19,9 +19,9 @@ from typing import Any
 import boto3
 import pytest
 
-from pinwatch.local.lambda_harness import decode_subscription, load_handler
+from pinwatch.local.lambda_harness import decode_subscription
 from pinwatch.local.log_destination import LogDestination
-from pinwatch.local.stream_mapping import PIN_STREAM_APP, StreamMapping, stream_context
+from pinwatch.local.stream_mapping import StreamMapping, stream_context
 from pinwatch.scope import Scope
 from pinwatch.store import keys
 from pinwatch.store.summary import SummaryStore
@@ -59,24 +59,6 @@ def stream(aws: dict[str, Any]) -> str:
     return name
 
 
-@pytest.fixture
-def queue_url(aws: dict[str, Any]) -> str:
-    url: str = aws["sqs"].create_queue(QueueName=f"pinwatch-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    return url
-
-
-@pytest.fixture
-def app(
-    monkeypatch: pytest.MonkeyPatch, dynamodb_endpoint: str, moto_endpoint: str, summary_table: str, queue_url: str
-) -> ModuleType:
-    monkeypatch.setenv("SUMMARY_TABLE_NAME", summary_table)
-    monkeypatch.setenv("PARKING_QUEUE_URL", queue_url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_endpoint)
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "PinwatchTest")
-    return load_handler(PIN_STREAM_APP)
-
-
 def mapping(app: ModuleType, aws: dict[str, Any], stream: str, store: Any, **settings: Any) -> StreamMapping:
     def invoke(event: dict[str, Any]) -> Any:
         with quiet(app):
@@ -105,7 +87,12 @@ def member_traffic(destination: LogDestination, scope: Scope, deliveries: int) -
 
 
 def test_given_two_members_with_the_same_proxy_when_resent_and_redelivered_after_a_failure_then_counts_are_exact(
-    app: ModuleType, aws: dict[str, Any], stream: str, dynamodb_endpoint: str, dynamodb_client: Any, summary_table: str
+    pin_stream_app: ModuleType,
+    aws: dict[str, Any],
+    stream: str,
+    dynamodb_endpoint: str,
+    dynamodb_client: Any,
+    summary_table: str,
 ) -> None:
     destination = LogDestination(aws["kinesis"], stream)
     destination.control(DESTINATION_ARN, T0)
@@ -122,7 +109,7 @@ def test_given_two_members_with_the_same_proxy_when_resent_and_redelivered_after
             raise Crash("DynamoDB unavailable for one write")
 
     client.meta.events.register("before-call.dynamodb.TransactWriteItems", one_write_fails)
-    mapper = mapping(app, aws, stream, SummaryStore(client, summary_table), batch_size=5)
+    mapper = mapping(pin_stream_app, aws, stream, SummaryStore(client, summary_table), batch_size=5)
 
     checkpointed = mapper.poll()
 
@@ -143,7 +130,12 @@ def test_given_two_members_with_the_same_proxy_when_resent_and_redelivered_after
 
 
 def test_given_an_undecodable_record_in_the_stream_when_mapped_then_it_is_parked_with_its_data_and_the_rest_applied(
-    app: ModuleType, aws: dict[str, Any], stream: str, queue_url: str, dynamodb_client: Any, summary_table: str
+    pin_stream_app: ModuleType,
+    aws: dict[str, Any],
+    stream: str,
+    parking_queue_url: str,
+    dynamodb_client: Any,
+    summary_table: str,
 ) -> None:
     destination = LogDestination(aws["kinesis"], stream)
     traffic, _ = member_traffic(destination, A, 2)
@@ -152,9 +144,11 @@ def test_given_an_undecodable_record_in_the_stream_when_mapped_then_it_is_parked
     event = traffic_more.delivery(PROXY, 30, T0 + 5 * 3_600_000, 60_000, mix=PROXY_LINES, stream="proxy-orders-db-2")
     destination.deliver(A.account, A.region, GROUP, "proxy-orders-db-2", decode_subscription(event)["logEvents"])
 
-    mapping(app, aws, stream, app.STORE).poll()
+    mapping(pin_stream_app, aws, stream, pin_stream_app.STORE).poll()
 
-    messages = aws["sqs"].receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+    messages = aws["sqs"].receive_message(
+        QueueUrl=parking_queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )
     [parked] = messages["Messages"]
     assert base64.b64decode(parked["Body"]) == garbage.data
     attributes = {k: v["StringValue"] for k, v in parked["MessageAttributes"].items()}
@@ -165,13 +159,13 @@ def test_given_an_undecodable_record_in_the_stream_when_mapped_then_it_is_parked
 
 
 def test_given_only_control_messages_when_mapped_then_nothing_is_written(
-    app: ModuleType, aws: dict[str, Any], stream: str, dynamodb_client: Any, summary_table: str
+    pin_stream_app: ModuleType, aws: dict[str, Any], stream: str, dynamodb_client: Any, summary_table: str
 ) -> None:
     destination = LogDestination(aws["kinesis"], stream)
     for _ in range(3):
         destination.control(DESTINATION_ARN, T0)
 
-    mapper = mapping(app, aws, stream, app.STORE)
+    mapper = mapping(pin_stream_app, aws, stream, pin_stream_app.STORE)
 
     assert mapper.poll() == 3
     assert mapper.stats.partial_failures == mapper.stats.function_errors == 0
@@ -179,7 +173,12 @@ def test_given_only_control_messages_when_mapped_then_nothing_is_written(
 
 
 def test_given_writes_that_keep_failing_when_mapped_then_retries_bisect_and_end_in_on_failure_records(
-    app: ModuleType, aws: dict[str, Any], stream: str, dynamodb_endpoint: str, dynamodb_client: Any, summary_table: str
+    pin_stream_app: ModuleType,
+    aws: dict[str, Any],
+    stream: str,
+    dynamodb_endpoint: str,
+    dynamodb_client: Any,
+    summary_table: str,
 ) -> None:
     destination = LogDestination(aws["kinesis"], stream)
     member_traffic(destination, A, 4)
@@ -189,7 +188,7 @@ def test_given_writes_that_keep_failing_when_mapped_then_retries_bisect_and_end_
         raise Crash("DynamoDB unavailable")
 
     client.meta.events.register("before-call.dynamodb.TransactWriteItems", always_fails)
-    mapper = mapping(app, aws, stream, SummaryStore(client, summary_table), maximum_retry_attempts=2)
+    mapper = mapping(pin_stream_app, aws, stream, SummaryStore(client, summary_table), maximum_retry_attempts=2)
 
     mapper.poll()
 
@@ -255,7 +254,7 @@ def test_given_a_record_that_always_fails_the_function_when_mapped_then_bisectio
 
 
 def test_given_lines_without_ids_when_delivered_then_each_gets_its_own_id_and_only_a_resend_is_not_counted_again(
-    app: ModuleType, aws: dict[str, Any], stream: str, dynamodb_client: Any, summary_table: str
+    pin_stream_app: ModuleType, aws: dict[str, Any], stream: str, dynamodb_client: Any, summary_table: str
 ) -> None:
     destination = LogDestination(aws["kinesis"], stream)
     traffic = Traffic(seed=5)
@@ -267,7 +266,7 @@ def test_given_lines_without_ids_when_delivered_then_each_gets_its_own_id_and_on
     assert second is not None
     destination.resend(second)
 
-    mapping(app, aws, stream, app.STORE).poll()
+    mapping(pin_stream_app, aws, stream, pin_stream_app.STORE).poll()
 
     ids = [e["id"] for s in (first, second) for e in s.document["logEvents"]]
     assert len(set(ids)) == len(ids)

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,27 +32,6 @@ GROUP, STREAM = "/aws/rds/proxy/orders-db", "proxy-orders-db-1"
 A, B = "111111111111", "222222222222"
 
 
-@pytest.fixture
-def queue_url(moto_endpoint: str) -> str:
-    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
-    url: str = sqs.create_queue(QueueName=f"pinwatch-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    return url
-
-
-@pytest.fixture
-def app(
-    monkeypatch: pytest.MonkeyPatch, dynamodb_endpoint: str, moto_endpoint: str, summary_table: str, queue_url: str
-) -> ModuleType:
-    monkeypatch.setenv("SUMMARY_TABLE_NAME", summary_table)
-    monkeypatch.setenv("PARKING_QUEUE_URL", queue_url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_endpoint)
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "pinwatch")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "PinwatchTest")
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
-    return load_handler(PIN_STREAM_APP)
-
-
 class Output:
     def __init__(self, text: str) -> None:
         lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
@@ -65,15 +43,20 @@ class Output:
 
 
 @pytest.fixture
-def invoke(app: ModuleType, capsys: pytest.CaptureFixture[str]) -> Any:
+def invoke(pin_stream_app: ModuleType, capsys: pytest.CaptureFixture[str]) -> Any:
     def call(records: list[dict[str, Any]], **overrides: Any) -> tuple[dict[str, Any], Output]:
-        capture_logs(app)
+        capture_logs(pin_stream_app)
         capsys.readouterr()
         if overrides:
-            kwargs = {"store": app.STORE, "parking": app.PARKING, "now_ms": T0 + 3_600_000, **overrides}
-            response = app.handle(kinesis_event(records), stream_context(), **kwargs)
+            kwargs = {
+                "store": pin_stream_app.STORE,
+                "parking": pin_stream_app.PARKING,
+                "now_ms": T0 + 3_600_000,
+                **overrides,
+            }
+            response = pin_stream_app.handle(kinesis_event(records), stream_context(), **kwargs)
         else:
-            response = app.lambda_handler(kinesis_event(records), stream_context())
+            response = pin_stream_app.lambda_handler(kinesis_event(records), stream_context())
         return response, Output(capsys.readouterr().out)
 
     return call
@@ -127,7 +110,7 @@ def test_given_a_record_twice_in_one_batch_when_handled_then_it_is_counted_once_
 
 
 def test_given_an_undecodable_record_when_handled_then_it_is_parked_with_its_data_and_the_rest_is_applied(
-    invoke: Any, dynamodb_client: Any, summary_table: str, queue_url: str, moto_endpoint: str
+    invoke: Any, dynamodb_client: Any, summary_table: str, parking_queue_url: str, moto_endpoint: str
 ) -> None:
     bad = kinesis_record(b"\x1f\x8b truncated gzip", sequence_number="2", shard_id="shardId-000000000003")
 
@@ -136,7 +119,7 @@ def test_given_an_undecodable_record_when_handled_then_it_is_parked_with_its_dat
     assert response == {"batchItemFailures": []}
     assert totals_by_proxy(dynamodb_client, summary_table) == {keys.proxy_pk(key(A)): 30, keys.proxy_pk(key(B)): 30}
     sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
-    [message] = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])[
+    [message] = sqs.receive_message(QueueUrl=parking_queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])[
         "Messages"
     ]
     assert message["Body"] == bad["kinesis"]["data"]
@@ -148,7 +131,7 @@ def test_given_an_undecodable_record_when_handled_then_it_is_parked_with_its_dat
 
 
 def test_given_parking_fails_when_handled_then_the_record_is_a_batch_item_failure_and_the_others_are_applied(
-    invoke: Any, app: ModuleType, dynamodb_client: Any, summary_table: str, moto_endpoint: str
+    invoke: Any, pin_stream_app: ModuleType, dynamodb_client: Any, summary_table: str, moto_endpoint: str
 ) -> None:
     sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
     missing = SqsParking(sqs, f"{moto_endpoint}/123456789012/no-such-queue")
