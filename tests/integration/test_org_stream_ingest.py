@@ -27,7 +27,7 @@ from pinwatch.store import keys
 from pinwatch.store.summary import SummaryStore
 from tests.support.ground_truth import T0, Mix, Traffic
 from tests.support.lambda_runtime import quiet
-from tests.support.table import Crash, hourly_counts, items, own_client, proxies_seen, total_counts
+from tests.support.table import Crash, fail_write, hourly_counts, items, own_client, proxies_seen, total_counts
 
 pytestmark = [
     pytest.mark.integration,
@@ -101,14 +101,7 @@ def test_given_two_members_with_the_same_proxy_when_resent_and_redelivered_after
     for earlier in (sent_a[1], sent_b[4], sent_a[1]):  # at-least-once: CloudWatch Logs sends some again
         destination.resend(earlier)
     client = own_client(dynamodb_endpoint)
-    writes = {"n": 0}
-
-    def one_write_fails(**_: Any) -> None:
-        writes["n"] += 1
-        if writes["n"] == 4:
-            raise Crash("DynamoDB unavailable for one write")
-
-    client.meta.events.register("before-call.dynamodb.TransactWriteItems", one_write_fails)
+    fail_write(client, 4, "DynamoDB unavailable for one write")
     mapper = mapping(pin_stream_app, aws, stream, SummaryStore(client, summary_table), batch_size=5)
 
     checkpointed = mapper.poll()

@@ -22,7 +22,7 @@ from pinwatch.store import keys
 from pinwatch.store.summary import SummaryStore
 from tests.integration.test_pin_ingest_handler import capture_logs, metric_values
 from tests.payloads import log_events
-from tests.support.table import Crash, own_client, proxies_seen, total_counts
+from tests.support.table import fail_write, own_client, proxies_seen, total_counts
 
 pytestmark = pytest.mark.integration
 
@@ -149,14 +149,7 @@ def test_given_a_failing_write_when_handled_then_that_record_fails_and_its_retry
     invoke: Any, dynamodb_endpoint: str, dynamodb_client: Any, summary_table: str
 ) -> None:
     client = own_client(dynamodb_endpoint)
-    calls = {"n": 0}
-
-    def fail_second_transaction_once(**_: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise Crash("DynamoDB unavailable")
-
-    client.meta.events.register("before-call.dynamodb.TransactWriteItems", fail_second_transaction_once)
+    fail_write(client, 2)  # the second record's transaction
     store = SummaryStore(client, summary_table)
     records = [member_record(A, "eu-west-1", 1), member_record(B, "eu-west-1", 2, seed=8)]
 

@@ -37,6 +37,21 @@ def crash_after(client: Any, calls: int) -> None:
     client.meta.events.register("after-call.dynamodb.TransactWriteItems", hook)
 
 
+def fail_write(client: Any, nth: int, message: str = "DynamoDB unavailable") -> None:
+    """Raise :class:`Crash` instead of sending the ``nth`` TransactWriteItems (nothing of it is written).
+
+    The others go through: one failed write in a batch, as a brief DynamoDB outage leaves it.
+    """
+    seen = {"n": 0}
+
+    def hook(**_: Any) -> None:
+        seen["n"] += 1
+        if seen["n"] == nth:
+            raise Crash(message)
+
+    client.meta.events.register("before-call.dynamodb.TransactWriteItems", hook)
+
+
 def items(client: Any, table: str) -> list[dict[str, Any]]:
     """Every item of the table (a paginated Scan)."""
     paginator = client.get_paginator("scan")
