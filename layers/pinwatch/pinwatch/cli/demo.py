@@ -682,12 +682,15 @@ def _timeline_org(tick: OrgTick) -> Iterator[RenderableType]:
         detail = event.get("detail", {})
         proxy = detail.get("alarmContributor", {}).get("attributes", {}).get("ProxyName", "?")
         state = detail.get("state", {}).get("value", "?")
+        member = next((m for m in tick.members if m.scope.account == event.get("account")), None)
+        # What the check it invoked made of the proxy (alert-worthy or not yet: then the next sweep reads it).
+        found = f"; the check reads it: {member.unhealthy or 'ok'}" if member is not None and state == "ALARM" else ""
         yield _row(
             checked_at,
             "⚑",
             Text(
                 f"{event.get('account')}/{event.get('region')} alarm contributor {proxy} → {state}: "
-                "the central bus rule invokes the check",
+                f"the central bus rule invokes the check{found}",
                 "yellow",
             ),
         )

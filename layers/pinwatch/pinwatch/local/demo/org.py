@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import time
 import uuid
 from collections import Counter
@@ -65,6 +66,7 @@ from pinwatch.local.demo.stack import (
 )
 from pinwatch.local.incident import Incident, IncidentMinute, LogLine
 from pinwatch.local.lambda_harness import (
+    ACCOUNT_ID,
     CONNECTION_CHECK_APP,
     SCHEDULE_EVENT_FILE,
     HandlerNotFound,
@@ -193,8 +195,7 @@ class OrgStack:
 
     @property
     def organization_account(self) -> str:
-        from pinwatch.local.lambda_harness import ACCOUNT_ID
-
+        """The monitoring account: moto's default, whose credentials the demo runs with."""
         return ACCOUNT_ID
 
     def member(self, scope: Scope) -> Member:
@@ -380,6 +381,7 @@ class OrgTick:
     errors: tuple[str, ...]
     triggers: tuple[str, ...]  # what invoked the check this minute, in order
     contributor_events: tuple[Mapping[str, Any], ...] = ()  # the member alarms' events that invoked it
+    checked: frozenset[str] = frozenset()  # the proxy keys the check read this minute
 
 
 @dataclass
@@ -598,6 +600,7 @@ class OrgReplay:
             tuple(errors),
             _triggers(self.functions.functions.output.getvalue()[output_before:]),
             tuple(self.functions.alarm_events()[events_before:]),
+            frozenset(o.report.proxy for o in result.outcomes) if result is not None else frozenset(),
         )
 
     def _record(self, minute: int, scope: Scope, sent: Sent, *, resent: bool = False) -> Record:
@@ -688,8 +691,6 @@ def _capture(result: CheckResult | None, key: str) -> CaptureNote | None:
 
 def _triggers(output: str) -> tuple[str, ...]:
     """The ``trigger`` of each ``Check complete`` line the check function logged (why it ran, what it read)."""
-    import json
-
     found = []
     for line in output.splitlines():
         if '"Check complete"' not in line:

@@ -112,13 +112,14 @@ def _alarm_events_name_the_member(result: OrgDemoResult) -> Stage:
         and e.get("detail", {}).get("state", {}).get("value") == "ALARM"
     ]
     # The check that event invoked read the paged member's proxy under its key.
-    read = [t for t, _ in paged if any(m.scope == PAGED and m.unhealthy for m in t.members)]
+    key = next(c.member.key for c in result.counts if c.member.scope == PAGED)
+    read = [t for t, _ in paged if key in t.checked and any("contributor in ALARM" in w for w in t.triggers)]
     if paged and read:
         return Stage(
             name,
             True,
             f"{len(events)} contributor event(s); {PAGED} went ALARM in minute {paged[0][0].index} and "
-            f"the check it invoked read {next(c.member.key for c in result.counts if c.member.scope == PAGED)}",
+            f"the check it invoked read {key}",
         )
     return Stage(name, False, f"{len(events)} contributor event(s), {len(paged)} from {PAGED} in ALARM")
 
