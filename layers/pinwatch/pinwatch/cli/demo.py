@@ -218,8 +218,10 @@ def _replay(
 # ------------------------------------------------------------------------------------- output
 
 
-def _print_endpoints(console: Console, endpoints: Endpoints) -> None:
-    console.print(f"moto server ([dim]RDS, CloudWatch, Logs, SNS, SQS, Secrets Manager[/]): {endpoints.moto}")
+def _print_endpoints(
+    console: Console, endpoints: Endpoints, services: str = "RDS, CloudWatch, Logs, SNS, SQS, Secrets Manager"
+) -> None:
+    console.print(f"moto server ([dim]{services}[/]): {endpoints.moto}")
     if endpoints.dynamodb_engine == "moto":
         why = f" ({endpoints.dynamodb_note})" if endpoints.dynamodb_note else ""
         console.print(f"Summary table on [bold]moto's DynamoDB[/]{why}")
@@ -567,6 +569,9 @@ def _keep(console: Console, stack: DemoStack) -> None:
 # ------------------------------------------------------------------------------ organization
 
 
+_ORG_SERVICES = "RDS, CloudWatch, Logs, Kinesis, SNS, SQS, Secrets Manager, STS, IAM, CloudFormation"
+
+
 def _run_org(args: argparse.Namespace, console: Console, started: float) -> int:
     """``--org``: the central stack and two member accounts; see :mod:`pinwatch.local.demo.org`."""
     from pinwatch.local.demo import AWS_VARIABLES_TO_CLEAR, emulation, patched_environ
@@ -578,7 +583,7 @@ def _run_org(args: argparse.Namespace, console: Console, started: float) -> int:
         with console.status("Starting moto and DynamoDB Local on loopback ports…"):
             endpoints = stack.enter_context(emulation(use_dynamodb_local=not args.no_dynamodb_local))
             slack_url, receiver = stack.enter_context(slack_receiver())
-        _print_endpoints(console, endpoints)
+        _print_endpoints(console, endpoints, _ORG_SERVICES)
         stack.enter_context(patched_environ(endpoints.aws_environment(), AWS_VARIABLES_TO_CLEAR))
         with console.status("Creating the central stack and the member accounts…"):
             org_stack = create_org_stack(endpoints, args.proxy, slack_url)
@@ -800,7 +805,7 @@ def _keep_org(console: Console, stack: OrgStack) -> None:
     console.print(
         "\n".join(
             [
-                f"moto (RDS, CloudWatch, Logs, Kinesis, SNS, SQS, STS, CloudFormation)  {endpoints.moto}",
+                f"moto ({_ORG_SERVICES})  {endpoints.moto}",
                 f"{endpoints.dynamodb_engine} (summary table)  {endpoints.dynamodb}",
                 f"summary table  {stack.central.table}",
                 f"organization stream  {stack.stream_name}",
