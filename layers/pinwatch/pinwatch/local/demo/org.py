@@ -64,6 +64,7 @@ from pinwatch.local.demo.stack import (
     client,
     create_stack,
 )
+from pinwatch.local.demo.verdicts import Stage
 from pinwatch.local.incident import Incident, IncidentMinute, LogLine
 from pinwatch.local.lambda_harness import (
     ACCOUNT_ID,
@@ -280,14 +281,12 @@ class Throttle:
 
     def __init__(self, dynamodb: Any) -> None:
         self.armed = False
-        self.fired = 0
         dynamodb.meta.events.register("before-call.dynamodb.TransactWriteItems", self._before_call)
 
     def _before_call(self, **_: Any) -> None:
         if not self.armed:
             return
         self.armed = False
-        self.fired += 1
         raise ClientError(
             {
                 "Error": {
@@ -342,7 +341,7 @@ def org_functions(stack: OrgStack) -> Iterator[OrgFunctions]:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One record the destination put into the stream, and what the stream function made of it."""
+    """One record the destination put into the stream, with the batch id the stream function files it under."""
 
     minute: int
     scope: Scope | None  # None: the control message
@@ -407,7 +406,7 @@ class OrgDemoResult:
     emf_pin_events: int
     function_output: str
     seconds: float
-    stages: list[Any] = field(default_factory=list)
+    stages: list[Stage] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
