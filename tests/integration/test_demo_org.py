@@ -1,6 +1,6 @@
 """`pinwatch demo --org`: organization mode end to end on moto server and DynamoDB Local.
 
-One replay (16 simulated minutes) of the paged member's incident and the healthy member's day is
+One replay (the demo's 30 simulated minutes) of the paged member's incident and the healthy member's day is
 shared by the assertions on what the channels received and the table holds; the expected counts
 are read from the scenarios' own line labels and the table is read back here, never taken from the
 demo's verdicts. The CLI runs once as a process of its own (the moto fallback for the table).
@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pinwatch.cli.demo import DEFAULT_MINUTES
 from pinwatch.findings import Severity
 from pinwatch.local.demo import AWS_VARIABLES_TO_CLEAR, emulation, patched_environ
 from pinwatch.local.demo.org import (
@@ -41,7 +42,8 @@ from pinwatch.store.summary import SummaryStore
 
 pytestmark = pytest.mark.integration
 
-MINUTES = MIN_MINUTES
+# The demo's default length: the paged proxy's pinning crosses a rule two minutes after its ALARM event.
+MINUTES = DEFAULT_MINUTES
 PROXY = "orders-db"
 
 
@@ -110,16 +112,28 @@ def test_given_the_healthy_member_when_replayed_then_it_is_checked_but_never_ale
     assert (replayed.replay.incident.onset, PAGED.account, ORG_REGION) in events
 
 
-def test_given_the_paged_members_alarm_event_when_it_reaches_the_check_then_the_alert_opens_that_minute(
+def test_given_the_replay_when_the_paged_alarm_fires_then_the_key_stays_hot_and_alerts_within_two_minutes(
     replayed: Replayed,
 ) -> None:
     result = replayed.result
-    onset = replayed.replay.incident.onset
-    first = min(a.minute for a in result.alerts if a.transition == "new")
-    assert first == onset
-    tick = result.ticks[onset]
-    assert [e["detail"]["state"]["value"] for e in tick.contributor_events] == ["ALARM"]
-    assert tick.triggers[0] == "alarm pinwatch-pinned-connections contributor in ALARM"
+    key = PAGED.key(PROXY)
+    (alarmed,) = [
+        t.index
+        for t in result.ticks
+        for e in t.contributor_events
+        if e["account"] == PAGED.account and e["detail"]["state"]["value"] == "ALARM"
+    ]
+    assert alarmed == replayed.replay.incident.onset
+    assert result.ticks[alarmed].triggers[0] == "alarm pinwatch-pinned-connections contributor in ALARM"
+    first_alert = min(a.minute for a in result.alerts if a.proxy == key)
+    assert 0 <= first_alert - alarmed <= 2
+    # The minutes between were scheduled runs of the hot proxies that read the key (not sweeps).
+    between = result.ticks[alarmed + 1 : first_alert + 1]
+    assert between, "the alert came with the event itself: this replay does not show the minutes between"
+    for tick in between:
+        assert key in tick.checked, tick.index
+        assert tick.triggers[-1] in {"hot proxies only", "sweep (every 15 min)"}, tick.triggers
+    assert any(t.triggers[-1] == "hot proxies only" for t in between)
 
 
 def test_given_two_members_with_the_same_proxy_name_when_replayed_then_each_accounts_counts_are_exact_and_apart(
@@ -166,7 +180,7 @@ def test_given_the_replay_when_verified_then_every_stage_passes_and_a_critical_f
 ) -> None:
     result = replayed.result
     assert result.ok, [s for s in result.stages if not s.ok]
-    alert = result.alerts[0]
+    alert = result.alerts[-1]  # not the first: that one times the alarm verdict
     misrouted = dataclasses.replace(alert, proxy=HEALTHY.key(PROXY), severity=Severity.CRITICAL)
     ticks = [dataclasses.replace(t, alerts=(misrouted,)) if t.index == alert.minute else t for t in result.ticks]
     failed = [s.name for s in verify_org(dataclasses.replace(result, ticks=ticks)) if not s.ok]
@@ -192,3 +206,24 @@ def test_given_the_org_flag_when_the_demo_command_runs_then_it_prints_the_accoun
     assert re.search(rf"^Account {HEALTHY.account}", out, re.MULTILINE)
     assert re.search(rf"^Account {PAGED.account}", out, re.MULTILINE)
     assert "organization demo passed" in out
+
+
+def test_given_the_replay_when_the_first_alert_is_held_back_then_the_timing_verdict_fails(
+    replayed: Replayed,
+) -> None:
+    result = replayed.result
+    assert result.ok, [s for s in result.stages if not s.ok]
+    first = min(a.minute for a in result.alerts)
+    # The same alerts, as if they had waited for a sweep 15 minutes on.
+    late = [
+        dataclasses.replace(
+            t,
+            alerts=tuple(dataclasses.replace(a, minute=t.index) for a in result.ticks[t.index - 15].alerts)
+            if t.index >= 15
+            else (),
+        )
+        for t in result.ticks
+    ]
+    failed = [s.name for s in verify_org(dataclasses.replace(result, ticks=late)) if not s.ok]
+    assert "the paged account's first alert comes within 2 minutes of its alarm event" in failed
+    assert min(a.minute for t in late for a in t.alerts) == first + 15

@@ -20,8 +20,9 @@ writes go to the member's log group and, through the emulated CloudWatch Logs de
 (:mod:`pinwatch.local.stream_mapping`) delivers them to the real stream function. One record is
 re-sent by the destination, and one record's write fails once (DynamoDB throttling it past the
 SDK's retries) so the mapping retries it. Then the members' Metrics Insights alarms are evaluated
-(:mod:`pinwatch.local.alarms`); each contributor event, carrying the member's account and Region,
-invokes the real check (org mode) as the central bus rule does, and the scheduled run follows.
+(:mod:`pinwatch.local.alarms`); each contributor event the member's rule forwards and the central
+bus rule matches (both patterns read from the templates: ALARM and OK), carrying the member's
+account and Region, invokes the real check (org mode), and the scheduled run follows.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from botocore.exceptions import ClientError
 
 from pinwatch.findings import CaptureNote
 from pinwatch.ingest import batch_id
-from pinwatch.local.alarms import MetricsInsightsAlarm
+from pinwatch.local import PROJECT_ROOT
+from pinwatch.local.alarms import MetricsInsightsAlarm, pattern_matches
 from pinwatch.local.demo.replay import (
     CHECK_DELAY_MS,
     AlertEvent,
@@ -124,8 +126,8 @@ def paged_scenario(incident: Incident) -> Scenario:
     """The incident, with no session pinned before the release.
 
     The member alarm's contributor then turns ALARM with the release, and its event brings the
-    check to the proxy: between sweeps organization mode reads only the proxies of such events and
-    those with open alerts (``wiring.alarm_contributors``).
+    check to the proxy: between sweeps organization mode reads only the proxies whose last
+    contributor event was ALARM and those with open alerts (``wiring.contributor_watch``).
     """
     minutes = tuple(replace(m, metrics={**m.metrics, PINNED: 0.0}) if m.index < incident.onset else m for m in incident)
     return Scenario(minutes, incident.instances)
@@ -147,15 +149,41 @@ def _calm(line: LogLine) -> bool:
     return line.reason != "session_settings" and line.kind not in (Kind.WOULD_PIN, Kind.UNPARSED)
 
 
-class RecordedAlarm(MetricsInsightsAlarm):
-    """A member's alarm that keeps the contributor events it sent (what reached the central bus)."""
+MEMBER_TEMPLATE = PROJECT_ROOT / "org" / "member.yaml"
 
-    def __init__(self, alarm: MetricsInsightsAlarm) -> None:
+
+def contributor_rule_patterns() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The event patterns of the member's forwarding rule (org/member.yaml) and the central bus rule (template.yaml)."""
+    member = load_template(MEMBER_TEMPLATE)
+    central = load_template()
+    return (
+        _resolved(member["Resources"]["ForwardContributorsRule"]["Properties"]["EventPattern"], member),
+        _resolved(central["Resources"]["OrgContributorRule"]["Properties"]["EventPattern"], central),
+    )
+
+
+def _resolved(value: Any, template: Mapping[str, Any]) -> Any:
+    """``value`` with the template's ``Fn::FindInMap`` resolved (the member pattern names its alarm through one)."""
+    if isinstance(value, Mapping):
+        if set(value) == {"Fn::FindInMap"}:
+            mapping, key, name = value["Fn::FindInMap"]
+            return template["Mappings"][mapping][key][name]
+        return {k: _resolved(v, template) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v, template) for v in value]
+    return value
+
+
+class RecordedAlarm(MetricsInsightsAlarm):
+    """A member's alarm whose events pass the two rules to the check, and are kept (what reached the central bus)."""
+
+    def __init__(self, alarm: MetricsInsightsAlarm, patterns: Sequence[Mapping[str, Any]] = ()) -> None:
         super().__init__(**{f.name: getattr(alarm, f.name) for f in fields(alarm)})
+        self.patterns = tuple(patterns)
         self.sent: list[dict[str, Any]] = []
 
     def evaluate(self, now_ms: int) -> list[dict[str, Any]]:
-        events = super().evaluate(now_ms)
+        events = [e for e in super().evaluate(now_ms) if all(pattern_matches(p, e) for p in self.patterns)]
         self.sent.extend(events)
         return events
 
@@ -326,8 +354,10 @@ def org_functions(stack: OrgStack) -> Iterator[OrgFunctions]:
         if not check_app.CONFIG.org_mode:
             raise DemoError("the template's check environment has no organization settings (ORG_MEMBER_STACK_SET)")
         # The members' alarms send their contributor events to the central bus, whose rule invokes the
-        # check. Organization mode reads no alarm state between sweeps (wiring.alarm_contributors).
-        alarms = [RecordedAlarm(stack.organization.member_alarm(m.scope)) for m in stack.members]
+        # check. Organization mode reads no alarm state between sweeps (wiring.alarm_contributors): the
+        # check keeps the states those events carry (wiring.contributor_watch, in the summary table).
+        patterns = contributor_rule_patterns()
+        alarms = [RecordedAlarm(stack.organization.member_alarm(m.scope), patterns) for m in stack.members]
         functions = LocalFunctions(stream_app, check_app, output, alarms=alarms, contributors=frozenset)
         # The function's own store, on a client of its own, so the emulated throttle touches nothing else.
         dynamodb = client(stack.endpoints, "dynamodb")

@@ -3,7 +3,8 @@
 Each :class:`~pinwatch.local.demo.verdicts.Stage` names one end-to-end property of organization
 mode (docs/organization.md): each account's counts exact and apart under its own key, the critical
 alert naming the paged account and its Region on both channels, no critical alert for the healthy
-account, the member alarms' events carrying the member, a re-sent record and a retried one adding
+account, the member alarms' events carrying the member, the paged account's first alert within
+two minutes of its alarm event (not at the next sweep), a re-sent record and a retried one adding
 nothing, and no errors anywhere.
 """
 
@@ -16,6 +17,11 @@ from pinwatch.findings import Severity
 from pinwatch.local.demo.org import HEALTHY, ORG_REGION, PAGED
 from pinwatch.local.demo.verdicts import Stage
 from pinwatch.records import Kind
+
+# How soon after its member alarm's ALARM event the paged account's first alert must come, in simulated minutes.
+# The event brings one check; the proxy stays hot after it (pinwatch.store.hot_state), so the pinning
+# crossing a rule a minute or two later is alerted on then, not at the next sweep.
+FIRST_ALERT_MINUTES = 2
 
 if TYPE_CHECKING:
     from pinwatch.local.demo.org import OrgDemoResult
@@ -32,6 +38,7 @@ def verify_org(result: OrgDemoResult) -> list[Stage]:
         ),
         _healthy_account_not_paged(result),
         _alarm_events_name_the_member(result),
+        _first_alert_follows_the_alarm(result),
         _resent_record(result),
         _retried_record(result),
         _metrics_exact(result),
@@ -122,6 +129,29 @@ def _alarm_events_name_the_member(result: OrgDemoResult) -> Stage:
             f"the check it invoked read {key}",
         )
     return Stage(name, False, f"{len(events)} contributor event(s), {len(paged)} from {PAGED} in ALARM")
+
+
+def _first_alert_follows_the_alarm(result: OrgDemoResult) -> Stage:
+    name = f"the paged account's first alert comes within {FIRST_ALERT_MINUTES} minutes of its alarm event"
+    key = next(c.member.key for c in result.counts if c.member.scope == PAGED)
+    alarmed = [
+        t.index
+        for t in result.ticks
+        for e in t.contributor_events
+        if (e.get("account"), e.get("region")) == (PAGED.account, PAGED.region)
+        and e.get("detail", {}).get("state", {}).get("value") == "ALARM"
+    ]
+    alerted = [a.minute for a in result.alerts if a.proxy == key]
+    if not alarmed:
+        return Stage(name, False, f"no ALARM event from {PAGED}")
+    if not alerted:
+        return Stage(name, False, f"{PAGED} went ALARM in minute {alarmed[0]}; no alert about {key}")
+    delay = alerted[0] - alarmed[0]
+    return Stage(
+        name,
+        0 <= delay <= FIRST_ALERT_MINUTES,
+        f"ALARM event in minute {alarmed[0]}, first alert in minute {alerted[0]}: {delay} minute(s) later",
+    )
 
 
 def _resent_record(result: OrgDemoResult) -> Stage:
