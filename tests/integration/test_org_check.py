@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from pinwatch import wiring
 from pinwatch.config import CheckConfig
@@ -30,6 +31,7 @@ from pinwatch.metrics import window_end_ms
 from pinwatch.org import TARGET_CACHE_TTL_S, OrgCheck
 from pinwatch.scope import Scope
 from pinwatch.store.capture_state import CaptureStateStore
+from pinwatch.store.hot_state import ContributorWatchStore
 from tests.integration.aws_proxies import draining_shapes, healthy_busy_shapes
 
 pytestmark = pytest.mark.integration
@@ -366,6 +368,55 @@ def test_given_member_contributor_events_when_scheduled_runs_follow_then_a_key_i
     # The first ALARM delivered again after its OK (an EventBridge retry): read once, not watched again.
     assert run(contributor("ALARM", now), now + 4 * minute)["proxies"] == 1
     assert run(schedule_event(), now + 5 * minute)["proxies"] == 0
+
+
+class RecordingCheck:
+    """The function's check, keeping each run's result."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.results: list[Any] = []
+
+    def alerting_proxies(self) -> frozenset[str]:
+        return frozenset(self.inner.alerting_proxies())
+
+    def run(self, now_ms: int, **kwargs: Any) -> Any:
+        result = self.inner.run(now_ms, **kwargs)
+        self.results.append(result)
+        return result
+
+
+def test_given_an_unstorable_state_when_an_alarm_event_arrives_then_its_proxy_is_read_and_the_run_fails_to_retry(
+    org: EmulatedOrganization, end_ms: int, dynamodb_endpoint: str, summary_table: str
+) -> None:
+    env = org.check_environment(
+        AWS_ENDPOINT_URL=org.endpoint,
+        AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
+        AWS_DEFAULT_REGION=HOME,
+        SUMMARY_TABLE_NAME=summary_table,
+        SWEEP_MINUTES="15",
+        SETUP_FAILED_EVERY_MINUTES="1",
+    )
+    app = load_handler(CONNECTION_CHECK_APP, env)
+    dynamodb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name=HOME)
+
+    def throttled(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "PutItem")
+
+    dynamodb.meta.events.register("before-call.dynamodb.PutItem", throttled)
+    (event,) = org.member_alarm(PAGING).evaluate(end_ms)
+    check = RecordingCheck(app.CHECK)
+
+    with pytest.raises(app.ContributorNotRecorded, match="ThrottlingException"):
+        app.handle(
+            event,
+            check_context(),
+            check=check,
+            now_ms=end_ms + 30_000,
+            watch=ContributorWatchStore(dynamodb, summary_table),
+        )
+    # The check it called for ran first: Lambda's retry of the event stores the state (the put is idempotent).
+    assert [[o.report.proxy for o in r.outcomes] for r in check.results] == [[PAGING.key("orders-db")]]
 
 
 FLEET_REGIONS = ("eu-central-1", "eu-north-1")
