@@ -140,7 +140,7 @@ def handle(
     if result.failures:
         raise CheckFailed(f"alerting failed for {len(result.failures)} proxies: {', '.join(sorted(result.failures))}")
     if not_recorded is not None:
-        raise ContributorNotRecorded(f"{', '.join(plan.names or ())}: {not_recorded}") from not_recorded
+        raise ContributorNotRecorded(f"{', '.join(trigger.proxies)}: {not_recorded}") from not_recorded
     return summary
 
 
