@@ -10,7 +10,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint format demo bench bench-docs template-check build clean
+.PHONY: help setup test test-fast lint format demo demo-org bench bench-docs template-check build clean
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ test-fast: $(VENV)/.installed ## unit and property tests in parallel, for the ed
 # DEMO_ARGS passes options through, e.g. `make demo DEMO_ARGS=--keep` (see `pinwatch demo --help`).
 demo: $(VENV)/.installed node_modules/.installed ## the whole pipeline on local emulated AWS: an incident replayed through both functions
 	$(BIN)/pinwatch demo $(DEMO_ARGS)
+
+demo-org: $(VENV)/.installed node_modules/.installed ## organization mode on local emulated AWS: two member accounts, one central stack
+	$(BIN)/pinwatch demo --org $(DEMO_ARGS)
 
 bench: $(VENV)/.installed node_modules/.installed ## performance figures as name=value lines
 	$(BIN)/python -m benchmarks

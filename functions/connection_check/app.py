@@ -4,7 +4,9 @@ Invoked every minute by its schedule — which reads every proxy on the sweep mi
 hot ones in between — and by the stack's pinned-connections alarm, whose contributor events name
 the proxy to read at once (:mod:`pinwatch.fleet`, docs/fleet-scale.md). With
 ``ORG_MEMBER_STACK_SET`` set it checks every member account and Region of the organization
-(:mod:`pinwatch.org`), and a member alarm's forwarded event names the proxy by its key.
+(:mod:`pinwatch.org`), and a member alarm's forwarded event names the proxy by its key; the
+check remembers each member contributor's ALARM or OK from those events, and reads the ones in
+ALARM between sweeps (:mod:`pinwatch.store.hot_state`).
 
 Thin entry. Settings, AWS clients, the alert dispatcher and the check are built once per cold
 start by :mod:`pinwatch.wiring` (an invalid setting or an unreadable Slack secret fails there,
@@ -41,7 +43,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pinwatch import wiring
 from pinwatch.check import Check, CheckResult
 from pinwatch.config import CheckConfig
-from pinwatch.fleet import HotSource, parse_trigger, plan_run
+from pinwatch.fleet import ContributorWatch, HotSource, parse_trigger, plan_run, remember
 
 # Cold start: a missing or invalid setting fails here with a message naming the variable.
 CONFIG = CheckConfig.from_env(os.environ)
@@ -55,6 +57,8 @@ copy_config_to_registered_loggers(source_logger=logger, include={"pinwatch"})
 CHECK = wiring.check_function(CONFIG)
 # Proxies the stack's Metrics Insights alarm holds in ALARM: hot between two sweeps.
 CONTRIBUTORS: HotSource = wiring.alarm_contributors(CONFIG)
+# Organization mode: the member alarms' contributor states, remembered from their events (None otherwise).
+WATCH: ContributorWatch | None = wiring.contributor_watch(CONFIG)
 
 # Time kept back from the function's timeout for what follows delivery: the alert-state write (a
 # transaction with its retries) and the metrics flush. A quarter of what is left, at most 5 s.
@@ -75,8 +79,14 @@ class CheckFailed(RuntimeError):
     """Alerting failed for at least one proxy (the others were checked and alerted)."""
 
 
+class ContributorNotRecorded(RuntimeError):
+    """A member contributor's state could not be stored; failing lets Lambda retry the event."""
+
+
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    summary: dict[str, Any] = handle(event, context, check=CHECK, now_ms=int(time.time() * 1000))
+    summary: dict[str, Any] = handle(
+        event, context, check=CHECK, now_ms=int(time.time() * 1000), contributors=CONTRIBUTORS, watch=WATCH
+    )
     return summary
 
 
@@ -89,18 +99,34 @@ def handle(
     check: Check,
     now_ms: int,
     contributors: HotSource | None = None,
+    watch: ContributorWatch | None = None,
 ) -> dict[str, Any]:
     """One check at ``now_ms`` of the proxies ``event`` calls for; returns the summary it logs.
 
     A schedule event reads every proxy on a sweep minute and the hot ones (open alerts, alarm
     contributors in ALARM) in between; an alarm contributor event reads its proxy; anything else
-    every proxy (:mod:`pinwatch.fleet`). Raises :class:`CheckFailed` at the end when alerting failed.
+    every proxy (:mod:`pinwatch.fleet`). ``contributors`` (default: the cold start's) lists the
+    stack's alarm contributors in ALARM; ``watch`` (default: the cold start's, organization mode
+    only) stores each member contributor event's state and lists those in ALARM.
+    Raises :class:`CheckFailed` at the end when alerting failed, :class:`ContributorNotRecorded`
+    when the event's state could not be stored (after the check it called for).
     """
+    trigger = parse_trigger(event, qualified=CONFIG.org_mode)
+    watch = watch or WATCH
+    hot_sources: list[HotSource] = [check.alerting_proxies, contributors or CONTRIBUTORS]
+    not_recorded: Exception | None = None
+    if watch is not None:
+        hot_sources.append(watch.watched)
+        try:
+            remember(trigger, watch)
+        except Exception as exc:  # the check still runs; the retried event is stored again (idempotent)
+            logger.exception("could not store the alarm contributor's state")
+            not_recorded = exc
     plan = plan_run(
-        parse_trigger(event, qualified=CONFIG.org_mode),
+        trigger,
         now_ms,
         sweep_minutes=CONFIG.sweep_minutes,
-        hot_sources=(check.alerting_proxies, contributors or CONTRIBUTORS),
+        hot_sources=hot_sources,
         configured=CONFIG.proxy_names,
     )
     if plan.reads_every_proxy:
@@ -113,6 +139,8 @@ def handle(
     logger.info("Check complete", **summary)
     if result.failures:
         raise CheckFailed(f"alerting failed for {len(result.failures)} proxies: {', '.join(sorted(result.failures))}")
+    if not_recorded is not None:
+        raise ContributorNotRecorded(f"{', '.join(trigger.proxies)}: {not_recorded}") from not_recorded
     return summary
 
 

@@ -11,26 +11,32 @@ import json
 import time
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from pinwatch import wiring
 from pinwatch.config import CheckConfig
 from pinwatch.diagnose import MEMBER_UNREACHABLE, PINNED_SHARE
 from pinwatch.findings import Severity
-from pinwatch.fleet import CONTRIBUTOR_STATE_CHANGE
-from pinwatch.local.lambda_harness import CONNECTION_CHECK_APP, check_context, load_handler
+from pinwatch.fleet import CONTRIBUTOR_STATE_CHANGE, sweep_due
+from pinwatch.local.lambda_harness import CONNECTION_CHECK_APP, check_context, load_handler, schedule_event
 from pinwatch.local.org import MEMBER_ALARM, EmulatedOrganization, member_template, setup_organization
 from pinwatch.members import MemberSessions
 from pinwatch.metrics import window_end_ms
 from pinwatch.org import TARGET_CACHE_TTL_S, OrgCheck
 from pinwatch.scope import Scope
 from pinwatch.store.capture_state import CaptureStateStore
+from pinwatch.store.hot_state import ContributorWatchStore
 from tests.integration.aws_proxies import draining_shapes, healthy_busy_shapes
 
 pytestmark = pytest.mark.integration
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 HOME = "us-east-1"
 REGION = "ap-southeast-2"  # a Region of their own keeps these members' listings to these tests
@@ -322,6 +328,95 @@ def test_given_a_member_alarm_contributor_in_alarm_when_its_event_reaches_the_ch
     summary = app.handle(events[0], check_context(), check=app.CHECK, now_ms=end_ms + 30_000)
     assert summary["proxies"] == 1
     assert list(summary["unhealthyProxies"]) == [PAGING.key("orders-db")]
+
+
+def test_given_member_contributor_events_when_scheduled_runs_follow_then_a_key_is_read_from_its_alarm_to_its_ok(
+    org: EmulatedOrganization, end_ms: int, dynamodb_endpoint: str, summary_table: str
+) -> None:
+    # The quiet member's proxy: healthy, so no open alert keeps it hot — only its contributor state does.
+    env = org.check_environment(
+        AWS_ENDPOINT_URL=org.endpoint,
+        AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
+        AWS_DEFAULT_REGION=HOME,
+        SUMMARY_TABLE_NAME=summary_table,
+        SWEEP_MINUTES="15",
+        SETUP_FAILED_EVERY_MINUTES="1",
+    )
+    app = load_handler(CONNECTION_CHECK_APP, env)
+    minute = 60_000
+    now = end_ms + 30_000
+    while any(sweep_due(now + k * minute, 15) for k in (1, 3, 5)):
+        now += minute  # the three scheduled runs below fall between sweeps
+
+    def contributor(state: str, at_ms: int) -> dict[str, Any]:
+        event: dict[str, Any] = json.loads((EVENTS / "alarm-contributor.json").read_text())
+        event["account"], event["region"] = QUIET.account, QUIET.region
+        event["time"] = datetime.fromtimestamp(at_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event["detail"]["state"]["value"] = state
+        return event
+
+    def run(event: dict[str, Any], at_ms: int) -> dict[str, Any]:
+        summary: dict[str, Any] = app.handle(event, check_context(), check=app.CHECK, now_ms=at_ms)
+        return summary
+
+    assert run(contributor("ALARM", now), now)["proxies"] == 1  # the event's own read
+    hot = run(schedule_event(), now + minute)
+    assert (hot["trigger"], hot["proxies"]) == ("hot proxies only", 1)
+
+    assert run(contributor("OK", now + 2 * minute), now + 2 * minute)["proxies"] == 0
+    assert run(schedule_event(), now + 3 * minute)["proxies"] == 0
+    # The first ALARM delivered again after its OK (an EventBridge retry): read once, not watched again.
+    assert run(contributor("ALARM", now), now + 4 * minute)["proxies"] == 1
+    assert run(schedule_event(), now + 5 * minute)["proxies"] == 0
+
+
+class RecordingCheck:
+    """The function's check, keeping each run's result."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.results: list[Any] = []
+
+    def alerting_proxies(self) -> frozenset[str]:
+        return frozenset(self.inner.alerting_proxies())
+
+    def run(self, now_ms: int, **kwargs: Any) -> Any:
+        result = self.inner.run(now_ms, **kwargs)
+        self.results.append(result)
+        return result
+
+
+def test_given_an_unstorable_state_when_an_alarm_event_arrives_then_its_proxy_is_read_and_the_run_fails_to_retry(
+    org: EmulatedOrganization, end_ms: int, dynamodb_endpoint: str, summary_table: str
+) -> None:
+    env = org.check_environment(
+        AWS_ENDPOINT_URL=org.endpoint,
+        AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
+        AWS_DEFAULT_REGION=HOME,
+        SUMMARY_TABLE_NAME=summary_table,
+        SWEEP_MINUTES="15",
+        SETUP_FAILED_EVERY_MINUTES="1",
+    )
+    app = load_handler(CONNECTION_CHECK_APP, env)
+    dynamodb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name=HOME)
+
+    def throttled(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "PutItem")
+
+    dynamodb.meta.events.register("before-call.dynamodb.PutItem", throttled)
+    (event,) = org.member_alarm(PAGING).evaluate(end_ms)
+    check = RecordingCheck(app.CHECK)
+
+    with pytest.raises(app.ContributorNotRecorded, match="ThrottlingException"):
+        app.handle(
+            event,
+            check_context(),
+            check=check,
+            now_ms=end_ms + 30_000,
+            watch=ContributorWatchStore(dynamodb, summary_table),
+        )
+    # The check it called for ran first: Lambda's retry of the event stores the state (the put is idempotent).
+    assert [[o.report.proxy for o in r.outcomes] for r in check.results] == [[PAGING.key("orders-db")]]
 
 
 FLEET_REGIONS = ("eu-central-1", "eu-north-1")

@@ -315,7 +315,8 @@ def test_given_org_mode_when_rendered_then_only_the_organization_may_put_events_
     pattern = org.prop(rule, "EventPattern")
     assert pattern["detail-type"] == ["CloudWatch Alarm Contributor State Change"]
     assert pattern["detail"]["alarmName"] == [member_alarm]
-    assert pattern["detail"]["state"] == {"value": ["ALARM"]}
+    # OK too: the check keeps each contributor's state from the events (pinwatch.store.hot_state).
+    assert sorted(pattern["detail"]["state"]["value"]) == ["ALARM", "OK"]
     assert [t["Arn"] for t in org.prop(rule, "Targets")] == ["getatt:ConnectionCheckFunction.Arn"]
     # This account's member stack owns the alarm of that name here (names are unique per Region).
     assert not any(org.prop(a).get("AlarmName") == member_alarm for a in org.of_type("AWS::CloudWatch::Alarm"))
@@ -342,6 +343,12 @@ def test_given_org_mode_when_rendered_then_the_check_knows_its_stack_set_and_may
     assert listing["Resource"] == f"arn:aws:cloudformation:{REGION}:*:stackset/pinwatch-member:*"
     # No routes configured: no access to other secrets or topics than the stack's own.
     assert not any(str(st["Resource"]).endswith(("secret:pinwatch/*", ":pinwatch-*")) for st in statements)
+    # The member contributor states (pk WATCHED) are conditional puts, an OK too: no delete or update.
+    table = "getatt:SummaryTable.Arn"
+    dynamodb = {
+        (a, r) for st in statements for a in as_list(st["Action"]) for r in as_list(st["Resource"]) if "dynamodb:" in a
+    }
+    assert dynamodb == {("dynamodb:Query", table), ("dynamodb:PutItem", table)}
 
 
 def test_given_account_routes_when_rendered_then_the_check_may_use_only_pinwatch_named_secrets_and_topics(
@@ -504,6 +511,8 @@ def test_given_a_member_when_deployed_then_the_central_alarm_query_feeds_a_rule_
     assert "AlarmActions" not in alarm
     assert rule["EventPattern"]["detail"]["alarmName"] == [alarm["AlarmName"]]
     assert rule["EventPattern"]["detail-type"] == ["CloudWatch Alarm Contributor State Change"]
+    # Both transitions: the central check watches a proxy from its ALARM until its OK (no polling).
+    assert sorted(rule["EventPattern"]["detail"]["state"]["value"]) == ["ALARM", "OK"]
     assert [t["Arn"] for t in rule["Targets"]] == [CENTRAL_BUS]
     (trust,) = forwarder["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "events.amazonaws.com"}

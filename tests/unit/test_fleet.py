@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,10 @@ def contributor_event(state: str = "ALARM") -> dict[str, Any]:
 
 def test_given_the_sample_contributor_event_when_parsed_then_it_names_the_proxy_state_and_alarm() -> None:
     trigger = parse_trigger(contributor_event())
-    assert trigger == Trigger(TriggerKind.CONTRIBUTOR, ("orders-db",), "ALARM", "pinwatch-pinned-connections")
+    changed_at = int(datetime(2026, 11, 25, 20, 16, 4, tzinfo=UTC).timestamp() * 1000)  # the sample's "time"
+    assert trigger == Trigger(
+        TriggerKind.CONTRIBUTOR, ("orders-db",), "ALARM", "pinwatch-pinned-connections", time_ms=changed_at
+    )
 
 
 @pytest.mark.parametrize(

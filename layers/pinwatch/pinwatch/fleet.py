@@ -19,7 +19,10 @@ events to the monitoring account's event bus. The event's top-level ``account`` 
 the member's ("EventBridge events", event structure: "account ... The 12-digit number identifying an
 AWS account", "region ... Identifies the AWS Region where the event originated"), so the contributor
 is named by its key, ``<account>:<region>:<ProxyName>`` (:mod:`pinwatch.scope`); so are the hot
-proxies (alert state is kept by key), and the plan hands keys to the check.
+proxies (alert state is kept by key), and the plan hands keys to the check. The members' alarms are
+not polled between sweeps: the member rule forwards OK events too, the check remembers each
+contributor's latest state from them (:func:`remember`, :mod:`pinwatch.store.hot_state`), and the
+ones last seen in ALARM are hot, as the single-account alarm's contributors are.
 
 Pure: parsing and planning only; the hot sets come from injected callables.
 """
@@ -29,8 +32,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pinwatch.scope import Scope
 from pinwatch.timebase import MINUTE_MS
@@ -44,6 +48,7 @@ CONTRIBUTOR_STATE_CHANGE = "CloudWatch Alarm Contributor State Change"
 SCHEDULED_EVENT = "Scheduled Event"
 PROXY_DIMENSION = "ProxyName"
 ALARM_STATE = "ALARM"
+OK_STATE = "OK"
 DEFAULT_SWEEP_MINUTES = 15
 
 
@@ -59,6 +64,7 @@ class Trigger:
     proxies: tuple[str, ...] = ()  # the contributor's proxy (a contributor event only); its key in organization mode
     state: str | None = None  # the contributor's new state: ALARM or OK
     alarm: str | None = None
+    time_ms: int | None = None  # the event's ``time`` (when the state changed), which orders repeated events
 
 
 def parse_trigger(event: Mapping[str, Any] | None, *, qualified: bool = False) -> Trigger:
@@ -90,7 +96,22 @@ def parse_trigger(event: Mapping[str, Any] | None, *, qualified: bool = False) -
         proxies=proxies,
         state=str(state.get("value")) if state.get("value") is not None else None,
         alarm=str(alarm) if alarm is not None else None,
+        time_ms=event_time_ms(event),
     )
+
+
+def event_time_ms(event: Mapping[str, Any]) -> int | None:
+    """An EventBridge event's ``time`` ("EventBridge events", event structure: ISO 8601, e.g. ``2026-12-06T13:40:00Z``)."""
+    value = event.get("time")
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None  # EventBridge always sends UTC with its "Z"; a time without a zone orders nothing
+    return int(when.timestamp() * 1000)
 
 
 def event_scope(event: Mapping[str, Any]) -> Scope | None:
@@ -130,6 +151,29 @@ class RunPlan:
 
 
 HotSource = Callable[[], Iterable[str]]
+
+
+class ContributorWatch(Protocol):
+    """Where organization mode keeps each member contributor's latest state (:class:`~pinwatch.store.hot_state.ContributorWatchStore`)."""
+
+    def record(self, proxy: str, state: str, event_ms: int) -> bool: ...
+
+    def watched(self) -> frozenset[str]: ...
+
+
+def remember(trigger: Trigger, watch: ContributorWatch) -> int:
+    """Record a contributor event's proxy as watched (ALARM) or not (OK); the number of states stored.
+
+    Anything else records nothing: another trigger, a contributor without a proxy (an event from no
+    valid account), a state other than ALARM or OK, or an event without a time to order it by.
+    A stale event (older than the one stored) is not counted. The store's errors propagate.
+    """
+    if trigger.kind is not TriggerKind.CONTRIBUTOR or trigger.state not in (ALARM_STATE, OK_STATE):
+        return 0
+    if trigger.time_ms is None:
+        logger.warning("contributor event without a valid time; its proxy is read on the sweep")
+        return 0
+    return sum(watch.record(proxy, trigger.state, trigger.time_ms) for proxy in trigger.proxies)
 
 
 def plan_run(

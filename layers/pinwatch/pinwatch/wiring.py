@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from pinwatch.org import OrgCheck
     from pinwatch.parking import SqsParking
     from pinwatch.scope import Scope
+    from pinwatch.store.hot_state import ContributorWatchStore
 
 # botocore's standard retry mode (exponential backoff with jitter on throttling and 5xx) and
 # timeouts well inside the functions' own, so one slow API cannot eat a whole run.
@@ -349,14 +350,27 @@ def alarm_contributors(config: CheckConfig, clients: ClientFactory | None = None
     """Proxies in ALARM on the configured Metrics Insights alarms (none configured: no call).
 
     Organization mode reads none: the alarms are the members' own, and their contributor events
-    reach the check through the central event bus; between sweeps the proxies with open alerts are
-    read (a member's alarm state would cost an AssumeRole and a call per member every minute).
+    reach the check through the central event bus, which remembers them (:func:`contributor_watch`;
+    a member's alarm state would cost an AssumeRole and a call per member every minute).
     """
     if not config.contributor_alarms or config.org_mode:
         return frozenset
     from pinwatch.fleet import AlarmContributors
 
     return AlarmContributors((clients or lazy_clients())("cloudwatch"), config.contributor_alarms).in_alarm
+
+
+def contributor_watch(config: CheckConfig, clients: ClientFactory | None = None) -> ContributorWatchStore | None:
+    """Organization mode's store of the member alarms' contributor states, in the summary table.
+
+    None in single-account mode (its own alarm is read instead, :func:`alarm_contributors`) and
+    without a table.
+    """
+    if not config.org_mode or not config.summary_table_name:
+        return None
+    from pinwatch.store.hot_state import ContributorWatchStore
+
+    return ContributorWatchStore((clients or lazy_clients())("dynamodb"), config.summary_table_name)
 
 
 def alert_dispatcher(

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         SnsMessage,
         Tick,
     )
+    from pinwatch.local.demo.org import OrgDemoResult, OrgStack, OrgTick
     from pinwatch.local.incident import Incident
     from pinwatch.local.slack_receiver import SlackReceiver
 
@@ -77,6 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write what the functions printed (JSON log lines and EMF metric documents) to FILE",
     )
     parser.add_argument(
+        "--org",
+        action="store_true",
+        help="organization mode: two member accounts with a proxy of the same name, their pin lines through "
+        "the organization's Kinesis stream, their alarms' events to the central check (docs/demo.md)",
+    )
+    parser.add_argument(
         "--no-dynamodb-local",
         action="store_true",
         help="serve the summary table from moto even when Java and DynamoDB Local are available",
@@ -108,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         with _stop_on_termination():
+            if args.org:
+                return _run_org(args, console, started)
             return _run(args, console, started)
     except (DemoError, DynamoDBLocalUnavailable) as exc:
         raise CliError(str(exc)) from None
@@ -209,8 +218,10 @@ def _replay(
 # ------------------------------------------------------------------------------------- output
 
 
-def _print_endpoints(console: Console, endpoints: Endpoints) -> None:
-    console.print(f"moto server ([dim]RDS, CloudWatch, Logs, SNS, SQS, Secrets Manager[/]): {endpoints.moto}")
+def _print_endpoints(
+    console: Console, endpoints: Endpoints, services: str = "RDS, CloudWatch, Logs, SNS, SQS, Secrets Manager"
+) -> None:
+    console.print(f"moto server ([dim]{services}[/]): {endpoints.moto}")
     if endpoints.dynamodb_engine == "moto":
         why = f" ({endpoints.dynamodb_note})" if endpoints.dynamodb_note else ""
         console.print(f"Summary table on [bold]moto's DynamoDB[/]{why}")
@@ -288,7 +299,8 @@ def _row(
     return grid
 
 
-def _alert_row(at: str, alert: AlertEvent) -> RenderableType:
+def _alert_row(at: str, alert: AlertEvent, where: str | None = None) -> RenderableType:
+    """One alert's line; ``where`` (organization mode: the account and Region) leads its summary."""
     from rich.text import Text
 
     severity = alert.severity.value
@@ -306,7 +318,8 @@ def _alert_row(at: str, alert: AlertEvent) -> RenderableType:
     channels = " ".join(
         f"{name} {'✓' if status == 'accepted' else '✗ ' + status}" for name, status in alert.channels.items()
     )
-    return _row(at, mark, Text(summary), alert.rule, Text(what, style), channels)
+    text = Text.assemble((f"{where} ", "bold cyan"), summary) if where else Text(summary)
+    return _row(at, mark, text, alert.rule, Text(what, style), channels)
 
 
 def _print_slack(console: Console, messages: list[SlackMessage]) -> None:
@@ -540,6 +553,270 @@ def _keep(console: Console, stack: DemoStack) -> None:
                 f"pinwatch check --table {stack.table} --proxy {stack.proxy} --all",
                 f"pinwatch backfill --proxy {stack.proxy} --since 2h --endpoint-url {endpoints.moto}",
                 f"aws --endpoint-url {endpoints.moto} logs tail {stack.log_group} --since 2h",
+            ]
+        ),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    stop = threading.Event()
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stop.wait(3600):
+            pass
+    console.print("\nStopping the emulation.")
+
+
+# ------------------------------------------------------------------------------ organization
+
+
+_ORG_SERVICES = "RDS, CloudWatch, Logs, Kinesis, SNS, SQS, Secrets Manager, STS, IAM, CloudFormation"
+
+
+def _run_org(args: argparse.Namespace, console: Console, started: float) -> int:
+    """``--org``: the central stack and two member accounts; see :mod:`pinwatch.local.demo.org`."""
+    from pinwatch.local.demo import AWS_VARIABLES_TO_CLEAR, emulation, patched_environ
+    from pinwatch.local.demo.org import create_org_stack, incident_start, org_functions
+    from pinwatch.local.slack_receiver import slack_receiver
+
+    console.rule("[bold]pinwatch demo --org[/]: a pinning incident in one member account, replayed on local AWS")
+    with contextlib.ExitStack() as stack:
+        with console.status("Starting moto and DynamoDB Local on loopback ports…"):
+            endpoints = stack.enter_context(emulation(use_dynamodb_local=not args.no_dynamodb_local))
+            slack_url, receiver = stack.enter_context(slack_receiver())
+        _print_endpoints(console, endpoints, _ORG_SERVICES)
+        stack.enter_context(patched_environ(endpoints.aws_environment(), AWS_VARIABLES_TO_CLEAR))
+        with console.status("Creating the central stack and the member accounts…"):
+            org_stack = create_org_stack(endpoints, args.proxy, slack_url)
+        _print_org_stack(console, org_stack)
+
+        start_ms = incident_start(args.minutes)
+        functions = stack.enter_context(org_functions(org_stack))
+        console.print(
+            f"\nReplaying {args.minutes} minutes ({_clock(start_ms)}–{_clock(start_ms + args.minutes * MINUTE_MS)} "
+            "UTC) on a simulated clock: each minute both members' metrics go to their CloudWatch, their pin lines "
+            "through the destination and the Kinesis stream to the stream function, their alarms' contributor "
+            "events and the schedule to the check function.\n"
+        )
+        result = _replay_org(console, org_stack, functions, args.minutes, start_ms, receiver)
+
+        _print_slack(console, result.slack)
+        _print_sns(console, result.sns)
+        _print_exactly_once_org(console, result)
+        _print_report_org(console, org_stack, start_ms)
+        _print_result_org(console, result, time.perf_counter() - started)
+        if args.function_log:
+            args.function_log.write_text(result.function_output, encoding="utf-8")
+            console.print(f"The functions' log lines and EMF metrics: {args.function_log}")
+        if args.keep:
+            _keep_org(console, org_stack)
+        return EXIT_OK if result.ok else EXIT_FINDINGS
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _print_org_stack(console: Console, stack: OrgStack) -> None:
+    central = stack.central
+    console.print(
+        f"Central account {stack.organization_account}: table [cyan]{central.table}[/], SNS topic with an SQS "
+        f"subscriber, Slack webhook secret → local receiver, Kinesis stream [cyan]{stack.stream_name}[/], "
+        f"member StackSet {stack.organization.stack_set}"
+    )
+    for member in stack.members:
+        console.print(
+            f"Member [bold]{member.scope.account}[/] ({member.scope.region}): RDS proxy [cyan]{member.proxy}[/] "
+            f"(POSTGRESQL), read role {stack.organization.role_name}, log group {member.log_group}"
+        )
+
+
+def _replay_org(
+    console: Console, stack: OrgStack, functions: Any, minutes: int, start_ms: int, receiver: SlackReceiver
+) -> OrgDemoResult:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pinwatch.local.demo.org import PAGED, OrgReplay
+
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False, transient=True) as progress:
+        task = progress.add_task("simulated minutes", total=minutes)
+
+        def on_tick(tick: OrgTick) -> None:
+            for line in _timeline_org(tick):
+                progress.console.print(line)
+            paged = next(m for m in tick.members if m.scope == PAGED)
+            m = paged.metrics
+            progress.update(
+                task,
+                advance=1,
+                description=f"{_clock(tick.checked_at_ms)} UTC · {PAGED.account}: pinned {m[PINNED]:.0f} · "
+                f"DB connections {m[DATABASE_CONNECTIONS]:.0f}/{m[MAX_ALLOWED]:.0f}",
+            )
+
+        return OrgReplay(stack, functions, minutes, start_ms, receiver, on_tick=on_tick).run()
+
+
+def _timeline_org(tick: OrgTick) -> Iterator[RenderableType]:
+    """One simulated minute of the organization: the story, alarm events, stream faults, capture, alerts."""
+    from rich.text import Text
+
+    from pinwatch.scope import split_key
+
+    minute_at, checked_at = _clock(tick.start_ms), _clock(tick.checked_at_ms)
+    if tick.note:
+        yield _row(minute_at, "▶", Text(f"{tick.members[-1].scope.account}: {tick.note}", "bold"))
+    for record in tick.records:
+        if record.resent and record.scope is not None:
+            yield _row(
+                minute_at,
+                "↻",
+                Text(
+                    f"the destination puts the record of {record.scope.account} {record.stream} ({record.lines} lines) "
+                    "into the stream again"
+                ),
+            )
+    if tick.throttled:
+        yield _row(
+            minute_at,
+            "⚡",
+            Text("DynamoDB throttles one record's write: the stream function reports it, the mapping retries from it"),
+        )
+    for event in tick.contributor_events:
+        detail = event.get("detail", {})
+        proxy = detail.get("alarmContributor", {}).get("attributes", {}).get("ProxyName", "?")
+        state = detail.get("state", {}).get("value", "?")
+        member = next((m for m in tick.members if m.scope.account == event.get("account")), None)
+        # What the check it invoked made of the proxy (alert-worthy or not yet: then the next sweep reads it).
+        found = f"; the check reads it: {member.unhealthy or 'ok'}" if member is not None and state == "ALARM" else ""
+        yield _row(
+            checked_at,
+            "⚑",
+            Text(
+                f"{event.get('account')}/{event.get('region')} alarm contributor {proxy} → {state}: "
+                f"the central bus rule invokes the check{found}",
+                "yellow",
+            ),
+        )
+    for member in tick.members:
+        capture = member.capture
+        if capture is not None and capture.status in ("started", "stopped", "failed", "released"):
+            from pinwatch.alerts.render import capture_lines
+            from pinwatch.findings import ProxyReport
+
+            lines = capture_lines(ProxyReport(proxy="", engine=None, status="", findings=(), capture=capture))
+            text = f"{member.scope.account}: " + (lines[0] if lines else "reason capture")
+            yield _row(checked_at, "◉", Text(text, "magenta"))
+    for alert in tick.alerts:
+        scope, _ = split_key(alert.proxy)
+        yield _alert_row(checked_at, alert, str(scope) if scope else None)
+    for error in tick.errors:
+        yield _row(checked_at, "✗", Text(error, "red"))
+
+
+def _print_exactly_once_org(console: Console, result: OrgDemoResult) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print()
+    console.rule("Exactly once: what each account replayed, what the summary table holds")
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("account", "kind", "reason"):
+        table.add_column(column)
+    for column in ("lines replayed", "hourly items", "running total"):
+        table.add_column(column, justify="right")
+    table.add_column("")
+    for counts in result.counts:
+        for (kind, reason), n in sorted(counts.expected.items(), key=lambda i: (i[0][0].value, i[0][1] or "")):
+            hourly, total = counts.hourly.get((kind, reason), 0), counts.totals.get((kind, reason), 0)
+            table.add_row(
+                counts.member.scope.account,
+                kind.value,
+                reason or "-",
+                str(n),
+                str(hourly),
+                str(total),
+                Text("✓", "green") if hourly == total == n else Text("✗", "bold red"),
+            )
+    console.print(table)
+    console.print(f"Keys in the table: {', '.join(sorted(result.keys_in_table))}")
+    for record in (r for r in result.records if r.resent and r.batch_id):
+        applies = [r for r, _ in result.applies(record.batch_id or "") if r is not None]
+        console.print(
+            f"Re-sent by the destination: {record.stream} of {record.scope.account if record.scope else '?'} "
+            f"(batch {(record.batch_id or '')[:12]}…): "
+            + ", then ".join(f"{a.applied_chunks} chunk(s) applied, {a.duplicate_chunks} skipped" for a in applies)
+        )
+    failed = [bid for bid, r, error in result.applied if r is None]
+    for batch in failed[:1]:
+        steps = [
+            error if r is None else f"{r.applied_chunks} applied, {r.duplicate_chunks} skipped"
+            for r, error in result.applies(batch)
+        ]
+        console.print(f"Retried by the mapping (batch {batch[:12]}…): " + " → ".join(str(step) for step in steps))
+    stats = result.mapping
+    console.print(
+        f"Event source mapping: {len(result.records)} records in the stream, {stats.invocations} invocations, "
+        f"{stats.records_sent} records sent, {stats.partial_failures} partial batch response(s), "
+        f"{stats.function_errors} function error(s), {len(stats.on_failure)} on-failure record(s); "
+        f"EMF PinEvents {result.emf_pin_events}."
+    )
+
+
+def _print_report_org(console: Console, stack: OrgStack, since_ms: int) -> None:
+    from pinwatch.cli import main
+
+    since = datetime.fromtimestamp(since_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+    argv = ["report", "--table", stack.central.table, "--since", since]
+    argv += ["--endpoint-url", stack.endpoints.dynamodb, "--region", stack.endpoints.region]
+    console.print()
+    console.rule("pinwatch report, across the organization")
+    console.print(f"$ pinwatch {' '.join(argv)}", style="dim")
+    sys.stdout.flush()
+    code = main(argv)
+    if code != EXIT_OK:
+        console.print(f"[red]pinwatch report exited with {code}[/]")
+
+
+def _print_result_org(console: Console, result: OrgDemoResult, seconds: float) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print()
+    console.rule("Result")
+    table = Table(show_header=False, show_edge=False, pad_edge=False)
+    table.add_column()
+    table.add_column()
+    table.add_column(style="dim")
+    for stage in result.stages:
+        table.add_row(Text("✓", "green") if stage.ok else Text("✗", "bold red"), stage.name, stage.detail)
+    console.print(table)
+    verdict = "[bold green]organization demo passed[/]" if result.ok else "[bold red]organization demo FAILED[/]"
+    console.print(
+        f"{verdict} in {seconds:.1f} s ({len(result.ticks)} simulated minutes replayed in {result.seconds:.1f} s)"
+    )
+
+
+def _keep_org(console: Console, stack: OrgStack) -> None:
+    endpoints = stack.endpoints
+    console.print()
+    console.rule("The emulation keeps running: press Ctrl-C (or send SIGTERM) to stop it")
+    console.print(
+        "\n".join(
+            [
+                f"moto ({_ORG_SERVICES})  {endpoints.moto}",
+                f"{endpoints.dynamodb_engine} (summary table)  {endpoints.dynamodb}",
+                f"summary table  {stack.central.table}",
+                f"organization stream  {stack.stream_name}",
+                "",
+                "# in another shell:",
+                f"export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={endpoints.region}",
+                f"pinwatch report --table {stack.central.table} --endpoint-url {endpoints.dynamodb} --since 2h",
+                f"pinwatch report --table {stack.central.table} --endpoint-url {endpoints.dynamodb} --since 2h "
+                f"--account {stack.members[-1].scope.account}",
+                f"aws --endpoint-url {endpoints.moto} cloudformation list-stack-instances "
+                f"--stack-set-name {stack.organization.stack_set}",
             ]
         ),
         markup=False,

@@ -14,7 +14,9 @@ CloudWatch documents it:
 * each state change sends a "CloudWatch Alarm Contributor State Change" event with the
   contributor's id and attributes and the new state ("Alarm events and EventBridge", multi time
   series example), which the stack's EventBridge rule delivers to the check function;
-* ``DescribeAlarmContributors``: the contributors in ALARM (:meth:`MetricsInsightsAlarm.in_alarm`).
+* ``DescribeAlarmContributors``: the contributors in ALARM (:meth:`MetricsInsightsAlarm.in_alarm`);
+* an EventBridge rule's event pattern, for the exact-value patterns the templates use
+  (:func:`pattern_matches`): which of those events a rule delivers.
 
 A member account's alarm (organization mode) is the same alarm evaluated on that account's series
 (:func:`cloudwatch_series` with a client holding the member's credentials), with ``account`` and
@@ -113,6 +115,30 @@ class MetricsInsightsAlarm:
                 },
             },
         }
+
+
+def pattern_matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` matches an EventBridge event pattern of exact values ("Event patterns in EventBridge").
+
+    Each pattern field must be in the event; a list of values matches when the event's value is one
+    of them, a nested object matches the event's object field by field. Content filters (prefix,
+    numeric, anything-but…) are not emulated: a pattern using one raises ValueError.
+    """
+    for name, expected in pattern.items():
+        if name not in event:
+            return False
+        actual = event[name]
+        if isinstance(expected, Mapping):
+            if not isinstance(actual, Mapping) or not pattern_matches(expected, actual):
+                return False
+        elif isinstance(expected, list):
+            if any(isinstance(v, Mapping) for v in expected):
+                raise ValueError(f"content filters are not emulated: {name}: {expected}")
+            if actual not in expected:
+                return False
+        else:
+            raise ValueError(f"an event pattern's values are lists or objects: {name}: {expected!r}")
+    return True
 
 
 def contributor_id(proxy: str) -> str:

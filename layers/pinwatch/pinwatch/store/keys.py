@@ -13,6 +13,7 @@ check never scan.
 | running total per reason   | PROXY#<proxy>    | TOTAL#PIN#<reason> / TOTAL#WOULD#<reason> | no                        |
 | alert state per rule       | PROXY#<proxy>    | ALERT#<rule>                              | write + 30 d              |
 | open-alert index per rule  | ALERTING         | PROXY#<proxy>#ALERT#<rule>                | write + 30 d              |
+| alarm contributor (org)    | WATCHED          | PROXY#<proxy>                             | write + 24 h              |
 | reason capture state       | PROXY#<proxy>    | CAPTURE                                   | no                        |
 | proxies seen               | PROXIES          | PROXY#<proxy>                             | no                        |
 | exactly-once batch marker  | BATCH#<batch id> | CHUNK#<index>/<chunks>                    | write + 15 d              |
@@ -34,6 +35,10 @@ Who writes what (attributes in :mod:`pinwatch.store.summary` and :mod:`pinwatch.
   rule (``proxy``, ``active``) is put in the same transaction, so one Query on ``ALERTING`` lists
   the proxies with open alerts. Neither is ever deleted: states nobody touches any more expire.
   ``ALERTING`` is one partition too, but only the scheduled check writes it, a few items per run.
+* In organization mode the check puts a ``WATCHED`` item per member alarm contributor event
+  (:mod:`pinwatch.store.hot_state`: ``proxy``, ``watched`` true on ALARM and false on OK,
+  ``event_ms`` the event's time): a conditional put that an older event cannot overwrite. One
+  Query on ``WATCHED`` lists the proxies to read between sweeps; items are never deleted, only expire.
 """
 
 from __future__ import annotations
@@ -90,6 +95,10 @@ def alert_sk(rule: str) -> str:
 
 
 def proxies_sk(proxy: str) -> str:
+    return f"PROXY#{proxy}"
+
+
+def watched_sk(proxy: str) -> str:
     return f"PROXY#{proxy}"
 
 

@@ -21,8 +21,24 @@ them (see :attr:`DemoResult.function_output`) so they do not interleave with the
 
 Three parts: :mod:`.stack` (the emulation, the resources, the functions), :mod:`.replay` (the
 incident on the simulated clock) and :mod:`.verdicts` (what makes the run a success).
+
+``pinwatch demo --org`` (:mod:`.org`, :mod:`.org_verdicts`) runs organization mode the same way:
+the central stack, two member accounts with a proxy of the same name, their pin lines through the
+emulated CloudWatch Logs destination, Kinesis stream and event source mapping into the stream
+function, and their alarms' contributor events into the check.
 """
 
+from pinwatch.local.demo.org import (
+    OrgDemoResult,
+    OrgFunctions,
+    OrgReplay,
+    OrgStack,
+    OrgTick,
+    create_org_stack,
+    incident_start,
+    org_functions,
+)
+from pinwatch.local.demo.org_verdicts import verify_org
 from pinwatch.local.demo.replay import (
     AlertEvent,
     DemoResult,
@@ -57,15 +73,24 @@ __all__ = [
     "Endpoints",
     "IngestCall",
     "LocalFunctions",
+    "OrgDemoResult",
+    "OrgFunctions",
+    "OrgReplay",
+    "OrgStack",
+    "OrgTick",
     "Replay",
     "SlackMessage",
     "SnsMessage",
     "Stage",
     "Tick",
     "client",
+    "create_org_stack",
     "create_stack",
     "emulation",
+    "incident_start",
     "local_functions",
+    "org_functions",
     "patched_environ",
     "verify",
+    "verify_org",
 ]

@@ -60,6 +60,7 @@ class AlertEvent:
     eta_minutes: float | None = None
     retry: bool = False
     current: str | None = None  # the rule's finding in this check (for a resolution: how things are now)
+    proxy: str = ""  # the proxy's key: its name, or <account>:<region>:<name> in organization mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,37 +307,50 @@ class Replay:
         )
 
     def _drain_queue(self, minute: int, now_ms: int) -> tuple[SnsMessage, ...]:
-        received: list[SnsMessage] = []
-        while True:
-            response = self._sqs.receive_message(QueueUrl=self.stack.queue_url, MaxNumberOfMessages=10)
-            messages = response.get("Messages", [])
-            if not messages:
-                return tuple(received)
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                attributes = {k: v.get("Value", "") for k, v in (envelope.get("MessageAttributes") or {}).items()}
-                received.append(
-                    SnsMessage(minute, now_ms, envelope.get("Subject", ""), envelope.get("Message", ""), attributes)
-                )
-                self._sqs.delete_message(QueueUrl=self.stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return drain_subscriber(self._sqs, self.stack.queue_url, minute, now_ms)
 
     def _table_counts(self) -> tuple[Counter[tuple[Kind, str | None]], Counter[tuple[Kind, str | None]]]:
-        """Per (kind, reason): the hourly items summed over the incident, and the running totals."""
-        store = SummaryStore(self._dynamodb, self.stack.table)
-        hourly: Counter[tuple[Kind, str | None]] = Counter()
-        for item in store.hourly(self.stack.proxy, self.incident.start_ms, self.incident.end_ms):
-            hourly[(item.kind, item.reason if item.kind is not Kind.UNPARSED else None)] += item.count
-        totals: Counter[tuple[Kind, str | None]] = Counter()
-        # The running totals as `aws dynamodb query` reads them (a proxy has a handful: one page).
-        for kind, prefix in ((Kind.PINNED, keys.pin_total_sk("")), (Kind.WOULD_PIN, keys.would_pin_total_sk(""))):
-            response = self._dynamodb.query(
-                TableName=self.stack.table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-                ExpressionAttributeValues={":pk": {"S": keys.proxy_pk(self.stack.proxy)}, ":prefix": {"S": prefix}},
+        return table_counts(
+            self._dynamodb, self.stack.table, self.stack.proxy, self.incident.start_ms, self.incident.end_ms
+        )
+
+
+def drain_subscriber(sqs: Any, queue_url: str, minute: int, now_ms: int) -> tuple[SnsMessage, ...]:
+    """What the topic's SQS subscriber received since the last call (the SNS envelope, unwrapped)."""
+    received: list[SnsMessage] = []
+    while True:
+        response = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+        messages = response.get("Messages", [])
+        if not messages:
+            return tuple(received)
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            attributes = {k: v.get("Value", "") for k, v in (envelope.get("MessageAttributes") or {}).items()}
+            received.append(
+                SnsMessage(minute, now_ms, envelope.get("Subject", ""), envelope.get("Message", ""), attributes)
             )
-            for item in response.get("Items", []):
-                totals[(kind, item[A_REASON]["S"])] += int(item[A_COUNT]["N"])
-        return hourly, totals
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def table_counts(
+    dynamodb: Any, table: str, key: str, start_ms: int, end_ms: int
+) -> tuple[Counter[tuple[Kind, str | None]], Counter[tuple[Kind, str | None]]]:
+    """Per (kind, reason) under one proxy key: the hourly items summed over the window, and the running totals."""
+    store = SummaryStore(dynamodb, table)
+    hourly: Counter[tuple[Kind, str | None]] = Counter()
+    for item in store.hourly(key, start_ms, end_ms):
+        hourly[(item.kind, item.reason if item.kind is not Kind.UNPARSED else None)] += item.count
+    totals: Counter[tuple[Kind, str | None]] = Counter()
+    # The running totals as `aws dynamodb query` reads them (a proxy has a handful: one page).
+    for kind, prefix in ((Kind.PINNED, keys.pin_total_sk("")), (Kind.WOULD_PIN, keys.would_pin_total_sk(""))):
+        response = dynamodb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": keys.proxy_pk(key)}, ":prefix": {"S": prefix}},
+        )
+        for item in response.get("Items", []):
+            totals[(kind, item[A_REASON]["S"])] += int(item[A_COUNT]["N"])
+    return hourly, totals
 
 
 def _written(minute: IncidentMinute, debug_logging: bool) -> list[LogLine]:
@@ -376,6 +390,7 @@ def _alerts(minute: int, at_ms: int, result: CheckResult | None) -> tuple[AlertE
                 eta_minutes=outcome.report.exhaustion_eta_minutes,
                 retry=note.retry,
                 current=current.get(note.rule),
+                proxy=outcome.report.proxy,
             )
             for note in dispatch.notifications
         )

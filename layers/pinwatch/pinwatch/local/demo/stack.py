@@ -16,9 +16,10 @@ import io
 import json
 import logging
 import os
+import re
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ from pinwatch.local.lambda_harness import (
     patched_environ,
 )
 from pinwatch.local.moto_server import moto_server
+from pinwatch.local.stream_mapping import stream_context
 from pinwatch.local.template import load_template, table_create_args, table_ttl_attribute
 
 if TYPE_CHECKING:
@@ -153,44 +155,88 @@ class DemoStack:
         proxies = rds.describe_db_proxies(DBProxyName=self.proxy).get("DBProxies", [])
         return bool(proxies and proxies[0].get("DebugLogging"))
 
-    def function_environment(self, logical_id: str, template: Mapping[str, Any] | None = None) -> dict[str, str]:
-        """A function's environment as the template defines it, resolved against this stack, plus the demo's overrides."""
+    def function_environment(
+        self,
+        logical_id: str,
+        template: Mapping[str, Any] | None = None,
+        *,
+        parameters: Mapping[str, str] | None = None,
+        resources: Mapping[str, str] | None = None,
+        conditions: Mapping[str, bool] | None = None,
+    ) -> dict[str, str]:
+        """A function's environment as the template defines it, resolved against this stack, plus the demo's overrides.
+
+        ``parameters`` and ``resources`` add to (or override) this stack's values; ``conditions``
+        are the template conditions known to hold or not (``Fn::If`` on any other resolves to
+        nothing, as the single-account demo has always had it). A ``Fn::Sub`` resolves when every
+        name it uses is known (``AWS::StackName`` can be given as a parameter).
+        """
         tpl = template if template is not None else load_template()
-        resources = {"SummaryTable": self.table, "AlertTopic": self.topic_arn}
-        parameters = {name: str(spec.get("Default", "")) for name, spec in (tpl.get("Parameters") or {}).items()} | {
+        known = {"SummaryTable": self.table, "AlertTopic": self.topic_arn} | dict(resources or {})
+        values = {name: str(spec.get("Default", "")) for name, spec in (tpl.get("Parameters") or {}).items()} | {
             "ProxyNames": self.proxy,
             "SlackWebhookSecretArn": self.secret_arn,
             "AlertEmail": "",
         }
+        values |= dict(parameters or {})
+        context = _Context(values, known, dict(conditions or {}))
         variables: dict[str, Any] = {}
         variables.update(tpl.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
         props = tpl["Resources"][logical_id]["Properties"]
         variables.update(props.get("Environment", {}).get("Variables", {}))
         env = {}
         for name, value in variables.items():
-            resolved = _resolve(value, parameters, resources)
+            resolved = _resolve(value, context)
             if resolved is not None:
                 env[name] = resolved
         return env | dict(DEMO_OVERRIDES)
 
 
-def _resolve(value: Any, parameters: Mapping[str, str], resources: Mapping[str, str]) -> str | None:
-    """A template value as a string: literals, ``Ref`` and ``Fn::Join``; None for what has no local meaning (links)."""
+@dataclass(frozen=True, slots=True)
+class _Context:
+    parameters: Mapping[str, str]
+    resources: Mapping[str, str]
+    conditions: Mapping[str, bool]
+
+
+_SUB_NAME = re.compile(r"\$\{([^}!]+)\}")
+
+
+def _resolve(value: Any, context: _Context) -> str | None:
+    """A template value as a string: literals, ``Ref``, ``Fn::Join``, ``Fn::If`` on a known condition and
+    ``Fn::Sub`` of known names; None for what has no local meaning (links, ``AWS::NoValue``)."""
     if isinstance(value, str | int | float | bool):
         return str(value).lower() if isinstance(value, bool) else str(value)
     if isinstance(value, Mapping) and "Ref" in value:
         name = value["Ref"]
-        return resources.get(name, parameters.get(name))
+        return context.resources.get(name, context.parameters.get(name))
     if isinstance(value, Mapping) and "Fn::Join" in value:
         separator, items = value["Fn::Join"]
         # `!Join [",", !Ref ListParameter]`: the list is one Ref, which resolves to the joined text.
-        parts = [_resolve(item, parameters, resources) for item in ([items] if isinstance(items, Mapping) else items)]
+        parts = [_resolve(item, context) for item in ([items] if isinstance(items, Mapping) else items)]
         return str(separator).join(p for p in parts if p is not None)
-    return None  # Fn::Sub links to the console and dashboard: nothing to link to locally
+    if isinstance(value, Mapping) and "Fn::If" in value:
+        condition, when_true, when_false = value["Fn::If"]
+        if condition not in context.conditions:
+            return None
+        return _resolve(when_true if context.conditions[condition] else when_false, context)
+    if isinstance(value, Mapping) and isinstance(value.get("Fn::Sub"), str):
+        text: str = value["Fn::Sub"]
+        names = _SUB_NAME.findall(text)
+        found = {n: context.resources.get(n, context.parameters.get(n)) for n in names}
+        if any(v is None for v in found.values()):
+            return None  # links to the console and dashboard: nothing to link to locally
+        return _SUB_NAME.sub(lambda m: str(found[m.group(1)]), text)
+    return None
 
 
-def create_stack(endpoints: Endpoints, proxy: str, slack_url: str, *, suffix: str | None = None) -> DemoStack:
-    """Create the table, topic + capturing queue, Slack secret and a simulated RDS proxy with a target."""
+def create_stack(
+    endpoints: Endpoints, proxy: str, slack_url: str, *, suffix: str | None = None, with_proxy: bool = True
+) -> DemoStack:
+    """Create the table, topic + capturing queue, Slack secret and a simulated RDS proxy with a target.
+
+    ``with_proxy`` False: no proxy in this account (the organization demo's proxies are the members').
+    """
     suffix = suffix or uuid.uuid4().hex[:8]
     template = load_template()
 
@@ -217,10 +263,12 @@ def create_stack(endpoints: Endpoints, proxy: str, slack_url: str, *, suffix: st
         Name=f"pinwatch-demo/slack-webhook-{suffix}", SecretString=json.dumps({"url": slack_url})
     )["ARN"]
 
+    log_group = f"/aws/rds/proxy/{proxy}"
+    if not with_proxy:
+        return DemoStack(endpoints, proxy, table, topic_arn, queue_url, secret_arn, log_group, "")
     db_instance = _create_proxy(endpoints, proxy, suffix)
 
     logs = client(endpoints, "logs")
-    log_group = f"/aws/rds/proxy/{proxy}"
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=log_group)
     return DemoStack(endpoints, proxy, table, topic_arn, queue_url, secret_arn, log_group, db_instance)
@@ -312,11 +360,21 @@ class LocalFunctions:
     """
 
     def __init__(
-        self, ingest: ModuleType, check: ModuleType, output: io.StringIO, alarm: MetricsInsightsAlarm | None = None
+        self,
+        ingest: ModuleType,
+        check: ModuleType,
+        output: io.StringIO,
+        alarm: MetricsInsightsAlarm | None = None,
+        *,
+        alarms: Sequence[MetricsInsightsAlarm] = (),
+        contributors: Callable[[], frozenset[str]] | None = None,
     ) -> None:
+        """``alarms``: more alarms whose contributor events invoke the check (the organization's members');
+        ``contributors``: the hot source the check is given (default: ``alarm``'s contributors in ALARM)."""
         self._ingest = ingest
         self._check = check
-        self._alarm = alarm
+        self._alarms = [*([alarm] if alarm is not None else []), *alarms]
+        self._contributors = contributors or (alarm.in_alarm if alarm is not None else frozenset)
         self._recorder = _RecordingCheck(check.CHECK)
         self.output = output
 
@@ -324,6 +382,14 @@ class LocalFunctions:
         with self._captured():
             result: dict[str, Any] = self._ingest.handle(
                 dict(event), LambdaContext(memory_limit_in_mb=256), store=self._ingest.STORE, now_ms=now_ms
+            )
+        return result
+
+    def stream(self, event: Mapping[str, Any], store: Any, now_ms: int) -> dict[str, Any]:
+        """One Kinesis batch through the stream ingest function (organization mode: ``ingest`` is that module)."""
+        with self._captured():
+            result: dict[str, Any] = self._ingest.handle(
+                dict(event), stream_context(), store=store, parking=self._ingest.PARKING, now_ms=now_ms
             )
         return result
 
@@ -357,10 +423,10 @@ class LocalFunctions:
     ) -> tuple[dict[str, Any] | None, CheckResult | None, str | None]:
         """(summary, the run's result, error): a run whose alerting failed raises in Lambda; here it is reported."""
         earlier: list[CheckResult] = []
-        contributors = self._alarm.in_alarm if self._alarm is not None else frozenset
+        contributors = self._contributors
         try:
             with self._captured():
-                for alarm_event in self._alarm.evaluate(now_ms) if self._alarm is not None else ():
+                for alarm_event in (e for alarm in self._alarms for e in alarm.evaluate(now_ms)):
                     self._check.handle(
                         alarm_event, check_context(), check=self._recorder, now_ms=now_ms, contributors=contributors
                     )
