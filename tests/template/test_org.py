@@ -432,7 +432,6 @@ def test_given_reason_capture_when_a_member_is_deployed_then_the_read_role_may_m
         "rds:DescribeDBProxies",
         "rds:DescribeDBProxyTargetGroups",
         "cloudwatch:GetMetricData",
-        "cloudwatch:DescribeAlarmContributors",
     } | ({"rds:ModifyDBProxy"} if may_modify else set())
     if may_modify:
         assert {r for a, r in grants if a == "rds:ModifyDBProxy"} == {f"arn:aws:rds:*:{MEMBER_ACCOUNT}:db-proxy:*"}
