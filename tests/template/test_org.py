@@ -439,6 +439,78 @@ def test_given_reason_capture_when_a_member_is_deployed_then_the_read_role_may_m
     assert all((r == "*" and a == "cloudwatch:GetMetricData") or f":{MEMBER_ACCOUNT}:" in r for a, r in grants)
 
 
+OPERATORS = (
+    f"arn:aws:iam::{MONITORING_ACCOUNT}:role/pinwatch-operators",
+    f"arn:aws:iam::{MONITORING_ACCOUNT}:role/teams/sre-on-call",
+)
+
+
+def _read_grants(s: Stack) -> set[tuple[str, str]]:
+    role = s.prop("MemberReadRole")
+    return {(a, r) for st in iam_statements(role) for a in as_list(st["Action"]) for r in as_list(st["Resource"])}
+
+
+def test_given_no_operator_roles_when_a_member_is_deployed_then_only_the_check_role_may_assume_the_read_role() -> None:
+    trust = _member().prop("MemberReadRole", "AssumeRolePolicyDocument")
+
+    assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"AWS": CHECK_ROLE}, "Action": "sts:AssumeRole"}]
+
+
+@pytest.mark.parametrize("capture", ["off", "on-incident"])
+def test_given_operator_roles_when_a_member_is_deployed_then_they_may_assume_the_same_read_role_from_the_monitoring_account(
+    capture: str,
+) -> None:
+    without = _member(ReasonCapture=capture)
+    s = _member(ReasonCapture=capture, OperatorRoleArns=",".join(OPERATORS))
+    check, operators = s.prop("MemberReadRole", "AssumeRolePolicyDocument")["Statement"]
+
+    assert check == {"Effect": "Allow", "Principal": {"AWS": CHECK_ROLE}, "Action": "sts:AssumeRole"}
+    assert sorted(operators["Principal"]["AWS"]) == sorted(OPERATORS)
+    assert operators["Action"] == "sts:AssumeRole"
+    assert operators["Condition"] == {"StringEquals": {"aws:PrincipalAccount": MONITORING_ACCOUNT}}
+    # Least privilege: the operators' sessions get exactly the check's grants, nothing more.
+    assert _read_grants(s) == _read_grants(without)
+    assert ("rds:ModifyDBProxy" in {a for a, _ in _read_grants(s)}) is (capture != "off")
+    # The role exists once per account: other Regions' stacks do not create it for operators either.
+    assert "MemberReadRole" not in _member(OTHER_REGION, OperatorRoleArns=",".join(OPERATORS)).resources
+
+
+def test_given_operator_roles_when_rendered_then_the_member_stack_set_passes_them_and_none_by_default(
+    org: Stack,
+) -> None:
+    with_operators = stack({**ORG, "OperatorRoleArns": ",".join(OPERATORS)})
+
+    assert _stack_set_parameters(with_operators, "MemberStackSet")["OperatorRoleArns"] == ",".join(OPERATORS)
+    assert _stack_set_parameters(org, "MemberStackSet")["OperatorRoleArns"] == ""
+
+
+@pytest.mark.parametrize(
+    ("item", "allowed"),
+    [
+        ("", True),
+        (OPERATORS[0], True),
+        (OPERATORS[1], True),
+        ("arn:aws-us-gov:iam::123456789012:role/pinwatch-operators", True),
+        ("arn:aws:iam::123456789012:user/alice", False),
+        ("arn:aws:iam::12345678901:role/ops", False),
+        ("arn:aws:iam::123456789012:role/", False),
+        ("arn:aws:sts::123456789012:assumed-role/ops/alice", False),
+        ("123456789012", False),
+        ("*", False),
+    ],
+)
+def test_given_the_operator_roles_parameter_then_each_item_must_be_an_iam_role_arn_in_both_templates(
+    item: str, allowed: bool
+) -> None:
+    central = load_plain(ROOT / "template.yaml")["Parameters"]["OperatorRoleArns"]
+    member = load_plain(MEMBER)["Parameters"]["OperatorRoleArns"]
+
+    for spec in (central, member):
+        assert (spec["Type"], spec["Default"]) == ("CommaDelimitedList", "")
+        # CloudFormation applies a CommaDelimitedList's pattern to each element (as Python's re here).
+        assert (re.fullmatch(spec["AllowedPattern"], item) is not None) is allowed
+
+
 @pytest.mark.parametrize("region", [HOME, OTHER_REGION])
 def test_given_account_policy_mode_when_a_member_is_deployed_then_one_policy_named_for_the_region_sends_pin_lines(
     region: str,
