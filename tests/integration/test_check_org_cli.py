@@ -17,7 +17,7 @@ import pytest
 
 from pinwatch import diagnose as dx
 from pinwatch.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, main
-from pinwatch.local.org import MEMBER_ACCOUNTS, EmulatedOrganization, setup_organization
+from pinwatch.local.org import MEMBER_ACCOUNTS, EmulatedOrganization, member_template, setup_organization
 from pinwatch.metrics import window_end_ms
 from pinwatch.scope import Scope
 from tests.integration.aws_proxies import draining_shapes, healthy_busy_shapes
@@ -28,6 +28,7 @@ HOME = "us-east-1"  # the monitoring account's Region: where the member StackSet
 REGION = "ca-central-1"  # a Region of its own keeps these members' proxies to this module
 PAGING, QUIET = Scope(MEMBER_ACCOUNTS[0], REGION), Scope(MEMBER_ACCOUNTS[1], REGION)
 DENIED = Scope("333333333333", REGION)
+OUTSIDE = Scope("444444444444", REGION)  # enrolled by a plain member stack, as a management account is
 PROXY = "orders-db"
 
 
@@ -46,6 +47,20 @@ def org(moto_endpoint: str) -> EmulatedOrganization:
         organization.put_series(scope, PROXY, end_ms, shapes)
     organization.remove_role(DENIED.account)
     return organization
+
+
+@pytest.fixture(scope="module")
+def outside(org: EmulatedOrganization) -> Scope:
+    """An account outside the StackSet with org/member.yaml as a plain stack (its read role) and a pinning proxy."""
+    org.member_client(OUTSIDE.account, "cloudformation", REGION).create_stack(
+        StackName="pinwatch-member",
+        TemplateBody=member_template(org.role_name),
+        Parameters=[{"ParameterKey": "HomeRegion", "ParameterValue": REGION}],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    org.create_proxy(OUTSIDE, PROXY)
+    org.put_series(OUTSIDE, PROXY, window_end_ms(int(time.time() * 1000)), draining_shapes())
+    return OUTSIDE
 
 
 @pytest.fixture(autouse=True)
@@ -179,11 +194,41 @@ def test_given_the_function_variables_when_checked_then_they_select_organization
     assert set(findings) == {PAGING.key(PROXY)}
 
 
+def test_given_an_account_listed_only_as_an_extra_target_when_checked_then_it_is_diagnosed_with_the_members(
+    org: EmulatedOrganization, outside: Scope, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(check(org, "--format", "json")) == EXIT_OK
+    assert not any(key.startswith(outside.prefix) for key in by_proxy(json.loads(capsys.readouterr().out)))
+
+    target = f"{outside.account}:{outside.region}"
+    # Repeated, and one repeating a StackSet member: each account and Region is still checked once.
+    argv = check(org, "--extra-target", target, "--extra-target", f"{QUIET.account}:{QUIET.region}", "--format", "json")
+    assert main(argv) == EXIT_OK
+    findings = by_proxy(json.loads(capsys.readouterr().out))
+
+    forecast = next(f for f in findings[outside.key(PROXY)] if f["rule"] == dx.EXHAUSTION_FORECAST)
+    assert forecast["severity"] == "critical"
+    assert (forecast["account"], forecast["region"]) == (outside.account, outside.region)
+    assert {PAGING.key(PROXY), QUIET.key(PROXY)} <= set(findings)
+    assert len([f for f in findings[QUIET.key(PROXY)] if f["rule"] == dx.EXHAUSTION_FORECAST]) == 1
+
+
+@pytest.mark.parametrize("value", ["444444444444", "444444444444/ca-central-1", "ca-central-1:444444444444"])
+def test_given_an_extra_target_that_is_not_account_colon_region_when_checked_then_the_configs_message_exits_2(
+    org: EmulatedOrganization, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(check(org, "--extra-target", value)) == EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pinwatch check: error: ")
+    assert f"ORG_EXTRA_TARGETS contains {value!r}, not ACCOUNT:REGION" in err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--proxy", PAGING.key(PROXY)], "is an organization key: add --member-stack-set NAME"),
         (["--call-as", "DELEGATED_ADMIN"], "--call-as and --member-role are for organization mode"),
+        (["--extra-target", f"{OUTSIDE.account}:{REGION}"], "ORG_EXTRA_TARGETS adds accounts to an organization's"),
     ],
 )
 def test_given_organization_arguments_without_a_stack_set_when_checked_then_the_usage_error_says_so(

@@ -56,6 +56,7 @@ _ORG_FLAGS = {
     "member_stack_set": "ORG_MEMBER_STACK_SET",
     "call_as": "ORG_STACK_SET_CALL_AS",
     "member_role": "ORG_MEMBER_ROLE_NAME",
+    "extra_target": "ORG_EXTRA_TARGETS",  # repeatable: its values joined as the variable lists them
 }
 KEY_EXAMPLE = "111111111111:eu-west-1:orders-db"
 
@@ -119,6 +120,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the read role assumed in each member account (default: $ORG_MEMBER_ROLE_NAME, else "
         "pinwatch-member-reader)",
     )
+    org.add_argument(
+        "--extra-target",
+        action="append",
+        metavar="ACCOUNT:REGION",
+        help="also check this account and Region, enrolled outside the StackSet (repeatable; e.g. the "
+        "management account; default: $ORG_EXTRA_TARGETS)",
+    )
     add_aws_arguments(parser)
 
 
@@ -163,7 +171,7 @@ def _config(args: argparse.Namespace) -> tuple[CheckConfig, tuple[str, ...] | No
     A single account's ``--proxy`` names go into ``proxy_names``, as ``PROXY_NAMES`` would; an
     organization's keys limit the run instead (names are unique only per account and Region).
     """
-    given = {var: getattr(args, flag, None) for flag, var in _ORG_FLAGS.items()}
+    given = {var: _flag_value(getattr(args, flag, None)) for flag, var in _ORG_FLAGS.items()}
     try:
         config = CheckConfig.from_env({**os.environ, **{k: v for k, v in given.items() if v}}, require_table=False)
     except ConfigError as exc:
@@ -186,6 +194,11 @@ def _config(args: argparse.Namespace) -> tuple[CheckConfig, tuple[str, ...] | No
         config, getattr(args, "reason_capture", None), getattr(args, "reason_capture_max_hours", None)
     )
     return config, keys
+
+
+def _flag_value(value: str | list[str] | None) -> str | None:
+    """A flag as its variable's text: a repeated flag's values comma-separated, as ``ORG_EXTRA_TARGETS`` lists them."""
+    return ",".join(value) if isinstance(value, list) else value
 
 
 def _member_keys(proxies: Sequence[str]) -> tuple[str, ...]:
