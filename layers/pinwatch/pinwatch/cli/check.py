@@ -12,7 +12,9 @@ variables such as ``AWS_ENDPOINT_URL_DYNAMODB`` are honoured by boto3 when it is
 
 Organization mode (docs/organization.md): with ``--member-stack-set`` (or ``ORG_MEMBER_STACK_SET``)
 the check reads every member account and Region of that StackSet through the member role, as the
-central function does (:func:`pinwatch.wiring.org_check`). Proxies are then named by their key,
+central function does (:func:`pinwatch.wiring.org_check`), plus each ``--extra-target`` (or
+``ORG_EXTRA_TARGETS``) enrolled outside it. The member roles trust the check's role and the
+template's ``OperatorRoleArns``. Proxies are then named by their key,
 ``<account>:<region>:<name>``; the table and the JSON show account and Region.
 """
 
