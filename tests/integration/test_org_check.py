@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from pinwatch import wiring
 from pinwatch.config import CheckConfig
@@ -464,3 +464,73 @@ def test_given_three_accounts_in_two_regions_when_swept_twice_then_calls_are_per
         "DescribeDBProxyTargetGroups": 0,
         "GetMetricData": 6,
     }
+
+
+def test_given_a_member_whose_stack_instance_is_deleted_when_swept_then_its_open_alert_resolves_once(
+    moto_endpoint: str, end_ms: int, dynamodb_endpoint: str, alerting_env: dict[str, Any]
+) -> None:
+    region = "ca-central-1"  # a Region and StackSet of this test's own
+    staying, leaving = Scope("121212121212", region), Scope("131313131313", region)
+    members = setup_organization(
+        moto_endpoint, (staying, leaving), stack_set=f"pinwatch-members-{uuid.uuid4().hex[:6]}"
+    )
+    members.create_proxy(leaving, "orders-db", debug_logging=True)
+    members.put_series(leaving, "orders-db", end_ms, draining_shapes())
+    cloudformation = members.central_client("cloudformation")
+    stack_set = {"StackSetName": members.stack_set, "Accounts": [leaving.account], "Regions": [region]}
+    listing_fails = False
+
+    def clients(service: str) -> Any:
+        made = central_clients(members, dynamodb_endpoint)(service)
+
+        def fail(**_: Any) -> None:
+            if listing_fails:
+                raise EndpointConnectionError(endpoint_url=members.endpoint)
+
+        made.meta.events.register("before-call.cloudformation.ListStackInstances", fail)
+        return made
+
+    config = CheckConfig.from_env(members.check_environment(**alerting_env["environ"]), require_table=True)
+    dispatcher = wiring.alert_dispatcher(config, clients, region=HOME)
+
+    def function_instance(clock: Clock) -> OrgCheck:
+        """One warm function instance: its own target list and caches, the shared table."""
+        sessions = MemberSessions(clients("sts"), config.org_member_role_name, Meter().factory(members.endpoint))
+        return wiring.org_check(config, clients, dispatcher=dispatcher, sessions=sessions, clock=clock)
+
+    def about_leaving() -> list[str]:
+        return [m for m in received(alerting_env["sqs"], alerting_env["queue_url"]) if leaving.account in m]
+
+    key = leaving.key("orders-db")
+    # An older instance listed the members before the account was enrolled...
+    cloudformation.delete_stack_instances(**stack_set, RetainStacks=False)
+    old_clock = Clock()
+    older = function_instance(old_clock)
+    older.run(end_ms)
+    # ...a newer one lists it, and its proxy alerts.
+    cloudformation.create_stack_instances(**stack_set)
+    newer_clock = Clock()
+    newer = function_instance(newer_clock)
+    newer.run(end_ms)
+    assert key in newer.alerting_proxies()
+    assert len(about_leaving()) == 1
+
+    # The older instance's listing fails: its previous list lacks the member, which has not left.
+    old_clock.now += TARGET_CACHE_TTL_S + 1
+    listing_fails = True
+    assert not [r for r in older.run(end_ms + 60_000).reports if r.status == "gone"]
+    assert key in older.alerting_proxies()
+    assert about_leaving() == []
+    listing_fails = False
+
+    # The account leaves: the next listing no longer has its stack instance.
+    cloudformation.delete_stack_instances(**stack_set, RetainStacks=False)
+    newer_clock.now += TARGET_CACHE_TTL_S + 1
+    assert [r.proxy for r in newer.run(end_ms + 120_000).reports if r.status == "gone"] == [key]
+    assert key not in newer.alerting_proxies()
+    (resolved,) = about_leaving()
+    assert "no longer enrolled" in resolved
+    assert "RESOLVED" in resolved
+
+    newer.run(end_ms + 180_000)
+    assert about_leaving() == []  # closed once

@@ -326,6 +326,25 @@ def test_given_org_mode_when_rendered_then_only_the_organization_may_put_events_
     assert org.prop(permission, "Principal") == "events.amazonaws.com"
 
 
+def test_given_org_mode_when_rendered_then_the_default_bus_rule_is_off_so_the_own_member_alarm_runs_the_check_once(
+    org: Stack,
+) -> None:
+    # The stack named pinwatch: its default-bus rule would match this account's own member alarm,
+    # whose events already reach the check through the organization's bus.
+    member_alarm = _member().prop("PinnedContributorsAlarm", "AlarmName")
+    on_default_bus = [r for r in org.of_type("AWS::Events::Rule") if "EventBusName" not in org.prop(r)]
+    contributor_rules = [r for r in on_default_bus if "EventPattern" in org.prop(r)]
+    assert [org.prop(r, "EventPattern")["detail"]["alarmName"] for r in contributor_rules] == [[member_alarm]]
+    assert [org.prop(r).get("State") for r in contributor_rules] == ["DISABLED"]
+    # Single account: the same rule, enabled (no State: EventBridge's default), matching the stack's alarm.
+    single = stack()
+    (rule,) = [r for r in single.of_type("AWS::Events::Rule") if "EventPattern" in single.prop(r)]
+    assert "State" not in single.prop(rule)
+    assert single.prop(rule, "EventPattern")["detail"]["alarmName"] == [
+        single.prop("PinnedContributorsAlarm", "AlarmName")
+    ]
+
+
 def test_given_org_mode_when_rendered_then_the_check_knows_its_stack_set_and_may_assume_only_org_member_read_roles(
     org: Stack,
 ) -> None:

@@ -15,7 +15,9 @@ import pytest
 
 from pinwatch.alerts.policy import GONE_STATUS, AlertState, AlertStatus, Transition, evaluate
 from pinwatch.alerts.render import Alert, RenderSettings, render_slack, render_sns, render_text
+from pinwatch.check import Check, Dispatcher
 from pinwatch.findings import Finding, ProxyReport, Severity
+from pinwatch.org import OrgCheck, TargetListing
 from pinwatch.scope import Scope
 from tests.unit.test_alert_render import (
     CRITICAL_FORECAST,
@@ -30,6 +32,7 @@ from tests.unit.test_alert_render import (
     readable_sns,
     report,
 )
+from tests.unit.test_check_orchestration import RecordingDispatcher
 
 SCOPE = Scope("111111111111", "ap-southeast-2")  # not SETTINGS.region (eu-west-1): the proxy's own Region counts
 KEY = SCOPE.key("orders-proxy")
@@ -205,3 +208,45 @@ def test_given_a_whole_member_finding_when_rendered_then_it_names_the_account_an
     assert "RDS console" not in text
     header = render_slack(alert, SETTINGS)["blocks"][0]["text"]["text"]
     assert header == "🟠 WARNING · all proxies (111111111111, ap-southeast-2) · member account unreachable"
+
+
+def test_given_a_member_no_longer_enrolled_when_its_open_alerts_close_then_each_says_so_once() -> None:
+    # The gone report as the organization's sweep makes it for a member its StackSet no longer lists.
+    dispatcher = RecordingDispatcher(alerting=frozenset({KEY, SCOPE.key("*")}))
+    OrgCheck(targets=Listed(), factory=_no_member, role_name="pinwatch-member-reader", dispatcher=dispatcher).run(NOW)
+    gone = {r.proxy: r for r, _, _ in dispatcher.calls}
+    unreachable = AlertState(
+        proxy=SCOPE.key("*"),
+        rule="member_unreachable",
+        status=AlertStatus.ACTIVE,
+        severity=Severity.WARNING,
+        first_active_ms=NOW - 30 * MIN,
+        last_notified_ms=NOW - 30 * MIN,
+        last_notified_severity=Severity.WARNING,
+        last_transition=Transition.NEW,
+        summary="cannot assume pinwatch-member-reader",
+    )
+    pinned = replace(unreachable, proxy=KEY, rule="pinned_share", summary="64% of DB connections are pinned.")
+    texts = {}
+    for key, state in ((SCOPE.key("*"), unreachable), (KEY, pinned)):
+        plan = evaluate(key, gone[key].findings, {state.rule: state}, NOW, POLICY, ["sns"], proxy_gone=True)
+        assert [d.transition for d in plan.decisions] == [Transition.RESOLVED]
+        texts[key] = render_text(Alert.from_decisions(gone[key], plan.for_channel("sns"), NOW), SETTINGS)
+        again = evaluate(
+            key, gone[key].findings, {state.rule: plan.decisions[0].after}, NOW, POLICY, ["sns"], proxy_gone=True
+        )
+        assert [d.transition for d in again.decisions] == [None]  # closed once: the next sweep sends nothing
+    enrolled = "account 111111111111 in ap-southeast-2 is no longer enrolled"
+    assert enrolled in texts[SCOPE.key("*")]
+    assert "* is gone" not in texts[SCOPE.key("*")]
+    assert f"orders-proxy is no longer watched: {enrolled}" in texts[KEY]
+    assert "no longer found" not in texts[KEY]
+
+
+class Listed:
+    def listing(self) -> TargetListing:
+        return TargetListing((), current=True)
+
+
+def _no_member(scope: Scope, dispatcher: Dispatcher | None) -> Check:
+    raise AssertionError(f"{scope} is not listed: nothing to check")

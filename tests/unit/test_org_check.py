@@ -16,7 +16,7 @@ from pinwatch.check import CheckResult, ConnectionCheck, Dispatcher, ProxyOutcom
 from pinwatch.config import Thresholds
 from pinwatch.discovery import Discovery
 from pinwatch.findings import CaptureNote, Finding, ProxyReport, Severity
-from pinwatch.org import MemberAccessError, OrgCheck
+from pinwatch.org import NOT_ENROLLED, MemberAccessError, OrgCheck, TargetListing
 from pinwatch.records import ReasonCount
 from pinwatch.scope import Scope
 from tests.unit.test_check_orchestration import (
@@ -138,9 +138,10 @@ class FakeScopeCheck:
 @dataclass
 class Targets:
     listed: list[Scope]
+    current: bool = True  # False: the listing failed and the previous list is kept
 
-    def scopes(self) -> Sequence[Scope]:
-        return tuple(self.listed)
+    def listing(self) -> TargetListing:
+        return TargetListing(tuple(self.listed), self.current)
 
 
 @dataclass
@@ -295,3 +296,65 @@ def test_given_every_member_answering_with_an_error_when_run_then_each_is_report
     members = Members(errors={A: throttled(), B: NoCredentialsError()})
     check, _ = org(members)
     assert sorted(r.proxy for r in check.run(NOW_MS).reports) == [A.key("*"), B.key("*")]
+
+
+C = Scope("333333333333", "eu-west-1")  # a member that left: its stack instance is gone
+
+
+def departed_run(
+    alerting: frozenset[str],
+    *,
+    current: bool = True,
+    names: Sequence[str] | None = None,
+    listed: Sequence[Scope] = (A,),
+) -> tuple[CheckResult, RecordingDispatcher]:
+    dispatcher = RecordingDispatcher(alerting=alerting)
+    check, targets = org(Members(), listed, dispatcher=dispatcher)
+    targets.current = current
+    return check.run(NOW_MS, names=names), dispatcher
+
+
+def test_given_open_alerts_of_a_member_no_longer_listed_when_swept_then_each_key_gets_one_gone_report() -> None:
+    alerting = frozenset({A.key("orders"), C.key("billing"), C.key("*"), Scope(A.account, "us-west-2").key("x")})
+    result, dispatcher = departed_run(alerting)
+    gone = [r for r, _, _ in dispatcher.calls if r.status == GONE_STATUS]
+    assert [r.proxy for r in gone] == sorted([C.key("*"), C.key("billing"), Scope(A.account, "us-west-2").key("x")])
+    assert all(r.findings[0].rule == NOT_ENROLLED and r.findings[0].severity is Severity.OK for r in gone)
+    # The listed member is checked as usual, not closed.
+    assert {r.proxy: r.status for r in result.reports}[A.key("orders")] == "available"
+
+
+def test_given_a_departed_member_when_its_alerts_close_then_the_wording_says_it_is_no_longer_enrolled() -> None:
+    _, dispatcher = departed_run(frozenset({C.key("*"), C.key("billing")}))
+    why = {r.proxy: r.findings[0].summary for r, _, _ in dispatcher.calls if r.status == GONE_STATUS}
+    assert why[C.key("*")].startswith(f"account {C.account} in {C.region} is no longer enrolled")
+    assert why[C.key("billing")].startswith(f"billing is no longer watched: account {C.account} in {C.region} is no")
+
+
+def test_given_a_failed_listing_kept_from_before_when_swept_then_no_alert_is_closed() -> None:
+    # StackSetTargets keeps the previous list when ListStackInstances fails: a member missing from
+    # it may be missing only because the list is old.
+    _, dispatcher = departed_run(frozenset({C.key("*"), C.key("billing")}), current=False)
+    assert [r for r, _, _ in dispatcher.calls if r.status == GONE_STATUS] == []
+
+
+def test_given_a_names_limited_run_when_a_key_of_a_departed_member_is_open_then_it_is_left_alone() -> None:
+    _, dispatcher = departed_run(frozenset({C.key("*")}), names=[A.key("orders")])
+    assert [r for r, _, _ in dispatcher.calls if r.status == GONE_STATUS] == []
+
+
+def test_given_no_member_listed_at_all_when_swept_then_every_members_open_alert_is_closed() -> None:
+    _, dispatcher = departed_run(frozenset({A.key("orders"), "plain-name"}), listed=())
+    # A key without account and Region is no member's: this check cannot tell whether it left.
+    assert [(r.proxy, r.status) for r, _, _ in dispatcher.calls] == [(A.key("orders"), GONE_STATUS)]
+
+
+class FailingAlertQuery(RecordingDispatcher):
+    def alerting_proxies(self) -> frozenset[str]:
+        raise TimeoutError("dynamodb timed out")
+
+
+def test_given_the_open_alerts_cannot_be_read_when_swept_then_the_members_are_still_checked() -> None:
+    members = Members()
+    check, _ = org(members, (A,), dispatcher=FailingAlertQuery())
+    assert [r.proxy for r in check.run(NOW_MS).reports] == [A.key("orders")]

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pinwatch.findings import error_text
-from pinwatch.org import TARGET_CACHE_TTL_S, MemberAccessError, error_code
+from pinwatch.org import TARGET_CACHE_TTL_S, MemberAccessError, TargetListing, error_code
 from pinwatch.scope import Scope, split_key
 
 if TYPE_CHECKING:
@@ -64,7 +64,8 @@ class StackSetTargets:
 
     ``call_as`` is ``SELF`` when the monitoring account is the organization's management account,
     ``DELEGATED_ADMIN`` when it is a delegated StackSets administrator (ListStackInstances, CallAs).
-    A failed listing keeps the previous scopes (the next run lists again); with none yet, it raises.
+    A failed listing keeps the previous scopes (the next run lists again), marked not current;
+    with none yet, it raises.
 
     ``extra``: scopes enrolled by deploying the member template as a plain stack, which no stack
     instance lists. "StackSets doesn't deploy stack instances to the organization management
@@ -95,19 +96,27 @@ class StackSetTargets:
         self.listings = 0  # ListStackInstances listings made (each one or more pages)
 
     def scopes(self) -> tuple[Scope, ...]:
+        return self.listing().scopes
+
+    def listing(self) -> TargetListing:
+        """The scopes, and whether they come from a listing that succeeded (``current``).
+
+        A listing kept after a failure is not current: a member missing from it may only be
+        missing because the list is old, so nobody may conclude from it that a member left.
+        """
         with self._lock:
             now = self._clock()
             if self._listed is not None and now - self._listed[0] < self._ttl_s:
-                return self._listed[1]
+                return TargetListing(self._listed[1], current=True)
             try:
                 scopes = self._list()
             except Exception:
                 if self._listed is None:
                     raise
                 logger.warning("listing the member stack instances failed; using the previous list", exc_info=True)
-                return self._listed[1]
+                return TargetListing(self._listed[1], current=False)
             self._listed = (now, scopes)
-            return scopes
+            return TargetListing(scopes, current=True)
 
     def _list(self) -> tuple[Scope, ...]:
         self.listings += 1

@@ -17,6 +17,11 @@ resolves once the member is read again. Such a member is not tried again before 
 minute. Any other failure of a member (throttled past botocore's retries, an endpoint down) is
 reported the same way and tried again on the next run.
 
+A member the StackSet no longer lists (its account left the OUs or the organization, its Region
+was removed) is never read again, so nothing would close its open alerts. A run over every member
+whose listing succeeded closes them as gone, once, saying the account or Region is no longer
+enrolled; a listing kept after a failure proves nothing about who left, so it closes none.
+
 One sweep over N members in A accounts costs, beyond each member's own check calls
 (:mod:`pinwatch.check`): one ``ListStackInstances`` listing per 15 minutes, one ``AssumeRole`` per
 account per credential lifetime (an hour, renewed five minutes early), and one query of the open
@@ -33,8 +38,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from pinwatch.alerts.policy import GONE_STATUS
 from pinwatch.check import Check, CheckResult, Dispatcher, ProxyOutcome
 from pinwatch.diagnose import MEMBER_UNREACHABLE, SCOPE_WIDE, member_unreachable_finding
 from pinwatch.findings import Finding, ProxyReport, Severity, error_text
@@ -50,6 +56,8 @@ logger = logging.getLogger(__name__)
 UNREACHABLE_STATUS = "unreachable"
 # Not a proxy status: the member was read again, which resolves its member_unreachable alert.
 REACHABLE_STATUS = "available"
+# Rule of the finding that says why a departed member's alerts close (the gone report's only finding).
+NOT_ENROLLED = "member_not_enrolled"
 TARGET_CACHE_TTL_S = 900.0
 # Members checked at once. Each scoped check runs its own few threads for target groups
 # (pinwatch.discovery), so this bounds the function's threads and its concurrent API calls.
@@ -72,10 +80,17 @@ ACCESS_ERROR_CODES = frozenset(
 )
 
 
+class TargetListing(NamedTuple):
+    """The (account, Region) pairs to check, and whether they come from a listing that succeeded."""
+
+    scopes: tuple[Scope, ...]
+    current: bool  # False: an older list kept after a failed listing (who left cannot be told)
+
+
 class MemberTargets(Protocol):
     """The (account, Region) pairs to check: the member StackSet's usable stack instances."""
 
-    def scopes(self) -> Sequence[Scope]: ...
+    def listing(self) -> TargetListing: ...
 
 
 class MemberAccessError(Exception):
@@ -186,16 +201,21 @@ class OrgCheck:
 
         A key of a member's own (``<account>:<region>:*``, an open member_unreachable alert)
         reads that whole member: that is how it is found reachable again. Keys of accounts or
-        Regions the StackSet no longer lists are left out. A member that has not started by
+        Regions the StackSet no longer lists are left out; a run over every member closes their
+        open alerts as gone, when its listing is current. A member that has not started by
         ``deadline`` (``time.monotonic()``) is skipped this run; the others' alerts still go out.
         """
-        scopes = tuple(sorted(set(self._targets.scopes())))
+        listing = self._targets.listing()
+        scopes = tuple(sorted(set(listing.scopes)))
         self._forget_others(scopes)
         if self._dispatcher is not None:
             self._dispatcher.reset()
         plan = self._plan(scopes, names)
+        # Only a sweep sees every member, and only a current listing tells who left.
+        closing = names is None and listing.current
         if not plan:
-            return CheckResult((), now_ms)
+            departed = self._departed(scopes, now_ms, dry_run, deadline) if closing else []
+            return CheckResult(tuple(departed), now_ms)
         workers = min(self._max_workers, len(plan))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pinwatch-member") as pool:
             futures = [
@@ -214,6 +234,8 @@ class OrgCheck:
             if run.failure is not None:
                 scope, exc = run.failure
                 outcomes.append(self._dispatch(self._failed(scope, exc, now_ms), now_ms, dry_run, deadline))
+        if closing:
+            outcomes += self._departed(scopes, now_ms, dry_run, deadline)
         return CheckResult(tuple(outcomes), now_ms)
 
     def alerting_proxies(self) -> frozenset[str]:
@@ -314,6 +336,34 @@ class OrgCheck:
             key, MEMBER_UNREACHABLE, Severity.OK, f"account {scope.account} in {scope.region} is checked again"
         )
         return ProxyReport(proxy=key, engine=None, status=REACHABLE_STATUS, findings=(finding,), checked_at_ms=now_ms)
+
+    def _departed(
+        self, scopes: Sequence[Scope], now_ms: int, dry_run: bool, deadline: float | None
+    ) -> list[ProxyOutcome]:
+        """Gone reports for the open alerts of members no longer listed: each closes them once."""
+        if self._dispatcher is None:
+            return []
+        try:
+            alerting = self._dispatcher.alerting_proxies()
+        except Exception:  # closing them can wait for the next sweep
+            logger.warning("could not list open alerts; departed members' alerts are closed later", exc_info=True)
+            return []
+        listed = set(scopes)
+        keys = sorted(k for k in alerting if (scope := split_key(k)[0]) is not None and scope not in listed)
+        return [self._dispatch(self._departed_report(key, now_ms), now_ms, dry_run, deadline) for key in keys]
+
+    @staticmethod
+    def _departed_report(key: str, now_ms: int) -> ProxyReport:
+        """A gone report whose one finding says why (the alert policy words the close with it)."""
+        scope, name = split_key(key)
+        assert scope is not None
+        left = (
+            f"account {scope.account} in {scope.region} is no longer enrolled"
+            " (no member stack instance or extra target there)"
+        )
+        why = left if name == SCOPE_WIDE else f"{name} is no longer watched: {left}"
+        finding = Finding(key, NOT_ENROLLED, Severity.OK, why)
+        return ProxyReport(proxy=key, engine=None, status=GONE_STATUS, findings=(finding,), checked_at_ms=now_ms)
 
     def _dispatch(self, report: ProxyReport, now_ms: int, dry_run: bool, deadline: float | None) -> ProxyOutcome:
         if self._dispatcher is None:

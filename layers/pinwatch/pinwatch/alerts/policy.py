@@ -16,7 +16,9 @@ are unknown neither extend nor break a healthy streak, like CloudWatch's "missin
 
 A proxy that is gone (a run over every proxy in the region no longer finds it) resolves every open alert
 at once, without the healthy streak: nothing will ever be observed about it again. Its rules go
-out in one "resolved" message, and the resolved states then expire from the table.
+out in one "resolved" message, and the resolved states then expire from the table. A gone report
+may carry a finding whose summary says why instead of "no longer found" (organization mode: a
+member account or Region that is no longer enrolled).
 
 Delivery feeds back into state: a rule's transition only takes effect once at least one channel
 accepted the message (or every failure was permanent, so a retry could not help). A channel that
@@ -207,9 +209,10 @@ def evaluate(
 ) -> Plan:
     """Decide, for every rule known from this run's findings or from stored state, what happens."""
     if proxy_gone:
+        why = findings[0].summary if findings else None
         return Plan(
             proxy=proxy,
-            decisions=tuple(_gone(states[rule], now_ms, frozenset(channels)) for rule in sorted(states)),
+            decisions=tuple(_gone(states[rule], now_ms, frozenset(channels), why) for rule in sorted(states)),
             channels=frozenset(channels),
         )
     by_rule: dict[str, Finding] = {}
@@ -275,13 +278,15 @@ def _decide(
     return _pending_retry(before, after, finding, now_ms, settings, channels)
 
 
-def _gone(before: AlertState, now_ms: int, channels: frozenset[str]) -> RuleDecision:
+def _gone(before: AlertState, now_ms: int, channels: frozenset[str], why: str | None = None) -> RuleDecision:
     if not before.active:
         # Nothing open; a pending retry of an older message about it is moot.
         return RuleDecision(before.rule, before, replace(before, pending_channels=frozenset()), None, None)
-    scope, name = split_key(before.proxy)
-    where = "the region" if scope is None else f"account {scope.account}, {scope.region}"
-    gone = f"{name} is gone (no longer found in {where}): the alert is closed. {before.summary}".strip()
+    if why is None:
+        scope, name = split_key(before.proxy)
+        where = "the region" if scope is None else f"account {scope.account}, {scope.region}"
+        why = f"{name} is gone (no longer found in {where})"
+    gone = f"{why}: the alert is closed. {before.summary}".strip()
     after = _closed(before, now_ms, summary=gone)
     return RuleDecision(before.rule, before, after, Transition.RESOLVED, None, send_to=channels)
 
