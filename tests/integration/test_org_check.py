@@ -470,7 +470,7 @@ def test_given_a_member_whose_stack_instance_is_deleted_when_swept_then_its_open
     moto_endpoint: str, end_ms: int, dynamodb_endpoint: str, alerting_env: dict[str, Any]
 ) -> None:
     region = "ca-central-1"  # a Region and StackSet of this test's own
-    staying, leaving = Scope("121212121212", region), Scope("131313131313", region)
+    staying, leaving = Scope("141414141414", region), Scope("151515151515", region)
     members = setup_organization(
         moto_endpoint, (staying, leaving), stack_set=f"pinwatch-members-{uuid.uuid4().hex[:6]}"
     )
