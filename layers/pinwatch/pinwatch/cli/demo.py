@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ from pinwatch.timebase import MINUTE_MS
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+    from rich.progress import Progress
     from rich.text import Text
 
     from pinwatch.local.demo import (
@@ -51,6 +52,8 @@ DEFAULT_PROXY = "orders-db"
 DEFAULT_MINUTES = 30
 
 _SEVERITY_STYLE = {"critical": "bold red", "warning": "dark_orange", "info": "cyan", "ok": "green"}
+# What moto serves in the single-account demo (the organization's list is _ORG_SERVICES).
+_SERVICES = "RDS, CloudWatch, Logs, SNS, SQS, Secrets Manager"
 _MARK = {"critical": "🔴", "warning": "🟠", "info": "🔵", "ok": "🟢"}
 
 
@@ -143,17 +146,12 @@ def _stop_on_termination() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace, console: Console, started: float) -> int:
-    from pinwatch.local.demo import AWS_VARIABLES_TO_CLEAR, create_stack, emulation, local_functions, patched_environ
+    from pinwatch.local.demo import create_stack, local_functions
     from pinwatch.local.incident import Incident
-    from pinwatch.local.slack_receiver import slack_receiver
 
     console.rule("[bold]pinwatch demo[/]: an RDS Proxy pinning incident, replayed on local AWS")
     with contextlib.ExitStack() as stack:
-        with console.status("Starting moto and DynamoDB Local on loopback ports…"):
-            endpoints = stack.enter_context(emulation(use_dynamodb_local=not args.no_dynamodb_local))
-            slack_url, receiver = stack.enter_context(slack_receiver())
-        _print_endpoints(console, endpoints)
-        stack.enter_context(patched_environ(endpoints.aws_environment(), AWS_VARIABLES_TO_CLEAR))
+        endpoints, slack_url, receiver = _start_emulation(console, stack, args)
         with console.status("Creating the stack's resources from template.yaml…"):
             demo_stack = create_stack(endpoints, args.proxy, slack_url)
         _print_stack(console, demo_stack)
@@ -173,32 +171,24 @@ def _run(args: argparse.Namespace, console: Console, started: float) -> int:
         _print_slack(console, result.slack)
         _print_sns(console, result.sns)
         _print_exactly_once(console, result)
-        _print_report(console, demo_stack, incident.start_ms)
-        _print_result(console, result, time.perf_counter() - started)
-        if args.function_log:
-            args.function_log.write_text(result.function_output, encoding="utf-8")
-            console.print(f"The functions' log lines and EMF metrics: {args.function_log}")
-        if args.keep:
-            _keep(console, demo_stack)
-        return EXIT_OK if result.ok else EXIT_FINDINGS
+        _print_report(
+            console,
+            ["--table", demo_stack.table, "--proxy", demo_stack.proxy],
+            endpoints,
+            incident.start_ms,
+            "pinwatch report",
+        )
+        _print_result(console, result, time.perf_counter() - started, "demo")
+        return _finish(args, console, result, lambda: _keep_lines(demo_stack))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _replay(
     console: Console, stack: DemoStack, functions: LocalFunctions, incident: Incident, receiver: SlackReceiver
 ) -> DemoResult:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from pinwatch.local.demo import Replay
 
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    # The functions print to stdout (as in Lambda); the replay captures it, so the bar must not.
-    with Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False, transient=True) as progress:
+    with _progress(console) as progress:
         task = progress.add_task("simulated minutes", total=len(incident))
 
         def on_tick(tick: Tick) -> None:
@@ -218,9 +208,7 @@ def _replay(
 # ------------------------------------------------------------------------------------- output
 
 
-def _print_endpoints(
-    console: Console, endpoints: Endpoints, services: str = "RDS, CloudWatch, Logs, SNS, SQS, Secrets Manager"
-) -> None:
+def _print_endpoints(console: Console, endpoints: Endpoints, services: str = _SERVICES) -> None:
     console.print(f"moto server ([dim]{services}[/]): {endpoints.moto}")
     if endpoints.dynamodb_engine == "moto":
         why = f" ({endpoints.dynamodb_note})" if endpoints.dynamodb_note else ""
@@ -495,14 +483,42 @@ def _print_exactly_once(console: Console, result: DemoResult) -> None:
     )
 
 
-def _print_report(console: Console, stack: DemoStack, since_ms: int) -> None:
+def _start_emulation(
+    console: Console, stack: contextlib.ExitStack[Any], args: argparse.Namespace, services: str = _SERVICES
+) -> tuple[Endpoints, str, SlackReceiver]:
+    """moto, the summary table's engine and the Slack receiver, entered on `stack`; AWS_* point at them."""
+    from pinwatch.local.demo import AWS_VARIABLES_TO_CLEAR, emulation, patched_environ
+    from pinwatch.local.slack_receiver import slack_receiver
+
+    with console.status("Starting moto and DynamoDB Local on loopback ports…"):
+        endpoints = stack.enter_context(emulation(use_dynamodb_local=not args.no_dynamodb_local))
+        slack_url, receiver = stack.enter_context(slack_receiver())
+    _print_endpoints(console, endpoints, services)
+    stack.enter_context(patched_environ(endpoints.aws_environment(), AWS_VARIABLES_TO_CLEAR))
+    return endpoints, slack_url, receiver
+
+
+def _progress(console: Console) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    # The functions print to stdout (as in Lambda); the replay captures it, so the bar must not.
+    return Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False, transient=True)
+
+
+def _print_report(console: Console, table_args: list[str], endpoints: Endpoints, since_ms: int, title: str) -> None:
     from pinwatch.cli import main
 
     since = datetime.fromtimestamp(since_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
-    argv = ["report", "--table", stack.table, "--proxy", stack.proxy, "--since", since]
-    argv += ["--endpoint-url", stack.endpoints.dynamodb, "--region", stack.endpoints.region]
+    argv = ["report", *table_args, "--since", since]
+    argv += ["--endpoint-url", endpoints.dynamodb, "--region", endpoints.region]
     console.print()
-    console.rule("pinwatch report")
+    console.rule(title)
     console.print(f"$ pinwatch {' '.join(argv)}", style="dim")
     sys.stdout.flush()
     code = main(argv)
@@ -510,7 +526,7 @@ def _print_report(console: Console, stack: DemoStack, since_ms: int) -> None:
         console.print(f"[red]pinwatch report exited with {code}[/]")
 
 
-def _print_result(console: Console, result: DemoResult, seconds: float) -> None:
+def _print_result(console: Console, result: DemoResult | OrgDemoResult, seconds: float, name: str) -> None:
     from rich.table import Table
     from rich.text import Text
 
@@ -523,47 +539,56 @@ def _print_result(console: Console, result: DemoResult, seconds: float) -> None:
     for stage in result.stages:
         table.add_row(Text("✓", "green") if stage.ok else Text("✗", "bold red"), stage.name, stage.detail)
     console.print(table)
-    verdict = "[bold green]demo passed[/]" if result.ok else "[bold red]demo FAILED[/]"
+    verdict = f"[bold green]{name} passed[/]" if result.ok else f"[bold red]{name} FAILED[/]"
     console.print(
         f"{verdict} in {seconds:.1f} s ({len(result.ticks)} simulated minutes replayed in {result.seconds:.1f} s)"
     )
 
 
-def _keep(console: Console, stack: DemoStack) -> None:
-    endpoints = stack.endpoints
-    from pinwatch.store import keys
+def _finish(
+    args: argparse.Namespace, console: Console, result: DemoResult | OrgDemoResult, keep_lines: Callable[[], list[str]]
+) -> int:
+    """The run's tail in both modes: the function log, --keep, the exit code."""
+    if args.function_log:
+        args.function_log.write_text(result.function_output, encoding="utf-8")
+        console.print(f"The functions' log lines and EMF metrics: {args.function_log}")
+    if args.keep:
+        _keep(console, keep_lines())
+    return EXIT_OK if result.ok else EXIT_FINDINGS
 
-    proxy_pk = json.dumps({":pk": {"S": keys.proxy_pk(stack.proxy)}, ":t": {"S": keys.pin_total_sk("")}})
+
+def _keep(console: Console, lines: list[str]) -> None:
     console.print()
     console.rule("The emulation keeps running: press Ctrl-C (or send SIGTERM) to stop it")
-    console.print(
-        "\n".join(
-            [
-                f"moto (RDS, CloudWatch, Logs, SNS, SQS, Secrets Manager)  {endpoints.moto}",
-                f"{endpoints.dynamodb_engine} (summary table)  {endpoints.dynamodb}",
-                f"summary table  {stack.table}",
-                f"alert subscriber queue  {stack.queue_url}",
-                "",
-                "# in another shell:",
-                f"export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={endpoints.region}",
-                f"pinwatch report --table {stack.table} --endpoint-url {endpoints.dynamodb} --since 2h --by hour",
-                f"aws --endpoint-url {endpoints.dynamodb} dynamodb query --table-name {stack.table} "
-                f"--key-condition-expression 'pk = :pk AND begins_with(sk, :t)' --expression-attribute-values '{proxy_pk}'",
-                f"AWS_ENDPOINT_URL={endpoints.moto} AWS_ENDPOINT_URL_DYNAMODB={endpoints.dynamodb} "
-                f"pinwatch check --table {stack.table} --proxy {stack.proxy} --all",
-                f"pinwatch backfill --proxy {stack.proxy} --since 2h --endpoint-url {endpoints.moto}",
-                f"aws --endpoint-url {endpoints.moto} logs tail {stack.log_group} --since 2h",
-            ]
-        ),
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
     stop = threading.Event()
     with contextlib.suppress(KeyboardInterrupt):
         while not stop.wait(3600):
             pass
     console.print("\nStopping the emulation.")
+
+
+def _keep_lines(stack: DemoStack) -> list[str]:
+    endpoints = stack.endpoints
+    from pinwatch.store import keys
+
+    proxy_pk = json.dumps({":pk": {"S": keys.proxy_pk(stack.proxy)}, ":t": {"S": keys.pin_total_sk("")}})
+    return [
+        f"moto ({_SERVICES})  {endpoints.moto}",
+        f"{endpoints.dynamodb_engine} (summary table)  {endpoints.dynamodb}",
+        f"summary table  {stack.table}",
+        f"alert subscriber queue  {stack.queue_url}",
+        "",
+        "# in another shell:",
+        f"export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={endpoints.region}",
+        f"pinwatch report --table {stack.table} --endpoint-url {endpoints.dynamodb} --since 2h --by hour",
+        f"aws --endpoint-url {endpoints.dynamodb} dynamodb query --table-name {stack.table} "
+        f"--key-condition-expression 'pk = :pk AND begins_with(sk, :t)' --expression-attribute-values '{proxy_pk}'",
+        f"AWS_ENDPOINT_URL={endpoints.moto} AWS_ENDPOINT_URL_DYNAMODB={endpoints.dynamodb} "
+        f"pinwatch check --table {stack.table} --proxy {stack.proxy} --all",
+        f"pinwatch backfill --proxy {stack.proxy} --since 2h --endpoint-url {endpoints.moto}",
+        f"aws --endpoint-url {endpoints.moto} logs tail {stack.log_group} --since 2h",
+    ]
 
 
 # ------------------------------------------------------------------------------ organization
@@ -574,17 +599,11 @@ _ORG_SERVICES = "RDS, CloudWatch, Logs, Kinesis, SNS, SQS, Secrets Manager, STS,
 
 def _run_org(args: argparse.Namespace, console: Console, started: float) -> int:
     """``--org``: the central stack and two member accounts; see :mod:`pinwatch.local.demo.org`."""
-    from pinwatch.local.demo import AWS_VARIABLES_TO_CLEAR, emulation, patched_environ
     from pinwatch.local.demo.org import create_org_stack, incident_start, org_functions
-    from pinwatch.local.slack_receiver import slack_receiver
 
     console.rule("[bold]pinwatch demo --org[/]: a pinning incident in one member account, replayed on local AWS")
     with contextlib.ExitStack() as stack:
-        with console.status("Starting moto and DynamoDB Local on loopback ports…"):
-            endpoints = stack.enter_context(emulation(use_dynamodb_local=not args.no_dynamodb_local))
-            slack_url, receiver = stack.enter_context(slack_receiver())
-        _print_endpoints(console, endpoints, _ORG_SERVICES)
-        stack.enter_context(patched_environ(endpoints.aws_environment(), AWS_VARIABLES_TO_CLEAR))
+        endpoints, slack_url, receiver = _start_emulation(console, stack, args, _ORG_SERVICES)
         with console.status("Creating the central stack and the member accounts…"):
             org_stack = create_org_stack(endpoints, args.proxy, slack_url)
         _print_org_stack(console, org_stack)
@@ -602,14 +621,15 @@ def _run_org(args: argparse.Namespace, console: Console, started: float) -> int:
         _print_slack(console, result.slack)
         _print_sns(console, result.sns)
         _print_exactly_once_org(console, result)
-        _print_report_org(console, org_stack, start_ms)
-        _print_result_org(console, result, time.perf_counter() - started)
-        if args.function_log:
-            args.function_log.write_text(result.function_output, encoding="utf-8")
-            console.print(f"The functions' log lines and EMF metrics: {args.function_log}")
-        if args.keep:
-            _keep_org(console, org_stack)
-        return EXIT_OK if result.ok else EXIT_FINDINGS
+        _print_report(
+            console,
+            ["--table", org_stack.central.table],
+            endpoints,
+            start_ms,
+            "pinwatch report, across the organization",
+        )
+        _print_result(console, result, time.perf_counter() - started, "organization demo")
+        return _finish(args, console, result, lambda: _keep_org_lines(org_stack))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -630,17 +650,9 @@ def _print_org_stack(console: Console, stack: OrgStack) -> None:
 def _replay_org(
     console: Console, stack: OrgStack, functions: Any, minutes: int, start_ms: int, receiver: SlackReceiver
 ) -> OrgDemoResult:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from pinwatch.local.demo.org import PAGED, OrgReplay
 
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False, transient=True) as progress:
+    with _progress(console) as progress:
         task = progress.add_task("simulated minutes", total=minutes)
 
         def on_tick(tick: OrgTick) -> None:
@@ -764,70 +776,22 @@ def _print_exactly_once_org(console: Console, result: OrgDemoResult) -> None:
     )
 
 
-def _print_report_org(console: Console, stack: OrgStack, since_ms: int) -> None:
-    from pinwatch.cli import main
-
-    since = datetime.fromtimestamp(since_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
-    argv = ["report", "--table", stack.central.table, "--since", since]
-    argv += ["--endpoint-url", stack.endpoints.dynamodb, "--region", stack.endpoints.region]
-    console.print()
-    console.rule("pinwatch report, across the organization")
-    console.print(f"$ pinwatch {' '.join(argv)}", style="dim")
-    sys.stdout.flush()
-    code = main(argv)
-    if code != EXIT_OK:
-        console.print(f"[red]pinwatch report exited with {code}[/]")
-
-
-def _print_result_org(console: Console, result: OrgDemoResult, seconds: float) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    console.print()
-    console.rule("Result")
-    table = Table(show_header=False, show_edge=False, pad_edge=False)
-    table.add_column()
-    table.add_column()
-    table.add_column(style="dim")
-    for stage in result.stages:
-        table.add_row(Text("✓", "green") if stage.ok else Text("✗", "bold red"), stage.name, stage.detail)
-    console.print(table)
-    verdict = "[bold green]organization demo passed[/]" if result.ok else "[bold red]organization demo FAILED[/]"
-    console.print(
-        f"{verdict} in {seconds:.1f} s ({len(result.ticks)} simulated minutes replayed in {result.seconds:.1f} s)"
-    )
-
-
-def _keep_org(console: Console, stack: OrgStack) -> None:
+def _keep_org_lines(stack: OrgStack) -> list[str]:
     endpoints = stack.endpoints
-    console.print()
-    console.rule("The emulation keeps running: press Ctrl-C (or send SIGTERM) to stop it")
-    console.print(
-        "\n".join(
-            [
-                f"moto ({_ORG_SERVICES})  {endpoints.moto}",
-                f"{endpoints.dynamodb_engine} (summary table)  {endpoints.dynamodb}",
-                f"summary table  {stack.central.table}",
-                f"organization stream  {stack.stream_name}",
-                "",
-                "# in another shell:",
-                f"export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={endpoints.region}",
-                f"pinwatch report --table {stack.central.table} --endpoint-url {endpoints.dynamodb} --since 2h",
-                f"pinwatch report --table {stack.central.table} --endpoint-url {endpoints.dynamodb} --since 2h "
-                f"--account {stack.members[-1].scope.account}",
-                f"aws --endpoint-url {endpoints.moto} cloudformation list-stack-instances "
-                f"--stack-set-name {stack.organization.stack_set}",
-            ]
-        ),
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
-    stop = threading.Event()
-    with contextlib.suppress(KeyboardInterrupt):
-        while not stop.wait(3600):
-            pass
-    console.print("\nStopping the emulation.")
+    return [
+        f"moto ({_ORG_SERVICES})  {endpoints.moto}",
+        f"{endpoints.dynamodb_engine} (summary table)  {endpoints.dynamodb}",
+        f"summary table  {stack.central.table}",
+        f"organization stream  {stack.stream_name}",
+        "",
+        "# in another shell:",
+        f"export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={endpoints.region}",
+        f"pinwatch report --table {stack.central.table} --endpoint-url {endpoints.dynamodb} --since 2h",
+        f"pinwatch report --table {stack.central.table} --endpoint-url {endpoints.dynamodb} --since 2h "
+        f"--account {stack.members[-1].scope.account}",
+        f"aws --endpoint-url {endpoints.moto} cloudformation list-stack-instances "
+        f"--stack-set-name {stack.organization.stack_set}",
+    ]
 
 
 def _clock(ms: int) -> str:
