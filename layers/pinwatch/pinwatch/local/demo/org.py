@@ -28,7 +28,6 @@ account and Region, invokes the real check (org mode), and the scheduled run fol
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import time
 import uuid
@@ -47,6 +46,7 @@ from pinwatch.local.alarms import MetricsInsightsAlarm, pattern_matches
 from pinwatch.local.demo.replay import (
     CHECK_DELAY_MS,
     AlertEvent,
+    ReplayOutcome,
     SlackMessage,
     SnsMessage,
     _alerts,
@@ -58,23 +58,19 @@ from pinwatch.local.demo.replay import (
     table_counts,
 )
 from pinwatch.local.demo.stack import (
-    AWS_VARIABLES_TO_CLEAR,
     DemoError,
     DemoStack,
     Endpoints,
     LocalFunctions,
     client,
     create_stack,
+    handlers_with_check,
 )
 from pinwatch.local.demo.verdicts import Stage
 from pinwatch.local.incident import Incident, IncidentMinute, LogLine
 from pinwatch.local.lambda_harness import (
     ACCOUNT_ID,
-    CONNECTION_CHECK_APP,
     SCHEDULE_EVENT_FILE,
-    HandlerNotFound,
-    load_handler,
-    patched_environ,
     schedule_event,
 )
 from pinwatch.local.log_destination import LogDestination, Sent
@@ -343,14 +339,7 @@ class OrgFunctions:
 def org_functions(stack: OrgStack) -> Iterator[OrgFunctions]:
     """Both organization-mode handlers with the template's environment, for the duration of the block."""
     env = stack.function_environment("ConnectionCheckFunction") | stack.function_environment("PinStreamFunction")
-    output = io.StringIO()
-    with patched_environ(env | stack.endpoints.aws_environment(), AWS_VARIABLES_TO_CLEAR):
-        try:
-            with contextlib.redirect_stdout(output):
-                stream_app = load_handler(PIN_STREAM_APP)
-                check_app = load_handler(CONNECTION_CHECK_APP)
-        except HandlerNotFound as exc:
-            raise DemoError(str(exc)) from None
+    with handlers_with_check(PIN_STREAM_APP, env, stack.endpoints) as (stream_app, check_app, output):
         if not check_app.CONFIG.org_mode:
             raise DemoError("the template's check environment has no organization settings (ORG_MEMBER_STACK_SET)")
         # The members' alarms send their contributor events to the central bus, whose rule invokes the
@@ -422,7 +411,7 @@ class MemberCounts:
 
 
 @dataclass
-class OrgDemoResult:
+class OrgDemoResult(ReplayOutcome):
     stack: OrgStack
     start_ms: int
     end_ms: int
@@ -437,22 +426,6 @@ class OrgDemoResult:
     function_output: str
     seconds: float
     stages: list[Stage] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.stages) and all(stage.ok for stage in self.stages)
-
-    @property
-    def alerts(self) -> list[AlertEvent]:
-        return [a for t in self.ticks for a in t.alerts]
-
-    @property
-    def slack(self) -> list[SlackMessage]:
-        return [m for t in self.ticks for m in t.slack]
-
-    @property
-    def sns(self) -> list[SnsMessage]:
-        return [m for t in self.ticks for m in t.sns]
 
     @property
     def records(self) -> list[Record]:

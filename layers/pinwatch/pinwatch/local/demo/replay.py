@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pinwatch.findings import CaptureNote, Severity
 from pinwatch.local.demo.stack import DemoStack, LocalFunctions, client
@@ -112,20 +112,22 @@ class Tick:
     withheld: int = 0
 
 
-@dataclass
-class DemoResult:
-    stack: DemoStack
-    incident: Incident
-    ticks: list[Tick]
-    expected: Counter[tuple[Kind, str | None]]
-    table_hourly: Counter[tuple[Kind, str | None]]
-    table_totals: Counter[tuple[Kind, str | None]]
-    emf_pin_events: int
-    emf_would_pin_events: int
-    function_output: str
-    seconds: float
-    stages: list[Stage] = field(default_factory=list)
-    debug_logging_after: bool | None = None  # the proxy's enhanced logging once the replay ended
+class _TickMessages(Protocol):
+    """What a simulated minute of either demo notified."""
+
+    @property
+    def alerts(self) -> tuple[AlertEvent, ...]: ...
+    @property
+    def slack(self) -> tuple[SlackMessage, ...]: ...
+    @property
+    def sns(self) -> tuple[SnsMessage, ...]: ...
+
+
+class ReplayOutcome:
+    """What the single-account and the organization demo's results both read off their minutes and stages."""
+
+    ticks: Sequence[_TickMessages]
+    stages: list[Stage]
 
     @property
     def ok(self) -> bool:
@@ -142,6 +144,22 @@ class DemoResult:
     @property
     def sns(self) -> list[SnsMessage]:
         return [m for t in self.ticks for m in t.sns]
+
+
+@dataclass
+class DemoResult(ReplayOutcome):
+    stack: DemoStack
+    incident: Incident
+    ticks: list[Tick]
+    expected: Counter[tuple[Kind, str | None]]
+    table_hourly: Counter[tuple[Kind, str | None]]
+    table_totals: Counter[tuple[Kind, str | None]]
+    emf_pin_events: int
+    emf_would_pin_events: int
+    function_output: str
+    seconds: float
+    stages: list[Stage] = field(default_factory=list)
+    debug_logging_after: bool | None = None  # the proxy's enhanced logging once the replay ended
 
     @property
     def replayed_lines(self) -> list[LogLine]:

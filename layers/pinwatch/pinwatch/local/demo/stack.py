@@ -44,6 +44,8 @@ from pinwatch.local.stream_mapping import stream_context
 from pinwatch.local.template import load_template, table_create_args, table_ttl_attribute
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pinwatch.check import Check, CheckResult
 
 
@@ -450,17 +452,27 @@ class LocalFunctions:
 
 
 @contextlib.contextmanager
-def local_functions(stack: DemoStack) -> Iterator[LocalFunctions]:
-    """Both handlers with the template's environment for this stack, for the duration of the block."""
-    env = stack.function_environment("ConnectionCheckFunction") | stack.function_environment("PinIngestFunction")
+def handlers_with_check(
+    app: Path, env: dict[str, str], endpoints: Endpoints
+) -> Iterator[tuple[ModuleType, ModuleType, io.StringIO]]:
+    """The handler at ``app`` and the check's, imported (in that order) with ``env`` and the emulation's
+    AWS settings, which stay set while the block runs; what they print goes to the yielded buffer."""
     output = io.StringIO()
-    with patched_environ(env | stack.endpoints.aws_environment(), AWS_VARIABLES_TO_CLEAR):
+    with patched_environ(env | endpoints.aws_environment(), AWS_VARIABLES_TO_CLEAR):
         try:
             with contextlib.redirect_stdout(output):
-                ingest = load_handler(PIN_INGEST_APP)
+                handler = load_handler(app)
                 check = load_handler(CONNECTION_CHECK_APP)
         except HandlerNotFound as exc:
             raise DemoError(str(exc)) from None
+        yield handler, check, output
+
+
+@contextlib.contextmanager
+def local_functions(stack: DemoStack) -> Iterator[LocalFunctions]:
+    """Both handlers with the template's environment for this stack, for the duration of the block."""
+    env = stack.function_environment("ConnectionCheckFunction") | stack.function_environment("PinIngestFunction")
+    with handlers_with_check(PIN_INGEST_APP, env, stack.endpoints) as (ingest, check, output):
         alarm = MetricsInsightsAlarm(
             f"{stack.proxy}-pinned-connections", cloudwatch_series(client(stack.endpoints, "cloudwatch"))
         )
