@@ -10,12 +10,11 @@ nothing, and no errors anywhere.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from pinwatch.findings import Severity
 from pinwatch.local.demo.org import HEALTHY, ORG_REGION, PAGED
-from pinwatch.local.demo.verdicts import Stage
+from pinwatch.local.demo.verdicts import Stage, channel_failures, failed, slack_critical, slack_text
 from pinwatch.records import Kind
 
 # How soon after its member alarm's ALARM event the paged account's first alert must come, in simulated minutes.
@@ -25,14 +24,13 @@ FIRST_ALERT_MINUTES = 2
 
 if TYPE_CHECKING:
     from pinwatch.local.demo.org import OrgDemoResult
-    from pinwatch.local.demo.replay import SlackMessage
 
 
 def verify_org(result: OrgDemoResult) -> list[Stage]:
     """The stages that make the organization demo a success, each with what was seen."""
     return [
         _exact_counts_per_account(result),
-        _critical_names_the_account("Slack", [_text(m) for m in result.slack if _slack_critical(m)]),
+        _critical_names_the_account("Slack", [slack_text(m) for m in result.slack if slack_critical(m)]),
         _critical_names_the_account(
             "SNS", [f"{m.subject}\n{m.message}" for m in result.sns if m.attributes.get("severity") == "critical"]
         ),
@@ -44,15 +42,6 @@ def verify_org(result: OrgDemoResult) -> list[Stage]:
         _metrics_exact(result),
         _no_errors(result),
     ]
-
-
-def _text(message: SlackMessage) -> str:
-    return json.dumps(message.payload, ensure_ascii=False)
-
-
-def _slack_critical(message: SlackMessage) -> bool:
-    blocks = message.payload.get("blocks") or [{}]
-    return "CRITICAL" in blocks[0].get("text", {}).get("text", "")
 
 
 def _exact_counts_per_account(result: OrgDemoResult) -> Stage:
@@ -91,7 +80,7 @@ def _critical_names_the_account(channel: str, critical_texts: list[str]) -> Stag
 def _healthy_account_not_paged(result: OrgDemoResult) -> Stage:
     name = f"the healthy account {HEALTHY.account} gets no critical alert"
     critical = [a for a in result.alerts if a.proxy.startswith(HEALTHY.prefix) and a.severity is Severity.CRITICAL] + [
-        m for m in result.slack if _slack_critical(m) and HEALTHY.account in _text(m)
+        m for m in result.slack if slack_critical(m) and HEALTHY.account in slack_text(m)
     ]
     sns = [
         m
@@ -206,12 +195,7 @@ def _metrics_exact(result: OrgDemoResult) -> Stage:
 def _no_errors(result: OrgDemoResult) -> Stage:
     name = "functions ran and channels accepted every message"
     problems = [f"minute {t.index}: {e}" for t in result.ticks for e in t.errors]
-    problems += [
-        f"minute {a.minute}: {a.rule} to {channel} {status}"
-        for a in result.alerts
-        for channel, status in a.channels.items()
-        if status != "accepted"
-    ]
+    problems += channel_failures(result.alerts)
     injected = sum(1 for t in result.ticks if t.throttled)
     failed_writes = sum(1 for _, r, error in result.applied if r is None and error)
     if failed_writes != injected:
@@ -223,8 +207,7 @@ def _no_errors(result: OrgDemoResult) -> Stage:
     if result.parked:
         problems.append(f"{result.parked} record(s) parked")
     if problems:
-        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
-        return Stage(name, False, "; ".join(problems[:5]) + more)
+        return failed(name, problems)
     return Stage(
         name,
         True,

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 from pinwatch.records import Kind
 
 if TYPE_CHECKING:
-    from pinwatch.local.demo.replay import DemoResult, SlackMessage
+    from collections.abc import Iterable
+
+    from pinwatch.local.demo.replay import AlertEvent, DemoResult, SlackMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +31,7 @@ def verify(result: DemoResult) -> list[Stage]:
     """The stages that make the demo a success, each with what was seen."""
     fix = result.incident.fix
     return [
-        _critical_with_eta(
-            "Slack", [json.dumps(m.payload, ensure_ascii=False) for m in result.slack if _slack_critical(m)]
-        ),
+        _critical_with_eta("Slack", [slack_text(m) for m in result.slack if slack_critical(m)]),
         _critical_with_eta("SNS", [m.message for m in result.sns if m.attributes.get("severity") == "critical"]),
         _capture_starts_with_first_alert(result),
         _reasons_once_logging_is_on(result),
@@ -45,10 +45,31 @@ def verify(result: DemoResult) -> list[Stage]:
     ]
 
 
-def _slack_critical(message: SlackMessage) -> bool:
+def slack_text(message: SlackMessage) -> str:
+    """The webhook payload as one string, for looking for a phrase anywhere in it."""
+    return json.dumps(message.payload, ensure_ascii=False)
+
+
+def slack_critical(message: SlackMessage) -> bool:
     blocks = message.payload.get("blocks") or [{}]
     header = blocks[0].get("text", {}).get("text", "")
     return "CRITICAL" in header
+
+
+def channel_failures(alerts: Iterable[AlertEvent]) -> list[str]:
+    """Each notification a channel did not accept, one line each."""
+    return [
+        f"minute {a.minute}: {a.rule} to {channel} {status}"
+        for a in alerts
+        for channel, status in a.channels.items()
+        if status != "accepted"
+    ]
+
+
+def failed(name: str, problems: list[str]) -> Stage:
+    """A failed stage listing its first five problems (a broken run can have one per minute)."""
+    more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+    return Stage(name, False, "; ".join(problems[:5]) + more)
 
 
 def _critical_with_eta(channel: str, critical_texts: list[str]) -> Stage:
@@ -70,7 +91,7 @@ def _capture_starts_with_first_alert(result: DemoResult) -> Stage:
     if not result.slack:
         return Stage(name, False, "no Slack message")
     first = result.slack[0]
-    text = json.dumps(first.payload, ensure_ascii=False)
+    text = slack_text(first)
     unknown = "pin reasons are unknown" in text
     started = "Reason capture started" in text
     ok = unknown and started and _capture_start(result) == first.minute
@@ -98,7 +119,7 @@ def _culprit_after_capture(result: DemoResult) -> Stage:
     start = _capture_start(result)
     later = [m for m in result.slack if start is not None and m.minute > start]
     for message in later:
-        text = json.dumps(message.payload, ensure_ascii=False)
+        text = slack_text(message)
         if "set search_path" in text and "What to change" in text:
             coverage = "Reasons from the last" in text
             return Stage(name, True, f"minute {message.minute}: the digest, a fix, coverage shown: {coverage}")
@@ -121,7 +142,7 @@ def _resolved_after_fix(result: DemoResult, fix: int) -> Stage:
     name = "every alert resolved after the fix, on both channels"
     opened = {a.rule for a in result.alerts if a.transition == "new"}
     resolved = {a.rule for a in result.alerts if a.transition == "resolved" and a.minute >= fix}
-    slack = [m for m in result.slack if m.minute >= fix and "RESOLVED" in json.dumps(m.payload, ensure_ascii=False)]
+    slack = [m for m in result.slack if m.minute >= fix and "RESOLVED" in slack_text(m)]
     sns = [m for m in result.sns if m.minute >= fix and m.attributes.get("transition") == "resolved"]
     open_rules = sorted(opened - resolved)
     ok = bool(opened) and not open_rules and bool(slack) and bool(sns)
@@ -185,17 +206,9 @@ def _metrics_exact(result: DemoResult) -> Stage:
 
 def _no_errors(result: DemoResult) -> Stage:
     name = "functions ran and channels accepted every message"
-    errors = [f"minute {t.minute.index}: {e}" for t in result.ticks for e in t.errors]
-    failed = [
-        f"minute {a.minute}: {a.rule} to {channel} {status}"
-        for a in result.alerts
-        for channel, status in a.channels.items()
-        if status != "accepted"
-    ]
-    problems = errors + failed
+    problems = [f"minute {t.minute.index}: {e}" for t in result.ticks for e in t.errors]
+    problems += channel_failures(result.alerts)
     if problems:
-        return Stage(
-            name, False, "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
-        )
+        return failed(name, problems)
     calls = len(result.ingest_calls)
     return Stage(name, True, f"{calls} ingest and {len(result.ticks)} check invocations, no errors")
