@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -307,6 +308,19 @@ def test_given_reason_capture_when_a_member_proxy_pins_then_modify_db_proxy_goes
     assert state.active
 
 
+def central_check_app(org: EmulatedOrganization, dynamodb_endpoint: str, summary_table: str) -> ModuleType:
+    """The central check function on the emulation, a sweep every 15 minutes, freshly imported (a cold start)."""
+    env = org.check_environment(
+        AWS_ENDPOINT_URL=org.endpoint,
+        AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
+        AWS_DEFAULT_REGION=HOME,
+        SUMMARY_TABLE_NAME=summary_table,
+        SWEEP_MINUTES="15",
+        SETUP_FAILED_EVERY_MINUTES="1",
+    )
+    return load_handler(CONNECTION_CHECK_APP, env)
+
+
 def test_given_a_member_alarm_contributor_in_alarm_when_its_event_reaches_the_check_then_that_members_proxy_is_read(
     org: EmulatedOrganization, end_ms: int, dynamodb_endpoint: str, summary_table: str
 ) -> None:
@@ -316,15 +330,7 @@ def test_given_a_member_alarm_contributor_in_alarm_when_its_event_reaches_the_ch
         (PAGING.account, PAGING.region, CONTRIBUTOR_STATE_CHANGE)
     ]
     assert events[0]["detail"]["alarmName"] == MEMBER_ALARM
-    env = org.check_environment(
-        AWS_ENDPOINT_URL=org.endpoint,
-        AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
-        AWS_DEFAULT_REGION=HOME,
-        SUMMARY_TABLE_NAME=summary_table,
-        SWEEP_MINUTES="15",
-        SETUP_FAILED_EVERY_MINUTES="1",
-    )
-    app = load_handler(CONNECTION_CHECK_APP, env)
+    app = central_check_app(org, dynamodb_endpoint, summary_table)
     summary = app.handle(events[0], check_context(), check=app.CHECK, now_ms=end_ms + 30_000)
     assert summary["proxies"] == 1
     assert list(summary["unhealthyProxies"]) == [PAGING.key("orders-db")]
@@ -334,15 +340,7 @@ def test_given_member_contributor_events_when_scheduled_runs_follow_then_a_key_i
     org: EmulatedOrganization, end_ms: int, dynamodb_endpoint: str, summary_table: str
 ) -> None:
     # The quiet member's proxy: healthy, so no open alert keeps it hot — only its contributor state does.
-    env = org.check_environment(
-        AWS_ENDPOINT_URL=org.endpoint,
-        AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
-        AWS_DEFAULT_REGION=HOME,
-        SUMMARY_TABLE_NAME=summary_table,
-        SWEEP_MINUTES="15",
-        SETUP_FAILED_EVERY_MINUTES="1",
-    )
-    app = load_handler(CONNECTION_CHECK_APP, env)
+    app = central_check_app(org, dynamodb_endpoint, summary_table)
     minute = 60_000
     now = end_ms + 30_000
     while any(sweep_due(now + k * minute, 15) for k in (1, 3, 5)):
@@ -389,15 +387,7 @@ class RecordingCheck:
 def test_given_an_unstorable_state_when_an_alarm_event_arrives_then_its_proxy_is_read_and_the_run_fails_to_retry(
     org: EmulatedOrganization, end_ms: int, dynamodb_endpoint: str, summary_table: str
 ) -> None:
-    env = org.check_environment(
-        AWS_ENDPOINT_URL=org.endpoint,
-        AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,
-        AWS_DEFAULT_REGION=HOME,
-        SUMMARY_TABLE_NAME=summary_table,
-        SWEEP_MINUTES="15",
-        SETUP_FAILED_EVERY_MINUTES="1",
-    )
-    app = load_handler(CONNECTION_CHECK_APP, env)
+    app = central_check_app(org, dynamodb_endpoint, summary_table)
     dynamodb = boto3.client("dynamodb", endpoint_url=dynamodb_endpoint, region_name=HOME)
 
     def throttled(**_: Any) -> None:
